@@ -1,0 +1,168 @@
+// Every environment variable and every limit of the service, named once, parsed and validated
+// at start. Nothing else reads process.env.
+import { z } from "zod";
+
+const secondsPerHour = 3600;
+
+const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+const flag = z.enum(["true", "false", "1", "0"]).transform((value) => value === "true" || value === "1");
+
+const environmentSchema = z
+  .object({
+    NODE_ENV: z.enum(["development", "production", "test"]).default("development"),
+    PORT: int(0, 65_535).default(4000),
+    HOST: z.string().min(1).default("0.0.0.0"),
+    DATABASE_URL: z.string().url().optional(),
+    DATABASE_POOL_SIZE: int(1, 100).default(10),
+    EMBEDDED_PG_DIR: z.string().min(1).default(".data/postgres"),
+    EMBEDDED_PG_PORT: int(1024, 65_535).default(54329),
+    EMBEDDED_PG_DATABASE: z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/).default("splice"),
+    AUTH_TOKEN_SECRET: z.string().min(32).optional(),
+    AUTH_TOKEN_DEFAULT_TTL_SECONDS: int(60, 366 * 24 * secondsPerHour).default(30 * 24 * secondsPerHour),
+
+    TIER_STARTER_MONTHLY_SECONDS: int(0, 10_000 * secondsPerHour).default(15 * secondsPerHour),
+    TIER_PRO_MONTHLY_SECONDS: int(0, 10_000 * secondsPerHour).default(50 * secondsPerHour),
+    TIER_STUDIO_MONTHLY_SECONDS: int(0, 10_000 * secondsPerHour).default(150 * secondsPerHour),
+
+    RESERVATION_TTL_SECONDS: int(10, 7 * 24 * secondsPerHour).default(6 * secondsPerHour),
+    RESERVATION_MAX_SECONDS: int(1, 7 * 24 * secondsPerHour).default(24 * secondsPerHour),
+    ACTUAL_MAX_SECONDS: int(1, 14 * 24 * secondsPerHour).default(48 * secondsPerHour),
+    ACTIVE_RESERVATIONS_PER_CUSTOMER_MAX: int(1, 10_000).default(50),
+    ADJUSTMENT_MAX_ABS_SECONDS: int(1, 1_000_000_000).default(10_000 * secondsPerHour),
+    BALANCE_MAX_SECONDS: int(1, 2_000_000_000).default(1_000_000_000),
+    ENDPOINT_MAX_LENGTH: int(1, 128).default(64),
+    NOTE_MAX_LENGTH: int(1, 1000).default(500),
+    REASON_MAX_LENGTH: int(1, 1000).default(500),
+    IDEMPOTENCY_KEY_MAX_LENGTH: int(1, 255).default(128),
+    EMAIL_MAX_LENGTH: int(3, 254).default(254),
+    STRIPE_ID_MAX_LENGTH: int(1, 255).default(255),
+    SEARCH_QUERY_MAX_LENGTH: int(1, 254).default(254),
+    PAGE_SIZE_MAX: int(1, 1000).default(100),
+
+    TX_MAX_ATTEMPTS: int(1, 50).default(10),
+    TX_BACKOFF_BASE_MS: int(1, 1000).default(4),
+    TX_BACKOFF_MAX_MS: int(1, 10_000).default(200),
+    TX_MAX_WAIT_MS: int(100, 60_000).default(2000),
+    TX_TIMEOUT_MS: int(100, 60_000).default(5000),
+
+    SWEEPER_ENABLED: flag.default(true),
+    SWEEPER_INTERVAL_MS: int(100, 3_600_000).default(5000),
+    SWEEPER_BATCH_SIZE: int(1, 10_000).default(100),
+
+    SHUTDOWN_TIMEOUT_MS: int(100, 120_000).default(10_000),
+  })
+  .superRefine((env, context) => {
+    if (env.NODE_ENV === "production" && !env.AUTH_TOKEN_SECRET) {
+      context.addIssue({ code: "custom", path: ["AUTH_TOKEN_SECRET"], message: "required in production" });
+    }
+    if (env.TX_BACKOFF_BASE_MS > env.TX_BACKOFF_MAX_MS) {
+      context.addIssue({ code: "custom", path: ["TX_BACKOFF_BASE_MS"], message: "must not exceed TX_BACKOFF_MAX_MS" });
+    }
+    if (env.RESERVATION_MAX_SECONDS > env.ACTUAL_MAX_SECONDS) {
+      context.addIssue({ code: "custom", path: ["ACTUAL_MAX_SECONDS"], message: "must be at least RESERVATION_MAX_SECONDS" });
+    }
+  });
+
+type Environment = z.infer<typeof environmentSchema>;
+
+// Development and tests sign tokens with a fixed secret so `npm start` works with no setup;
+// production refuses to start without its own (validated above).
+const developmentTokenSecret = "splice-development-token-secret-not-for-production";
+
+export type Tier = "STARTER" | "PRO" | "STUDIO";
+
+export interface Config {
+  environment: Environment["NODE_ENV"];
+  http: { port: number; host: string };
+  database: {
+    url: string | undefined;
+    poolSize: number;
+    embedded: { directory: string; port: number; databaseName: string };
+  };
+  auth: { tokenSecret: string; defaultTokenTtlSeconds: number };
+  tiers: Record<Tier, { monthlySeconds: number }>;
+  credits: {
+    reservationTtlSeconds: number;
+    reservationMaxSeconds: number;
+    actualMaxSeconds: number;
+    activeReservationsPerCustomerMax: number;
+    adjustmentMaxAbsSeconds: number;
+    balanceMaxSeconds: number;
+  };
+  limits: {
+    endpointMaxLength: number;
+    noteMaxLength: number;
+    reasonMaxLength: number;
+    idempotencyKeyMaxLength: number;
+    emailMaxLength: number;
+    stripeIdMaxLength: number;
+    searchQueryMaxLength: number;
+    pageSizeMax: number;
+  };
+  transactions: {
+    maxAttempts: number;
+    backoffBaseMs: number;
+    backoffMaxMs: number;
+    maxWaitMs: number;
+    timeoutMs: number;
+  };
+  sweeper: { enabled: boolean; intervalMs: number; batchSize: number };
+  shutdownTimeoutMs: number;
+}
+
+export class ConfigError extends Error {}
+
+/** Parses the environment once; throws ConfigError naming every invalid variable. */
+export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
+  const parsed = environmentSchema.safeParse(source);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((issue) => `${issue.path.join(".")}: ${issue.message}`);
+    throw new ConfigError(`invalid configuration:\n  ${problems.join("\n  ")}`);
+  }
+  const env = parsed.data;
+  return {
+    environment: env.NODE_ENV,
+    http: { port: env.PORT, host: env.HOST },
+    database: {
+      url: env.DATABASE_URL,
+      poolSize: env.DATABASE_POOL_SIZE,
+      embedded: { directory: env.EMBEDDED_PG_DIR, port: env.EMBEDDED_PG_PORT, databaseName: env.EMBEDDED_PG_DATABASE },
+    },
+    auth: {
+      tokenSecret: env.AUTH_TOKEN_SECRET ?? developmentTokenSecret,
+      defaultTokenTtlSeconds: env.AUTH_TOKEN_DEFAULT_TTL_SECONDS,
+    },
+    tiers: {
+      STARTER: { monthlySeconds: env.TIER_STARTER_MONTHLY_SECONDS },
+      PRO: { monthlySeconds: env.TIER_PRO_MONTHLY_SECONDS },
+      STUDIO: { monthlySeconds: env.TIER_STUDIO_MONTHLY_SECONDS },
+    },
+    credits: {
+      reservationTtlSeconds: env.RESERVATION_TTL_SECONDS,
+      reservationMaxSeconds: env.RESERVATION_MAX_SECONDS,
+      actualMaxSeconds: env.ACTUAL_MAX_SECONDS,
+      activeReservationsPerCustomerMax: env.ACTIVE_RESERVATIONS_PER_CUSTOMER_MAX,
+      adjustmentMaxAbsSeconds: env.ADJUSTMENT_MAX_ABS_SECONDS,
+      balanceMaxSeconds: env.BALANCE_MAX_SECONDS,
+    },
+    limits: {
+      endpointMaxLength: env.ENDPOINT_MAX_LENGTH,
+      noteMaxLength: env.NOTE_MAX_LENGTH,
+      reasonMaxLength: env.REASON_MAX_LENGTH,
+      idempotencyKeyMaxLength: env.IDEMPOTENCY_KEY_MAX_LENGTH,
+      emailMaxLength: env.EMAIL_MAX_LENGTH,
+      stripeIdMaxLength: env.STRIPE_ID_MAX_LENGTH,
+      searchQueryMaxLength: env.SEARCH_QUERY_MAX_LENGTH,
+      pageSizeMax: env.PAGE_SIZE_MAX,
+    },
+    transactions: {
+      maxAttempts: env.TX_MAX_ATTEMPTS,
+      backoffBaseMs: env.TX_BACKOFF_BASE_MS,
+      backoffMaxMs: env.TX_BACKOFF_MAX_MS,
+      maxWaitMs: env.TX_MAX_WAIT_MS,
+      timeoutMs: env.TX_TIMEOUT_MS,
+    },
+    sweeper: { enabled: env.SWEEPER_ENABLED, intervalMs: env.SWEEPER_INTERVAL_MS, batchSize: env.SWEEPER_BATCH_SIZE },
+    shutdownTimeoutMs: env.SHUTDOWN_TIMEOUT_MS,
+  };
+}

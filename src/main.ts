@@ -1,0 +1,54 @@
+// `npm start`: configuration, database, HTTP server, background workers; and on SIGTERM or
+// SIGINT an orderly stop: stop accepting, drain requests, stop workers, close the database.
+import type { Server } from "node:http";
+import { buildApp } from "./app";
+import { ConfigError, loadConfig } from "./config";
+import { ExpirySweeper } from "./modules/credits/expiry-sweeper";
+import { createDatabase } from "./platform/database";
+import { prepareDatabase } from "./platform/database-bootstrap";
+import { createLogger } from "./platform/logger";
+import { createServices } from "./services";
+
+async function main(): Promise<void> {
+  const config = loadConfig();
+  const logger = createLogger(config);
+  const prepared = await prepareDatabase(config, logger);
+  const database = createDatabase(prepared.url, config.database.poolSize);
+  const services = createServices(config, database);
+  const app = await buildApp({ config, database, services, logger });
+  const sweeper = new ExpirySweeper(services.credits, config.sweeper.intervalMs, logger);
+  if (config.sweeper.enabled) sweeper.start();
+
+  const server: Server = app.express.listen(config.http.port, config.http.host, () => {
+    logger.info({ port: config.http.port }, `Splice API listening on http://localhost:${config.http.port}/graphql`);
+  });
+
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, "shutting down");
+    const deadline = setTimeout(() => {
+      logger.error("shutdown timed out; exiting");
+      process.exit(1);
+    }, config.shutdownTimeoutMs);
+    deadline.unref();
+    const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+    server.closeIdleConnections();
+    await closed;
+    await app.apollo.stop();
+    await sweeper.stop();
+    await database.$disconnect();
+    await prepared.stop();
+    logger.info("stopped");
+    process.exit(0);
+  };
+  process.on("SIGTERM", (signal) => void stop(signal));
+  process.on("SIGINT", (signal) => void stop(signal));
+}
+
+main().catch((error: unknown) => {
+  const message = error instanceof ConfigError ? error.message : error instanceof Error ? error.stack : String(error);
+  process.stderr.write(`Splice API failed to start: ${message}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,31 @@
+import type { Resolvers } from "../../generated/graphql";
+import { unwrap } from "../../platform/errors";
+import { hoursFromSeconds } from "./balance";
+
+export const creditsResolvers: Resolvers = {
+  Query: {
+    reservation: async (_parent, { id }, { caller, services }) => unwrap(await services.credits.findReservation(caller, id)),
+  },
+  Mutation: {
+    reserveCredits: async (_parent, { input }, { caller, services }) => unwrap(await services.credits.reserve(caller, input)),
+    confirmReservation: async (_parent, { input }, { caller, services }) =>
+      unwrap(await services.credits.confirm(caller, input.reservationId, input.actualSeconds)),
+    releaseReservation: async (_parent, { input }, { caller, services }) =>
+      unwrap(await services.credits.release(caller, input.reservationId, input.reason)),
+    adjustCredits: async (_parent, { input }, { caller, services }) =>
+      unwrap(await services.credits.adjust(caller, input.customerId, input.deltaSeconds, input.note)),
+  },
+  Customer: {
+    balance: (customer, _args, { services }) => services.credits.balanceOf(customer.id),
+    reservations: async (customer, { status, first, after }, { services }) =>
+      unwrap(await services.credits.reservationsOf(customer.id, status, first, after)),
+    ledger: async (customer, { first, after }, { services }) =>
+      unwrap(await services.credits.ledgerOf(customer.id, first, after)),
+  },
+  CreditBalance: {
+    hoursRemaining: (balance) => hoursFromSeconds(balance.secondsRemaining),
+  },
+  LedgerEntry: {
+    id: (entry) => entry.id.toString(),
+  },
+};

@@ -1,0 +1,64 @@
+// Input rules of the credits operations: pure, each limit from configuration.
+import type { Config } from "../../config";
+import { badInput, type Failure } from "../../platform/failures";
+
+const endpointPattern = /^[A-Za-z0-9][A-Za-z0-9._:/-]*$/;
+const idempotencyKeyPattern = /^[\x21-\x7E]+$/;
+export const uuidPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+type Limits = Config["limits"] & Config["credits"];
+type Check = Failure | undefined;
+
+const failureOf = (outcome: { failure: Failure }) => outcome.failure;
+
+export function checkEndpoint(endpoint: string, limits: Limits): Check {
+  if (endpoint.length < 1 || endpoint.length > limits.endpointMaxLength || !endpointPattern.test(endpoint)) {
+    return failureOf(
+      badInput(
+        "endpoint",
+        `endpoint must be 1 to ${limits.endpointMaxLength} characters of letters, digits and . _ : / -`,
+      ),
+    );
+  }
+  return undefined;
+}
+
+export function checkIdempotencyKey(key: string | null | undefined, limits: Limits): Check {
+  if (key === null || key === undefined) return undefined;
+  if (key.length < 1 || key.length > limits.idempotencyKeyMaxLength || !idempotencyKeyPattern.test(key)) {
+    return failureOf(
+      badInput("idempotencyKey", `idempotencyKey must be 1 to ${limits.idempotencyKeyMaxLength} printable ASCII characters`),
+    );
+  }
+  return undefined;
+}
+
+export function checkSecondsAtMost(field: string, seconds: number, maxSeconds: number): Check {
+  if (!Number.isSafeInteger(seconds) || seconds < 0 || seconds > maxSeconds) {
+    return failureOf(badInput(field, `${field} must be a whole number of seconds from 0 to ${maxSeconds}`));
+  }
+  return undefined;
+}
+
+export function checkText(field: string, text: string | null | undefined, maxLength: number, required: boolean): Check {
+  if (text === null || text === undefined) {
+    return required ? failureOf(badInput(field, `${field} is required`)) : undefined;
+  }
+  if ((required && text.trim().length === 0) || text.length > maxLength) {
+    return failureOf(badInput(field, `${field} must be ${required ? "1" : "0"} to ${maxLength} characters`));
+  }
+  return undefined;
+}
+
+export function checkAdjustment(deltaSeconds: number, limits: Limits): Check {
+  if (!Number.isSafeInteger(deltaSeconds) || deltaSeconds === 0 || Math.abs(deltaSeconds) > limits.adjustmentMaxAbsSeconds) {
+    return failureOf(
+      badInput("deltaSeconds", `deltaSeconds must be a non-zero whole number of at most ${limits.adjustmentMaxAbsSeconds} in size`),
+    );
+  }
+  return undefined;
+}
+
+export function firstFailure(...checks: Check[]): Check {
+  return checks.find((check) => check !== undefined);
+}

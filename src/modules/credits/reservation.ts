@@ -1,0 +1,31 @@
+// A reservation as stored, and as clients see it: an ACTIVE reservation past its expiry is
+// EXPIRED at once, before the sweeper has settled it.
+export type ReservationStatus = "ACTIVE" | "CONFIRMED" | "RELEASED" | "EXPIRED";
+
+export interface ReservationRecord {
+  id: string;
+  seq: bigint;
+  customerId: string;
+  endpoint: string;
+  reservedSeconds: number;
+  actualSeconds: number | null;
+  chargedSeconds: number | null;
+  unbilledSeconds: number | null;
+  status: ReservationStatus;
+  reason: string | null;
+  idempotencyKey: string | null;
+  createdAt: Date;
+  expiresAt: Date;
+  settledAt: Date | null;
+}
+
+export const expiryReason = "expired";
+
+export function isPastExpiry(reservation: ReservationRecord, now: Date): boolean {
+  return reservation.status === "ACTIVE" && reservation.expiresAt.getTime() <= now.getTime();
+}
+
+export function presentReservation(reservation: ReservationRecord, now: Date): ReservationRecord {
+  if (!isPastExpiry(reservation, now)) return reservation;
+  return { ...reservation, status: "EXPIRED", reason: expiryReason, settledAt: reservation.expiresAt };
+}

@@ -1,0 +1,112 @@
+// Customers: creation (with the tier's monthly hours granted through the ledger), the
+// caller's own account, and the support search.
+import type { Config, Tier } from "../../config";
+import { actorOf, type Caller } from "../../platform/auth";
+import { requireSignedIn, requireStaff } from "../../platform/authorization";
+import type { Database, Transactor } from "../../platform/database";
+import { badInput, fail, succeed, type Outcome } from "../../platform/failures";
+import { pageRequest, toPage, type Page } from "../../platform/pagination";
+import type { CreditsService } from "../credits/credits.service";
+import { uuidPattern } from "../credits/credits.validation";
+import type { CustomerRecord } from "./customer";
+import type { CustomersStore } from "./customers.store";
+
+export interface CreateCustomerInput {
+  email: string;
+  tier?: Tier | null;
+  stripeCustomerId?: string | null;
+  initialSeconds?: number | null;
+}
+
+export interface CustomersDependencies {
+  database: Database;
+  transactor: Transactor;
+  store: CustomersStore;
+  credits: CreditsService;
+  config: Config;
+}
+
+const emailPattern = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
+const stripeCustomerIdPattern = /^cus_[A-Za-z0-9]+$/;
+
+export function normaliseEmail(email: string): string {
+  return email.trim().toLowerCase();
+}
+
+export class CustomersService {
+  constructor(private readonly deps: CustomersDependencies) {}
+
+  async create(caller: Caller, input: CreateCustomerInput): Promise<Outcome<CustomerRecord>> {
+    const denied = requireStaff(caller);
+    if (denied) return fail(denied);
+    const checked = this.checkNewCustomer(input);
+    if (!checked.ok) return checked;
+    const { email, tier, stripeCustomerId, initialSeconds } = checked.value;
+    return this.deps.transactor.serializable(async (tx) => {
+      if (await this.deps.store.findByEmail(tx, email)) return badInput("email", "a customer with this email exists");
+      if (stripeCustomerId && (await this.deps.store.findByStripeCustomerId(tx, stripeCustomerId))) {
+        return badInput("stripeCustomerId", "a customer with this Stripe customer id exists");
+      }
+      const customer = await this.deps.store.insert(tx, { email, tier, stripeCustomerId });
+      if (initialSeconds > 0) {
+        const note = input.initialSeconds === undefined || input.initialSeconds === null ? `${tier} monthly hours` : "initial balance";
+        const granted = await this.deps.credits.grantInTransaction(tx, customer.id, initialSeconds, {
+          kind: "GRANT",
+          actor: actorOf(caller),
+          note,
+        });
+        if (!granted.ok) return granted;
+      }
+      const created = await this.deps.store.findById(tx, customer.id);
+      return created ? succeed(created) : fail({ code: "CUSTOMER_NOT_FOUND" });
+    });
+  }
+
+  /** The account of a customer or device token; staff have none. */
+  async me(caller: Caller): Promise<Outcome<CustomerRecord | null>> {
+    const denied = requireSignedIn(caller);
+    if (denied) return fail(denied);
+    if (caller.kind !== "customer" && caller.kind !== "device") return succeed(null);
+    return succeed((await this.deps.store.findById(this.deps.database, caller.customerId)) ?? null);
+  }
+
+  async findForStaff(caller: Caller, customerId: string): Promise<Outcome<CustomerRecord | null>> {
+    const denied = requireStaff(caller);
+    if (denied) return fail(denied);
+    if (!uuidPattern.test(customerId)) return succeed(null);
+    return succeed((await this.deps.store.findById(this.deps.database, customerId)) ?? null);
+  }
+
+  async search(caller: Caller, query: string, first: number, after: string | null | undefined): Promise<Outcome<Page<CustomerRecord>>> {
+    const denied = requireStaff(caller);
+    if (denied) return fail(denied);
+    const trimmed = query.trim();
+    const { searchQueryMaxLength, pageSizeMax } = this.deps.config.limits;
+    if (trimmed.length < 1 || trimmed.length > searchQueryMaxLength) {
+      return badInput("query", `query must be 1 to ${searchQueryMaxLength} characters`);
+    }
+    const page = pageRequest("customer", first, after, pageSizeMax);
+    if (!page.ok) return page;
+    const search = { emailFragment: trimmed.toLowerCase(), exactId: uuidPattern.test(trimmed) ? trimmed.toLowerCase() : undefined };
+    const rows = await this.deps.store.search(this.deps.database, search, page.value);
+    return succeed(toPage("customer", rows, first, (row) => row.seq));
+  }
+
+  private checkNewCustomer(input: CreateCustomerInput) {
+    const { limits, tiers, credits } = this.deps.config;
+    const email = normaliseEmail(input.email);
+    if (email.length > limits.emailMaxLength || !emailPattern.test(email)) {
+      return badInput("email", `email must be an address of at most ${limits.emailMaxLength} characters`);
+    }
+    const stripeCustomerId = input.stripeCustomerId ?? null;
+    if (stripeCustomerId !== null && (stripeCustomerId.length > limits.stripeIdMaxLength || !stripeCustomerIdPattern.test(stripeCustomerId))) {
+      return badInput("stripeCustomerId", "stripeCustomerId must look like cus_...");
+    }
+    const tier = input.tier ?? "STARTER";
+    const initialSeconds = input.initialSeconds ?? tiers[tier].monthlySeconds;
+    if (!Number.isSafeInteger(initialSeconds) || initialSeconds < 0 || initialSeconds > credits.balanceMaxSeconds) {
+      return badInput("initialSeconds", `initialSeconds must be from 0 to ${credits.balanceMaxSeconds}`);
+    }
+    return succeed({ email, tier, stripeCustomerId, initialSeconds });
+  }
+}

@@ -1,0 +1,54 @@
+// The customers module's only door to the database.
+import type { Tier } from "../../config";
+import type { DatabaseClient, Transaction } from "../../platform/database";
+import type { PageRequest } from "../../platform/pagination";
+import type { CustomerRecord } from "./customer";
+
+export interface NewCustomer {
+  email: string;
+  tier: Tier;
+  stripeCustomerId: string | null;
+}
+
+/** What a support search matches: part of an email, a whole Stripe id or customer id. */
+export interface CustomerSearch {
+  emailFragment: string;
+  exactId: string | undefined;
+}
+
+const likeSpecialCharacters = /[\\%_]/g;
+
+export class CustomersStore {
+  async findById(db: DatabaseClient, customerId: string): Promise<CustomerRecord | undefined> {
+    return (await db.customer.findUnique({ where: { id: customerId } })) ?? undefined;
+  }
+
+  async findByEmail(db: DatabaseClient, email: string): Promise<CustomerRecord | undefined> {
+    return (await db.customer.findUnique({ where: { email } })) ?? undefined;
+  }
+
+  async findByStripeCustomerId(db: DatabaseClient, stripeCustomerId: string): Promise<CustomerRecord | undefined> {
+    return (await db.customer.findUnique({ where: { stripeCustomerId } })) ?? undefined;
+  }
+
+  /** A new customer starts at zero; its first seconds arrive as a GRANT ledger entry. */
+  async insert(tx: Transaction, customer: NewCustomer): Promise<CustomerRecord> {
+    return tx.customer.create({ data: { ...customer, secondsRemaining: 0, secondsReserved: 0 } });
+  }
+
+  async search(db: DatabaseClient, search: CustomerSearch, page: PageRequest): Promise<CustomerRecord[]> {
+    const pattern = `%${search.emailFragment.replace(likeSpecialCharacters, (character) => `\\${character}`)}%`;
+    const matchingIds = await db.$queryRaw<{ id: string }[]>`
+      SELECT id FROM customer
+      WHERE (email LIKE ${pattern} OR stripe_customer_id = ${search.emailFragment}
+             OR id::text = ${search.exactId ?? ""})
+        AND (${page.afterSeq ?? null}::bigint IS NULL OR seq < ${page.afterSeq ?? null}::bigint)
+      ORDER BY seq DESC LIMIT ${page.first + 1}`;
+    if (matchingIds.length === 0) return [];
+    const customers = await db.customer.findMany({
+      where: { id: { in: matchingIds.map((row) => row.id) } },
+      orderBy: { seq: "desc" },
+    });
+    return customers;
+  }
+}

@@ -1,0 +1,89 @@
+// Creating databases and applying migrations: used by `npm start`, the test setup and the
+// tooling scripts, never by request handling.
+import { execFile } from "node:child_process";
+import path from "node:path";
+import { promisify } from "node:util";
+import pg from "pg";
+
+const execFileAsync = promisify(execFile);
+const projectRoot = path.resolve(__dirname, "..", "..");
+const migrateTimeoutMs = 120_000;
+const databaseNamePattern = /^[a-z_][a-z0-9_]{0,62}$/;
+
+function assertDatabaseName(name: string): void {
+  if (!databaseNamePattern.test(name)) throw new Error(`unsafe database name: ${name}`);
+}
+
+/** The same server, another database: the maintenance database `postgres` by default. */
+export function withDatabase(url: string, databaseName = "postgres"): string {
+  const parsed = new URL(url);
+  parsed.pathname = `/${databaseName}`;
+  return parsed.toString();
+}
+
+export function databaseNameOf(url: string): string {
+  return decodeURIComponent(new URL(url).pathname.replace(/^\//, ""));
+}
+
+async function withAdminClient<T>(url: string, work: (client: pg.Client) => Promise<T>): Promise<T> {
+  const client = new pg.Client({ connectionString: withDatabase(url) });
+  await client.connect();
+  try {
+    return await work(client);
+  } finally {
+    await client.end();
+  }
+}
+
+export async function databaseExists(url: string): Promise<boolean> {
+  const name = databaseNameOf(url);
+  return withAdminClient(url, async (client) => {
+    const result = await client.query("SELECT 1 FROM pg_database WHERE datname = $1", [name]);
+    return result.rowCount === 1;
+  });
+}
+
+/** Creates the database named by `url` unless it exists, optionally as a copy of `template`. */
+export async function createDatabase(url: string, template?: string): Promise<void> {
+  const name = databaseNameOf(url);
+  assertDatabaseName(name);
+  if (template) assertDatabaseName(template);
+  if (await databaseExists(url)) return;
+  await withAdminClient(url, async (client) => {
+    const templateClause = template ? ` TEMPLATE "${template}"` : "";
+    await client.query(`CREATE DATABASE "${name}"${templateClause}`);
+  });
+}
+
+export async function dropDatabase(url: string): Promise<void> {
+  const name = databaseNameOf(url);
+  assertDatabaseName(name);
+  await withAdminClient(url, (client) => client.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`));
+}
+
+/** Applies every committed migration with `prisma migrate deploy` (offline WASM engine). */
+export async function migrateDatabase(url: string): Promise<void> {
+  const prismaCli = require.resolve("prisma/build/index.js");
+  try {
+    await execFileAsync(
+      process.execPath,
+      [
+        "-r",
+        path.join(projectRoot, "scripts", "unref-long-timers.cjs"),
+        prismaCli,
+        "migrate",
+        "deploy",
+        "--config",
+        path.join(projectRoot, "prisma", "prisma.config.ts"),
+      ],
+      {
+        cwd: projectRoot,
+        env: { ...process.env, DATABASE_URL: url, CHECKPOINT_DISABLE: "1", PRISMA_HIDE_UPDATE_MESSAGE: "1" },
+        timeout: migrateTimeoutMs,
+      },
+    );
+  } catch (error) {
+    const failure = error as { stdout?: string; stderr?: string; message: string };
+    throw new Error(`prisma migrate deploy failed: ${failure.stderr || failure.stdout || failure.message}`);
+  }
+}

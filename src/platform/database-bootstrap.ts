@@ -1,0 +1,29 @@
+// Where the database comes from: DATABASE_URL when given, otherwise a real PostgreSQL
+// embedded under .data/. Either way the committed migrations are applied before serving.
+import type { Logger } from "pino";
+import type { Config } from "../config";
+import { createDatabase, migrateDatabase } from "./database-admin";
+import { startEmbeddedPostgres } from "./embedded-postgres";
+
+export interface PreparedDatabase {
+  url: string;
+  /** Stops the embedded PostgreSQL; nothing for an external one. */
+  stop(): Promise<void>;
+}
+
+const embeddedCredentials = { user: "splice", password: "splice" };
+
+export async function prepareDatabase(config: Config, logger: Logger): Promise<PreparedDatabase> {
+  if (config.database.url) {
+    await migrateDatabase(config.database.url);
+    logger.info("migrations applied to the database at DATABASE_URL");
+    return { url: config.database.url, stop: async () => undefined };
+  }
+  const { directory, port, databaseName } = config.database.embedded;
+  const cluster = await startEmbeddedPostgres({ dataDirectory: directory, port, ...embeddedCredentials });
+  const url = cluster.urlFor(databaseName);
+  await createDatabase(url);
+  await migrateDatabase(url);
+  logger.info({ directory, port, database: databaseName }, "embedded PostgreSQL started and migrated");
+  return { url, stop: () => cluster.stop() };
+}

@@ -1,0 +1,118 @@
+// The one translator from failures to the contract's error codes and HTTP statuses, and the
+// mask that keeps stack traces, SQL and secrets away from clients.
+import type { ApolloServerPlugin } from "@apollo/server";
+import { unwrapResolverError } from "@apollo/server/errors";
+import { GraphQLError, type GraphQLFormattedError } from "graphql";
+import { ServiceUnavailableError, type Failure, type Outcome } from "./failures";
+import { isDatabaseUnavailable } from "./database";
+
+export type ErrorCode = Failure["code"] | "SERVICE_UNAVAILABLE" | "INTERNAL_SERVER_ERROR";
+
+const defaultMessages: Record<ErrorCode, string> = {
+  UNAUTHENTICATED: "A valid bearer token is required",
+  FORBIDDEN: "Not allowed",
+  BAD_USER_INPUT: "Invalid input",
+  CUSTOMER_NOT_FOUND: "Customer not found",
+  INSUFFICIENT_CREDITS: "Not enough credits",
+  RESERVATION_NOT_FOUND: "Reservation not found",
+  RESERVATION_SETTLED: "Reservation is no longer active",
+  INVALID_LICENSE_KEY: "License key must have the form SPLICE-XXXX-XXXX-XXXX",
+  LICENSE_NOT_FOUND: "License key not found",
+  LICENSE_DEACTIVATED: "License key deactivated",
+  DEVICE_LIMIT_REACHED: "Every device seat of this license is taken",
+  TOO_MANY_REQUESTS: "Too many requests",
+  NOT_AVAILABLE_YET: "Not available yet",
+  SERVICE_UNAVAILABLE: "Service temporarily unavailable, retry later",
+  INTERNAL_SERVER_ERROR: "Internal server error",
+};
+
+/** HTTP status of a response whose only error (or every error) has this code. */
+const httpStatusByCode: Partial<Record<ErrorCode, number>> = {
+  INSUFFICIENT_CREDITS: 402,
+  TOO_MANY_REQUESTS: 429,
+  SERVICE_UNAVAILABLE: 503,
+};
+
+/** Marks errors made here, so the mask can tell them from everything else. */
+class TranslatedError extends GraphQLError {}
+
+function extensionsOf(failure: Failure): Record<string, unknown> {
+  switch (failure.code) {
+    case "INSUFFICIENT_CREDITS":
+      return { secondsRemaining: failure.secondsRemaining };
+    case "BAD_USER_INPUT":
+      return failure.field ? { field: failure.field } : {};
+    case "RESERVATION_SETTLED":
+      return { status: failure.status };
+    case "DEVICE_LIMIT_REACHED":
+      return { maxDevices: failure.maxDevices };
+    case "TOO_MANY_REQUESTS":
+      return { retryAfterSeconds: failure.retryAfterSeconds };
+    default:
+      return {};
+  }
+}
+
+export function toGraphQLError(failure: Failure): GraphQLError {
+  const message = "message" in failure && failure.message ? failure.message : defaultMessages[failure.code];
+  return new TranslatedError(message, { extensions: { code: failure.code, ...extensionsOf(failure) } });
+}
+
+/** For resolvers: the value, or the failure thrown as the contract's GraphQL error. */
+export function unwrap<T>(outcome: Outcome<T>): T {
+  if (outcome.ok) return outcome.value;
+  throw toGraphQLError(outcome.failure);
+}
+
+const clientErrorCodes = new Set([
+  "GRAPHQL_PARSE_FAILED",
+  "GRAPHQL_VALIDATION_FAILED",
+  "BAD_USER_INPUT",
+  "BAD_REQUEST",
+  "OPERATION_RESOLUTION_FAILURE",
+  "PERSISTED_QUERY_NOT_FOUND",
+  "PERSISTED_QUERY_NOT_SUPPORTED",
+]);
+
+export type UnexpectedErrorReporter = (error: unknown) => void;
+
+/**
+ * Apollo's formatError: our translated failures pass through; request errors (parse,
+ * validation, variable coercion) become BAD_USER_INPUT; database outages SERVICE_UNAVAILABLE;
+ * anything else is reported and masked as INTERNAL_SERVER_ERROR.
+ */
+export function createErrorFormatter(report: UnexpectedErrorReporter) {
+  return (formatted: GraphQLFormattedError, error: unknown): GraphQLFormattedError => {
+    const original = unwrapResolverError(error);
+    const base = { message: formatted.message, locations: formatted.locations, path: formatted.path };
+    if (original instanceof TranslatedError) {
+      return { ...base, extensions: { ...original.extensions } };
+    }
+    if (original instanceof ServiceUnavailableError || isDatabaseUnavailable(original)) {
+      report(original);
+      return { ...base, message: defaultMessages.SERVICE_UNAVAILABLE, extensions: { code: "SERVICE_UNAVAILABLE" } };
+    }
+    const code = String(formatted.extensions?.code ?? "");
+    if (clientErrorCodes.has(code) && original instanceof GraphQLError) {
+      return { ...base, extensions: { code: "BAD_USER_INPUT" } };
+    }
+    report(original);
+    return { ...base, message: defaultMessages.INTERNAL_SERVER_ERROR, extensions: { code: "INTERNAL_SERVER_ERROR" } };
+  };
+}
+
+/** Sets the HTTP status the contract gives a code when it is the response's only kind of error. */
+export const httpStatusPlugin: ApolloServerPlugin = {
+  async requestDidStart() {
+    return {
+      async willSendResponse({ response }) {
+        if (response.body.kind !== "single") return;
+        const errors = response.body.singleResult.errors ?? [];
+        const codes = new Set(errors.map((error) => String(error.extensions?.code ?? "")));
+        if (codes.size !== 1) return;
+        const status = httpStatusByCode[[...codes][0] as ErrorCode];
+        if (status !== undefined) response.http.status = status;
+      },
+    };
+  },
+};

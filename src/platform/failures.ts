@@ -1,0 +1,29 @@
+// Expected failures are values: services return them, one translator (errors.ts) turns them
+// into the contract's error codes. Only bugs and infrastructure failures are thrown.
+
+export type Failure =
+  | { code: "UNAUTHENTICATED"; message?: string }
+  | { code: "FORBIDDEN"; message?: string }
+  | { code: "BAD_USER_INPUT"; message: string; field?: string }
+  | { code: "CUSTOMER_NOT_FOUND" }
+  | { code: "INSUFFICIENT_CREDITS"; secondsRemaining: number }
+  | { code: "RESERVATION_NOT_FOUND" }
+  | { code: "RESERVATION_SETTLED"; status: string }
+  | { code: "INVALID_LICENSE_KEY" }
+  | { code: "LICENSE_NOT_FOUND" }
+  | { code: "LICENSE_DEACTIVATED" }
+  | { code: "DEVICE_LIMIT_REACHED"; maxDevices: number }
+  | { code: "TOO_MANY_REQUESTS"; retryAfterSeconds: number }
+  | { code: "NOT_AVAILABLE_YET"; message: string };
+
+export type Outcome<T> = { ok: true; value: T } | { ok: false; failure: Failure };
+
+export const succeed = <T>(value: T): Outcome<T> => ({ ok: true, value });
+export const fail = (failure: Failure): { ok: false; failure: Failure } => ({ ok: false, failure });
+
+export const badInput = (field: string, message: string) => fail({ code: "BAD_USER_INPUT", field, message });
+
+/** Thrown (not returned): the database is unreachable or a transaction kept conflicting. */
+export class ServiceUnavailableError extends Error {
+  override readonly name = "ServiceUnavailableError";
+}
