@@ -14,6 +14,7 @@ const environmentSchema = z
     HOST: z.string().min(1).default("0.0.0.0"),
     DATABASE_URL: z.string().url().optional(),
     DATABASE_POOL_SIZE: int(1, 100).default(10),
+    DATABASE_LOCK_SESSIONS: int(1, 100).default(10),
     EMBEDDED_PG_DIR: z.string().min(1).default(".data/postgres"),
     EMBEDDED_PG_PORT: int(1024, 65_535).default(54329),
     EMBEDDED_PG_DATABASE: z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/).default("splice"),
@@ -44,6 +45,7 @@ const environmentSchema = z
     TX_BACKOFF_MAX_MS: int(1, 10_000).default(200),
     TX_MAX_WAIT_MS: int(100, 60_000).default(2000),
     TX_TIMEOUT_MS: int(100, 60_000).default(5000),
+    TX_LOCK_TIMEOUT_MS: int(100, 60_000).default(5000),
 
     SWEEPER_ENABLED: flag.default(true),
     SWEEPER_INTERVAL_MS: int(100, 3_600_000).default(5000),
@@ -77,6 +79,7 @@ export interface Config {
   database: {
     url: string | undefined;
     poolSize: number;
+    lockSessions: number;
     embedded: { directory: string; port: number; databaseName: string };
   };
   auth: { tokenSecret: string; defaultTokenTtlSeconds: number };
@@ -105,6 +108,7 @@ export interface Config {
     backoffMaxMs: number;
     maxWaitMs: number;
     timeoutMs: number;
+    lockTimeoutMs: number;
   };
   sweeper: { enabled: boolean; intervalMs: number; batchSize: number };
   shutdownTimeoutMs: number;
@@ -126,6 +130,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     database: {
       url: env.DATABASE_URL,
       poolSize: env.DATABASE_POOL_SIZE,
+      lockSessions: env.DATABASE_LOCK_SESSIONS,
       embedded: { directory: env.EMBEDDED_PG_DIR, port: env.EMBEDDED_PG_PORT, databaseName: env.EMBEDDED_PG_DATABASE },
     },
     auth: {
@@ -161,6 +166,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
       backoffMaxMs: env.TX_BACKOFF_MAX_MS,
       maxWaitMs: env.TX_MAX_WAIT_MS,
       timeoutMs: env.TX_TIMEOUT_MS,
+      lockTimeoutMs: env.TX_LOCK_TIMEOUT_MS,
     },
     sweeper: { enabled: env.SWEEPER_ENABLED, intervalMs: env.SWEEPER_INTERVAL_MS, batchSize: env.SWEEPER_BATCH_SIZE },
     shutdownTimeoutMs: env.SHUTDOWN_TIMEOUT_MS,

@@ -13,8 +13,8 @@ async function main(): Promise<void> {
   const config = loadConfig();
   const logger = createLogger(config);
   const prepared = await prepareDatabase(config, logger);
-  const database = createDatabase(prepared.url, config.database.poolSize);
-  const services = createServices(config, database);
+  const database = createDatabase(prepared.url, config.database.poolSize, config.transactions.maxWaitMs);
+  const services = createServices(config, prepared.url, database);
   const app = await buildApp({ config, database, services, logger });
   const sweeper = new ExpirySweeper(services.credits, config.sweeper.intervalMs, logger);
   if (config.sweeper.enabled) sweeper.start();
@@ -38,6 +38,7 @@ async function main(): Promise<void> {
     await closed;
     await app.apollo.stop();
     await sweeper.stop();
+    await services.customerSerializer.close();
     await database.$disconnect();
     await prepared.stop();
     logger.info("stopped");

@@ -1,19 +1,18 @@
 // The one PrismaClient, and the helper through which every money-moving transaction runs:
 // Serializable isolation, the whole transaction retried on serialization failures and
 // deadlocks with exponential backoff and full jitter, a bounded number of attempts.
-import { PrismaPg } from "@prisma/adapter-pg";
 import { PrismaClient, Prisma } from "../generated/prisma/client";
 import type { Config } from "../config";
 import { ServiceUnavailableError } from "./failures";
+import { createPgAdapter } from "./pg-adapter";
 
 export type Database = PrismaClient;
 /** What a store receives: the root client for plain reads, a transaction for everything else. */
 export type DatabaseClient = PrismaClient | Prisma.TransactionClient;
 export type Transaction = Prisma.TransactionClient;
 
-export function createDatabase(url: string, poolSize: number): Database {
-  const adapter = new PrismaPg({ connectionString: url, max: poolSize });
-  return new PrismaClient({ adapter });
+export function createDatabase(url: string, poolSize: number, acquireTimeoutMs: number): Database {
+  return new PrismaClient({ adapter: createPgAdapter(url, poolSize, acquireTimeoutMs) });
 }
 
 export interface TransactionCounters {

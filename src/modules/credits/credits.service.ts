@@ -7,7 +7,7 @@ import { actorOf, type Caller } from "../../platform/auth";
 import { ownCustomerId, requireOwnerOrStaff, requireSignedIn, requireStaff } from "../../platform/authorization";
 import type { Database, Transaction, Transactor } from "../../platform/database";
 import { fail, succeed, type Failure, type Outcome } from "../../platform/failures";
-import type { KeyedMutex } from "../../platform/keyed-mutex";
+import type { CustomerSerializer } from "../../platform/customer-serializer";
 import { pageRequest, toPage, type Page } from "../../platform/pagination";
 import type { CustomerRecord } from "../customers/customer";
 import * as arithmetic from "./balance";
@@ -59,7 +59,7 @@ export interface CreditsDependencies {
   transactor: Transactor;
   store: CreditsStore;
   customers: CustomerReader;
-  customerLocks: KeyedMutex;
+  customerSerializer: CustomerSerializer;
   config: Config;
   now: () => Date;
 }
@@ -297,12 +297,12 @@ export class CreditsService {
     });
   }
 
-  /** One customer's balance transaction: queued per customer in-process, Serializable in the database. */
+  /** One customer's balance transaction: queued per customer across instances, Serializable in the database. */
   private inCustomerTransaction<T>(
     customerId: string,
     work: (state: CustomerTransaction) => Promise<Outcome<T>>,
   ): Promise<Outcome<T>> {
-    return this.deps.customerLocks.run(customerId, () =>
+    return this.deps.customerSerializer.run(customerId, () =>
       this.deps.transactor.serializable(async (tx) => {
         const locked = await this.lockAndExpire(tx, customerId);
         return locked.ok ? work(locked.value) : locked;

@@ -1,0 +1,194 @@
+// Many simultaneous requests over HTTP; every test asserts exact counts and final states.
+import { expectConsistentLedger } from "../support/ledger-invariants";
+import { errorCodes, startTestServer, type GraphQLResponse, type TestServer } from "../support/test-server";
+
+const reserveMutation = `mutation Reserve($input: ReserveCreditsInput!) {
+  reserveCredits(input: $input) { replayed reservation { id } balance { secondsRemaining secondsReserved } } }`;
+const confirmMutation = `mutation Confirm($input: ConfirmReservationInput!) {
+  confirmReservation(input: $input) { reservation { status chargedSeconds } balance { secondsRemaining } } }`;
+const releaseMutation = `mutation Release($input: ReleaseReservationInput!) {
+  releaseReservation(input: $input) { reservation { status } } }`;
+const adjustMutation = `mutation Adjust($input: AdjustCreditsInput!) { adjustCredits(input: $input) { id } }`;
+
+let server: TestServer;
+let secondInstance: TestServer;
+beforeAll(async () => {
+  server = await startTestServer();
+  // A second server process on the same database, as behind a load balancer.
+  secondInstance = await startTestServer({ databaseUrl: server.databaseUrl });
+});
+afterAll(async () => {
+  await secondInstance.close();
+  await server.close();
+});
+
+const succeeded = (responses: GraphQLResponse[]) => responses.filter((response) => !response.errors);
+const countCodes = (responses: GraphQLResponse[]) =>
+  responses.flatMap((response) => errorCodes(response)).reduce<Record<string, number>>((counts, code) => {
+    counts[code] = (counts[code] ?? 0) + 1;
+    return counts;
+  }, {});
+
+function reserveFrom(instance: TestServer, token: string, estimatedSeconds: number, idempotencyKey?: string) {
+  return instance.graphql(reserveMutation, { input: { estimatedSeconds, endpoint: "render", idempotencyKey } }, token);
+}
+
+it("10 reservations of 360 s on 1,800 s: exactly 5 succeed, balance 0", async () => {
+  const customer = await server.createCustomer({ initialSeconds: 1800 });
+  const responses = await Promise.all(Array.from({ length: 10 }, () => reserveFrom(server, customer.token, 360)));
+  expect(succeeded(responses)).toHaveLength(5);
+  expect(countCodes(responses)).toEqual({ INSUFFICIENT_CREDITS: 5 });
+  const stored = await expectConsistentLedger(server.sql, customer.id);
+  expect(stored).toMatchObject({ secondsRemaining: 0, secondsReserved: 1800 });
+});
+
+it("the same race split over two server instances still lets exactly 5 through", async () => {
+  const customer = await server.createCustomer({ initialSeconds: 1800 });
+  const responses = await Promise.all(
+    Array.from({ length: 20 }, (_, index) => reserveFrom(index % 2 ? secondInstance : server, customer.token, 360)),
+  );
+  expect(succeeded(responses)).toHaveLength(5);
+  expect(countCodes(responses)).toEqual({ INSUFFICIENT_CREDITS: 15 });
+  expect(await expectConsistentLedger(server.sql, customer.id)).toMatchObject({ secondsRemaining: 0, secondsReserved: 1800 });
+});
+
+it("racing retries with one idempotency key create exactly one reservation", async () => {
+  const customer = await server.createCustomer({ initialSeconds: 1800 });
+  const responses = await Promise.all(
+    Array.from({ length: 12 }, (_, index) => reserveFrom(index % 2 ? secondInstance : server, customer.token, 600, "job-42")),
+  );
+  expect(succeeded(responses)).toHaveLength(12);
+  const ids = new Set(responses.map((response: any) => response.data.reserveCredits.reservation.id));
+  expect(ids.size).toBe(1);
+  expect(responses.filter((response: any) => response.data.reserveCredits.replayed === false)).toHaveLength(1);
+  expect(await expectConsistentLedger(server.sql, customer.id)).toMatchObject({ secondsRemaining: 1200, secondsReserved: 600 });
+});
+
+it("a confirmation racing a release of one reservation: exactly one settles it", async () => {
+  for (let round = 0; round < 5; round += 1) {
+    const customer = await server.createCustomer({ initialSeconds: 1000 });
+    const id = ((await reserveFrom(server, customer.token, 400)).data as any).reserveCredits.reservation.id;
+    const responses = await Promise.all([
+      server.graphql(confirmMutation, { input: { reservationId: id, actualSeconds: 100 } }, customer.token),
+      secondInstance.graphql(releaseMutation, { input: { reservationId: id } }, customer.token),
+      server.graphql(releaseMutation, { input: { reservationId: id } }, customer.token),
+    ]);
+    const statuses = await server.sql.query("SELECT status FROM credit_reservation WHERE id = $1", [id]);
+    const settlements = await server.sql.query(
+      "SELECT count(*)::int AS n FROM ledger_entry WHERE reservation_id = $1 AND kind IN ('CONFIRM', 'RELEASE')",
+      [id],
+    );
+    expect(settlements.rows[0].n).toBe(1);
+    // Only one settlement wins; a repeated release never succeeds twice.
+    expect(succeeded(responses)).toHaveLength(1);
+    expect(countCodes(responses)).toEqual({ RESERVATION_SETTLED: 2 });
+    const expected = statuses.rows[0].status === "CONFIRMED" ? 900 : 1000;
+    expect(await expectConsistentLedger(server.sql, customer.id)).toMatchObject({ secondsRemaining: expected, secondsReserved: 0 });
+  }
+});
+
+it("identical confirmations racing all get the one result, charged once", async () => {
+  const customer = await server.createCustomer({ initialSeconds: 1000 });
+  const id = ((await reserveFrom(server, customer.token, 400)).data as any).reserveCredits.reservation.id;
+  const responses = await Promise.all(
+    Array.from({ length: 8 }, (_, index) =>
+      (index % 2 ? secondInstance : server).graphql(confirmMutation, { input: { reservationId: id, actualSeconds: 700 } }, customer.token),
+    ),
+  );
+  expect(succeeded(responses)).toHaveLength(8);
+  for (const response of responses) {
+    expect((response.data as any).confirmReservation.reservation).toEqual({ status: "CONFIRMED", chargedSeconds: 700 });
+  }
+  expect(await expectConsistentLedger(server.sql, customer.id)).toMatchObject({ secondsRemaining: 300, secondsReserved: 0 });
+});
+
+it("concurrent deductions never take the balance below zero", async () => {
+  const customer = await server.createCustomer({ initialSeconds: 1000 });
+  const responses = await Promise.all(
+    Array.from({ length: 10 }, (_, index) =>
+      (index % 2 ? secondInstance : server).graphql(
+        adjustMutation,
+        { input: { customerId: customer.id, deltaSeconds: -300, note: "correction" } },
+        server.staffToken,
+      ),
+    ),
+  );
+  expect(succeeded(responses)).toHaveLength(3);
+  expect(countCodes(responses)).toEqual({ INSUFFICIENT_CREDITS: 7 });
+  expect(await expectConsistentLedger(server.sql, customer.id)).toMatchObject({ secondsRemaining: 100 });
+});
+
+it("a storm of mixed operations on a few customers leaves every ledger consistent", async () => {
+  const customers = await Promise.all([0, 1, 2].map(() => server.createCustomer({ initialSeconds: 5000 })));
+  const work: Promise<unknown>[] = [];
+  for (let index = 0; index < 60; index += 1) {
+    const customer = customers[index % customers.length]!;
+    const instance = index % 2 ? secondInstance : server;
+    work.push(
+      (async () => {
+        const reserved: any = await reserveFrom(instance, customer.token, 100 + (index % 7) * 50);
+        const id = reserved.data?.reserveCredits?.reservation.id;
+        if (!id) return;
+        if (index % 3 === 0) {
+          await instance.graphql(releaseMutation, { input: { reservationId: id } }, customer.token);
+        } else {
+          await instance.graphql(confirmMutation, { input: { reservationId: id, actualSeconds: (index * 37) % 900 } }, customer.token);
+        }
+      })(),
+    );
+  }
+  await Promise.all(work);
+  for (const customer of customers) {
+    expect(await expectConsistentLedger(server.sql, customer.id)).toMatchObject({ secondsReserved: 0 });
+  }
+});
+
+/** Commits a direct write to the customer's row while a service transaction waits for it. */
+async function forceOneConflict(instance: TestServer, customerId: string, request: () => Promise<GraphQLResponse>) {
+  const writer = await instance.sql.connect();
+  try {
+    await writer.query("BEGIN");
+    await writer.query("UPDATE customer SET updated_at = now() WHERE id = $1", [customerId]);
+    const pending = request();
+    await waitForLockWaiter(instance);
+    await writer.query("COMMIT");
+    return await pending;
+  } finally {
+    writer.release();
+  }
+}
+
+async function waitForLockWaiter(instance: TestServer): Promise<void> {
+  for (let poll = 0; poll < 200; poll += 1) {
+    const waiting = await instance.sql.query(
+      "SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'",
+    );
+    if (waiting.rows[0].n > 0) return;
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  throw new Error("the request never waited for the row lock");
+}
+
+it("a serialization failure is retried and the request succeeds", async () => {
+  const customer = await server.createCustomer({ initialSeconds: 1000 });
+  const conflictsBefore = server.services.transactor.counters.conflicts;
+  const response = await forceOneConflict(server, customer.id, () => reserveFrom(server, customer.token, 100));
+  expect(response.errors).toBeUndefined();
+  expect(server.services.transactor.counters.conflicts - conflictsBefore).toBe(1);
+  expect(await expectConsistentLedger(server.sql, customer.id)).toMatchObject({ secondsRemaining: 900, secondsReserved: 100 });
+});
+
+it("when retries run out the client gets SERVICE_UNAVAILABLE (503) and nothing is written", async () => {
+  const impatient = await startTestServer({ databaseUrl: server.databaseUrl, environment: { TX_MAX_ATTEMPTS: "1" } });
+  try {
+    const customer = await server.createCustomer({ initialSeconds: 1000 });
+    const response = await forceOneConflict(impatient, customer.id, () => reserveFrom(impatient, customer.token, 100));
+    expect(response.status).toBe(503);
+    expect(errorCodes(response)).toEqual(["SERVICE_UNAVAILABLE"]);
+    expect(JSON.stringify(response.errors)).not.toMatch(/prisma|P20|40001|serializ|select|update/i);
+    expect(impatient.services.transactor.counters.exhausted).toBe(1);
+    expect(await expectConsistentLedger(server.sql, customer.id)).toMatchObject({ secondsRemaining: 1000, secondsReserved: 0 });
+  } finally {
+    await impatient.close();
+  }
+});
