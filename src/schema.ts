@@ -3,12 +3,12 @@ import fs from "node:fs";
 import path from "node:path";
 import { mergeResolvers } from "@graphql-tools/merge";
 import { makeExecutableSchema } from "@graphql-tools/schema";
-import { DateTimeResolver, NonNegativeIntResolver, PositiveIntResolver } from "graphql-scalars";
 import type { GraphQLSchema } from "graphql";
 import type { Resolvers } from "./generated/graphql";
 import { creditsResolvers } from "./modules/credits/credits.resolvers";
 import { customersResolvers } from "./modules/customers/customers.resolvers";
 import { licensesResolvers } from "./modules/licenses/licenses.resolvers";
+import { scalarResolvers } from "./platform/scalars";
 
 const modulesDirectory = path.join(__dirname, "modules");
 const moduleNames = ["common", "customers", "credits", "licenses"] as const;
@@ -16,12 +16,6 @@ const moduleNames = ["common", "customers", "credits", "licenses"] as const;
 export function loadTypeDefs(): string[] {
   return moduleNames.map((name) => fs.readFileSync(path.join(modulesDirectory, name, "schema.graphql"), "utf8"));
 }
-
-const scalarResolvers = {
-  DateTime: DateTimeResolver,
-  NonNegativeInt: NonNegativeIntResolver,
-  PositiveInt: PositiveIntResolver,
-};
 
 export function buildSchema(): GraphQLSchema {
   const resolvers = mergeResolvers([scalarResolvers, customersResolvers, creditsResolvers, licensesResolvers]) as Resolvers;

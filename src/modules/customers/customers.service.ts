@@ -87,7 +87,11 @@ export class CustomersService {
     }
     const page = pageRequest("customer", first, after, pageSizeMax);
     if (!page.ok) return page;
-    const search = { emailFragment: trimmed.toLowerCase(), exactId: uuidPattern.test(trimmed) ? trimmed.toLowerCase() : undefined };
+    const search = {
+      emailFragment: trimmed.toLowerCase(),
+      exactText: trimmed,
+      exactId: uuidPattern.test(trimmed) ? trimmed.toLowerCase() : undefined,
+    };
     const rows = await this.deps.store.search(this.deps.database, search, page.value);
     return succeed(toPage("customer", rows, first, (row) => row.seq));
   }

@@ -10,9 +10,10 @@ export interface NewCustomer {
   stripeCustomerId: string | null;
 }
 
-/** What a support search matches: part of an email, a whole Stripe id or customer id. */
+/** What a support search matches: part of an email, or a whole Stripe customer id or customer id. */
 export interface CustomerSearch {
   emailFragment: string;
+  exactText: string;
   exactId: string | undefined;
 }
 
@@ -40,7 +41,7 @@ export class CustomersStore {
     const pattern = `%${search.emailFragment.replace(likeSpecialCharacters, (character) => `\\${character}`)}%`;
     const matchingIds = await db.$queryRaw<{ id: string }[]>`
       SELECT id FROM customer
-      WHERE (email LIKE ${pattern} OR stripe_customer_id = ${search.emailFragment}
+      WHERE (email LIKE ${pattern} OR stripe_customer_id = ${search.exactText}
              OR id::text = ${search.exactId ?? ""})
         AND (${page.afterSeq ?? null}::bigint IS NULL OR seq < ${page.afterSeq ?? null}::bigint)
       ORDER BY seq DESC LIMIT ${page.first + 1}`;
