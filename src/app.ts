@@ -11,6 +11,7 @@ import type { RequestContext } from "./context";
 import { bearerToken, isSignedToken, verifySignedToken, type Caller } from "./platform/auth";
 import type { Database } from "./platform/database";
 import { createErrorFormatter, httpStatusPlugin } from "./platform/errors";
+import { createMetricsRegistry, metricsHandler } from "./platform/metrics";
 import { buildSchema } from "./schema";
 import type { Services } from "./services";
 
@@ -30,7 +31,7 @@ const graphqlBodyLimit = "256kb";
 const requestIdPattern = /^[A-Za-z0-9._-]{1,128}$/;
 
 export async function buildApp(deps: AppDependencies): Promise<App> {
-  const { logger } = deps;
+  const { config, logger } = deps;
   const apollo = new ApolloServer<RequestContext>({
     schema: buildSchema(),
     includeStacktraceInErrorResponses: false,
@@ -62,6 +63,8 @@ export async function buildApp(deps: AppDependencies): Promise<App> {
       response.status(503).json({ status: "database unreachable" });
     }
   });
+
+  app.get("/metrics", metricsHandler(createMetricsRegistry(deps.services.transactor.counters), config));
 
   app.use(
     "/graphql",

@@ -51,6 +51,7 @@ const environmentSchema = z
     SWEEPER_INTERVAL_MS: int(100, 3_600_000).default(5000),
     SWEEPER_BATCH_SIZE: int(1, 10_000).default(100),
 
+    METRICS_TOKEN: z.string().min(16).optional(),
     SHUTDOWN_TIMEOUT_MS: int(100, 120_000).default(10_000),
   })
   .superRefine((env, context) => {
@@ -111,6 +112,7 @@ export interface Config {
     lockTimeoutMs: number;
   };
   sweeper: { enabled: boolean; intervalMs: number; batchSize: number };
+  metrics: { token: string | undefined };
   shutdownTimeoutMs: number;
 }
 
@@ -169,6 +171,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
       lockTimeoutMs: env.TX_LOCK_TIMEOUT_MS,
     },
     sweeper: { enabled: env.SWEEPER_ENABLED, intervalMs: env.SWEEPER_INTERVAL_MS, batchSize: env.SWEEPER_BATCH_SIZE },
+    metrics: { token: env.METRICS_TOKEN },
     shutdownTimeoutMs: env.SHUTDOWN_TIMEOUT_MS,
   };
 }

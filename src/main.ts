@@ -14,7 +14,7 @@ async function main(): Promise<void> {
   const logger = createLogger(config);
   const prepared = await prepareDatabase(config, logger);
   const database = createDatabase(prepared.url, config.database.poolSize, config.transactions.maxWaitMs);
-  const services = createServices(config, prepared.url, database);
+  const services = createServices(config, prepared.url, database, logger);
   const app = await buildApp({ config, database, services, logger });
   const sweeper = new ExpirySweeper(services.credits, config.sweeper.intervalMs, logger);
   if (config.sweeper.enabled) sweeper.start();

@@ -1,4 +1,5 @@
 // Wires stores and services together: the one place that knows what depends on what.
+import type { Logger } from "pino";
 import type { Config } from "./config";
 import { Transactor, type Database } from "./platform/database";
 import { CustomerSerializer } from "./platform/customer-serializer";
@@ -18,13 +19,14 @@ export function createServices(
   config: Config,
   databaseUrl: string,
   database: Database,
+  logger: Logger,
   now: () => Date = () => new Date(),
 ): Services {
   const transactor = new Transactor(database, config.transactions);
   const customerSerializer = new CustomerSerializer(databaseUrl, {
     lockSessions: config.database.lockSessions,
     lockTimeoutMs: config.transactions.lockTimeoutMs,
-  });
+  }, (error) => logger.warn({ err: error }, "idle lock session lost"));
   const customersStore = new CustomersStore();
   const credits = new CreditsService({
     database,

@@ -23,13 +23,16 @@ export class CustomerSerializer {
   private readonly local = new KeyedMutex();
   private readonly sessions: pg.Pool;
 
-  constructor(url: string, limits: CustomerSerializerLimits) {
+  constructor(url: string, limits: CustomerSerializerLimits, onIdleSessionError: (error: Error) => void) {
     this.sessions = new pg.Pool({
       connectionString: url,
       max: limits.lockSessions,
       connectionTimeoutMillis: limits.lockTimeoutMs,
       options: `-c lock_timeout=${limits.lockTimeoutMs}`,
     });
+    // An idle session dropped by the server (restart, failover) must not crash the process:
+    // the pool discards it and opens another when next needed.
+    this.sessions.on("error", onIdleSessionError);
   }
 
   run<T>(customerId: string, work: () => Promise<T>): Promise<T> {

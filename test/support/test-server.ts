@@ -75,8 +75,9 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
   const config = loadConfig({ NODE_ENV: "test", DATABASE_URL: databaseUrl, SWEEPER_ENABLED: "false", ...environment });
   const database = createPrisma(databaseUrl, config.database.poolSize, config.transactions.maxWaitMs);
   const clock = new TestClock();
-  const services = createServices(config, databaseUrl, database, clock.now);
-  const app = await buildApp({ config, database, services, logger: createLogger(config) });
+  const logger = createLogger(config);
+  const services = createServices(config, databaseUrl, database, logger, clock.now);
+  const app = await buildApp({ config, database, services, logger });
   const server: Server = await new Promise((resolve) => {
     const listening = app.express.listen(0, "127.0.0.1", () => resolve(listening));
   });

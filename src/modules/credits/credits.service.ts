@@ -1,8 +1,15 @@
 // The rules of credits: reserve, confirm, release, adjust, expire. Every change of a balance
-// runs in one Serializable transaction (retried on conflict) that locks the customer, settles
-// its expired reservations first, decides with the pure arithmetic in balance.ts, and writes
-// the balance, the reservation and the ledger entry together.
+// runs under the customer's lock (CustomerSerializer, across instances) in one Serializable
+// transaction (retried on conflict) that locks the customer's row, settles its expired
+// reservations first, decides with the pure arithmetic in balance.ts, and writes the balance,
+// the reservation and the ledger entry together.
+//
+// The customer's reservations are read under the customer's lock but before its transaction:
+// every writer of a customer's reservations holds that lock, so the read cannot go stale, and
+// reading them inside a Serializable transaction would take predicate locks on index pages
+// shared with other customers, so that PostgreSQL aborts unrelated customers' transactions.
 import type { Config } from "../../config";
+import { assert } from "../../platform/assert";
 import { actorOf, type Caller } from "../../platform/auth";
 import { ownCustomerId, requireOwnerOrStaff, requireSignedIn, requireStaff } from "../../platform/authorization";
 import type { Database, Transaction, Transactor } from "../../platform/database";
@@ -12,7 +19,7 @@ import { pageRequest, toPage, type Page } from "../../platform/pagination";
 import type { CustomerRecord } from "../customers/customer";
 import * as arithmetic from "./balance";
 import type { Balance } from "./balance";
-import type { CreditsStore } from "./credits.store";
+import type { CreditsStore, ReservationSettlement } from "./credits.store";
 import {
   checkAdjustment,
   checkEndpoint,
@@ -70,6 +77,8 @@ interface CustomerTransaction {
   customerId: string;
   balance: Balance;
   now: Date;
+  /** ACTIVE reservations not yet past expiry, before this transaction's own work. */
+  unexpiredActiveCount: number;
 }
 
 const activeLimitRetryAfterSeconds = 5;
@@ -94,13 +103,14 @@ export class CreditsService {
     );
     if (invalid) return fail(invalid);
     const idempotencyKey = input.idempotencyKey ?? null;
-    return this.inCustomerTransaction(target.value, async ({ tx, customerId, balance, now }) => {
-      if (idempotencyKey !== null) {
-        const earlier = await this.deps.store.findReservationByIdempotencyKey(tx, customerId, idempotencyKey);
-        if (earlier) return this.replayReservation(earlier, input, balance, now);
-      }
-      const activeCount = await this.deps.store.countUnexpiredActive(tx, customerId, now);
-      if (activeCount >= this.limits.activeReservationsPerCustomerMax) {
+    const customerId = target.value;
+    const findEarlier = () =>
+      idempotencyKey === null
+        ? Promise.resolve(undefined)
+        : this.deps.store.findReservationByIdempotencyKey(this.deps.database, customerId, idempotencyKey);
+    return this.inCustomerTransaction(customerId, findEarlier, async ({ tx, balance, now, unexpiredActiveCount }, earlier) => {
+      if (earlier) return this.replayReservation(earlier, input, balance, now);
+      if (unexpiredActiveCount >= this.limits.activeReservationsPerCustomerMax) {
         return fail({ code: "TOO_MANY_REQUESTS", retryAfterSeconds: activeLimitRetryAfterSeconds });
       }
       const after = arithmetic.reserve(balance, input.estimatedSeconds);
@@ -130,7 +140,7 @@ export class CreditsService {
       }
       if (reservation.status !== "ACTIVE") return fail({ code: "RESERVATION_SETTLED", status: reservation.status });
       const settlement = arithmetic.confirm(balance, reservation.reservedSeconds, actualSeconds);
-      const settled = await this.deps.store.settleReservation(tx, reservation.id, {
+      const settled = await this.settleActive(tx, reservation.id, {
         status: "CONFIRMED",
         actualSeconds,
         chargedSeconds: settlement.chargedSeconds,
@@ -152,7 +162,7 @@ export class CreditsService {
     return this.settle(caller, reservationId, async ({ tx, customerId, balance, now }, reservation) => {
       if (reservation.status !== "ACTIVE") return fail({ code: "RESERVATION_SETTLED", status: reservation.status });
       const after = arithmetic.release(balance, reservation.reservedSeconds);
-      const settled = await this.deps.store.settleReservation(tx, reservation.id, {
+      const settled = await this.settleActive(tx, reservation.id, {
         status: "RELEASED",
         reason: reason ?? null,
         settledAt: now,
@@ -171,7 +181,7 @@ export class CreditsService {
     const invalid = firstFailure(checkAdjustment(deltaSeconds, this.limits), checkText("note", note, this.limits.noteMaxLength, true));
     if (invalid) return fail(invalid);
     if (!uuidPattern.test(customerId)) return fail(customerNotFound);
-    return this.inCustomerTransaction(customerId, async (state) => {
+    return this.inCustomerTransaction(customerId, nothingToRead, async (state) => {
       const applied = await this.applyAdjustment(state, deltaSeconds, { kind: "ADJUSTMENT", actor: actorOf(caller), note });
       if (!applied.ok) return applied;
       const customer = await this.deps.customers.findById(state.tx, customerId);
@@ -179,11 +189,15 @@ export class CreditsService {
     });
   }
 
-  /** Grants seconds inside a caller's transaction (customer creation, payments). */
+  /**
+   * Grants seconds inside a caller's transaction (customer creation, payments). It touches no
+   * reservation, so it needs neither the customer's lock nor expiry: its row lock is enough.
+   */
   async grantInTransaction(tx: Transaction, customerId: string, seconds: number, details: GrantDetails): Promise<Outcome<Balance>> {
-    const locked = await this.lockAndExpire(tx, customerId);
-    if (!locked.ok) return locked;
-    return this.applyAdjustment(locked.value, seconds, details);
+    const customer = await this.deps.store.lockCustomer(tx, customerId);
+    if (!customer) return fail(customerNotFound);
+    const state = { tx, customerId, balance: customer.balance, now: this.deps.now(), unexpiredActiveCount: 0 };
+    return this.applyAdjustment(state, seconds, details);
   }
 
   async balanceOf(customerId: string): Promise<Balance> {
@@ -229,7 +243,7 @@ export class CreditsService {
     const customerIds = await this.deps.store.customersWithExpiredReservations(this.deps.database, this.deps.now(), batchSize);
     let swept = 0;
     for (const customerId of customerIds) {
-      const outcome = await this.inCustomerTransaction(customerId, async () => succeed(undefined));
+      const outcome = await this.inCustomerTransaction(customerId, nothingToRead, async () => succeed(undefined));
       if (outcome.ok) swept += 1;
     }
     return swept;
@@ -289,46 +303,62 @@ export class CreditsService {
     if (denied) return fail(denied);
     const visible = await this.visibleReservation(caller, reservationId);
     if (!visible) return fail(reservationNotFound);
-    return this.inCustomerTransaction(visible.customerId, async (state) => {
-      // Read again inside the transaction: it may have been settled or expired meanwhile.
-      const reservation = await this.deps.store.findReservation(state.tx, reservationId);
+    // Read again under the lock: it may have been settled meanwhile. Expired ones are
+    // presented as EXPIRED here, and settled as such by the transaction.
+    const readCurrent = () => this.deps.store.findReservation(this.deps.database, reservationId);
+    return this.inCustomerTransaction(visible.customerId, readCurrent, async (state, reservation) => {
       if (!reservation) return fail(reservationNotFound);
-      return work(state, reservation);
+      return work(state, presentReservation(reservation, state.now));
     });
   }
 
-  /** One customer's balance transaction: queued per customer across instances, Serializable in the database. */
-  private inCustomerTransaction<T>(
+  /**
+   * One customer's balance transaction: under the customer's lock, `read` and the customer's
+   * ACTIVE reservations are read first, then `work` runs in a Serializable transaction that
+   * starts by locking the customer's row and settling what has expired.
+   */
+  private inCustomerTransaction<T, R>(
     customerId: string,
-    work: (state: CustomerTransaction) => Promise<Outcome<T>>,
+    read: () => Promise<R>,
+    work: (state: CustomerTransaction, read: R) => Promise<Outcome<T>>,
   ): Promise<Outcome<T>> {
-    return this.deps.customerSerializer.run(customerId, () =>
-      this.deps.transactor.serializable(async (tx) => {
-        const locked = await this.lockAndExpire(tx, customerId);
-        return locked.ok ? work(locked.value) : locked;
-      }),
-    );
+    return this.deps.customerSerializer.run(customerId, async () => {
+      const now = this.deps.now();
+      const active = await this.deps.store.activeReservations(this.deps.database, customerId, now);
+      const readValue = await read();
+      return this.deps.transactor.serializable(async (tx) => {
+        const customer = await this.deps.store.lockCustomer(tx, customerId);
+        if (!customer) return fail(customerNotFound);
+        const balance = await this.expire(tx, customerId, customer.balance, active.expired, now);
+        return work({ tx, customerId, balance, now, unexpiredActiveCount: active.unexpiredCount }, readValue);
+      });
+    });
   }
 
-  private async lockAndExpire(tx: Transaction, customerId: string): Promise<Outcome<CustomerTransaction>> {
-    const customer = await this.deps.store.lockCustomer(tx, customerId);
-    if (!customer) return fail(customerNotFound);
-    const now = this.deps.now();
-    let balance = customer.balance;
-    const expired = await this.deps.store.listExpiredActive(tx, customerId, now);
+  private async expire(tx: Transaction, customerId: string, start: Balance, expired: ReservationRecord[], now: Date): Promise<Balance> {
+    let balance = start;
     const entries: NewLedgerEntry[] = [];
     for (const reservation of expired) {
       balance = arithmetic.release(balance, reservation.reservedSeconds);
-      await this.deps.store.settleReservation(tx, reservation.id, { status: "EXPIRED", reason: expiryReason, settledAt: now });
+      await this.settleActive(tx, reservation.id, { status: "EXPIRED", reason: expiryReason, settledAt: now });
       entries.push(ledgerEntry(customerId, "EXPIRE", reservation.reservedSeconds, balance, reservation.id, null, "system"));
     }
     if (entries.length > 0) {
       await this.deps.store.saveBalance(tx, customerId, balance);
       await this.deps.store.appendLedger(tx, entries);
     }
-    return succeed({ tx, customerId, balance, now });
+    return balance;
+  }
+
+  /** Reservations change only under their customer's lock; finding one already settled is a bug. */
+  private async settleActive(tx: Transaction, reservationId: string, settlement: ReservationSettlement): Promise<ReservationRecord> {
+    const settled = await this.deps.store.settleReservation(tx, reservationId, settlement);
+    assert(settled !== undefined, `reservation ${reservationId} was settled outside its customer's lock`);
+    return settled;
   }
 }
+
+const nothingToRead = async (): Promise<undefined> => undefined;
 
 function ledgerEntry(
   customerId: string,

@@ -1,4 +1,10 @@
 // The credits module's only door to the database: balances, reservations and the ledger.
+//
+// Statements on the money path are parameterised SQL through Prisma's $queryRaw: a Prisma
+// model query costs about 1 ms of CPU to compile on this version, a raw one about 0.3 ms, and a
+// reservation runs seven of them (measured: 15 ms per reservation with model queries). Reads
+// off the money path (listings) keep the model API.
+import { Prisma } from "../../generated/prisma/client";
 import type { DatabaseClient, Transaction } from "../../platform/database";
 import type { PageRequest } from "../../platform/pagination";
 import type { Balance } from "./balance";
@@ -23,10 +29,49 @@ export type ReservationSettlement =
   | { status: "CONFIRMED"; actualSeconds: number; chargedSeconds: number; unbilledSeconds: number; settledAt: Date }
   | { status: "RELEASED" | "EXPIRED"; reason: string | null; settledAt: Date };
 
+interface ReservationRow {
+  id: string;
+  seq: bigint;
+  customer_id: string;
+  endpoint: string;
+  reserved_seconds: number;
+  actual_seconds: number | null;
+  charged_seconds: number | null;
+  unbilled_seconds: number | null;
+  status: ReservationStatus;
+  reason: string | null;
+  idempotency_key: string | null;
+  created_at: Date;
+  expires_at: Date;
+  settled_at: Date | null;
+}
+
+const reservationColumns = Prisma.sql`id, seq, customer_id, endpoint, reserved_seconds, actual_seconds, charged_seconds,
+  unbilled_seconds, status::text AS status, reason, idempotency_key, created_at, expires_at, settled_at`;
+
+function toReservation(row: ReservationRow): ReservationRecord {
+  return {
+    id: row.id,
+    seq: BigInt(row.seq),
+    customerId: row.customer_id,
+    endpoint: row.endpoint,
+    reservedSeconds: row.reserved_seconds,
+    actualSeconds: row.actual_seconds,
+    chargedSeconds: row.charged_seconds,
+    unbilledSeconds: row.unbilled_seconds,
+    status: row.status,
+    reason: row.reason,
+    idempotencyKey: row.idempotency_key,
+    createdAt: row.created_at,
+    expiresAt: row.expires_at,
+    settledAt: row.settled_at,
+  };
+}
+
 export class CreditsStore {
   /**
-   * Locks the customer's row for the rest of the transaction. Within one Serializable
-   * transaction this makes a concurrent writer fail fast instead of at commit.
+   * Locks the customer's row for the rest of the transaction, so a concurrent writer that got
+   * past the advisory lock (another code path) fails fast instead of at commit.
    */
   async lockCustomer(tx: Transaction, customerId: string): Promise<LockedCustomer | undefined> {
     const rows = await tx.$queryRaw<{ id: string; seconds_remaining: number; seconds_reserved: number }[]>`
@@ -37,10 +82,10 @@ export class CreditsStore {
   }
 
   async saveBalance(tx: Transaction, customerId: string, balance: Balance): Promise<void> {
-    await tx.customer.update({
-      where: { id: customerId },
-      data: { secondsRemaining: balance.secondsRemaining, secondsReserved: balance.secondsReserved },
-    });
+    await tx.$executeRaw`
+      UPDATE customer SET seconds_remaining = ${balance.secondsRemaining}, seconds_reserved = ${balance.secondsReserved},
+        updated_at = now()
+      WHERE id = ${customerId}::uuid`;
   }
 
   /**
@@ -63,7 +108,9 @@ export class CreditsStore {
   }
 
   async findReservation(db: DatabaseClient, reservationId: string): Promise<ReservationRecord | undefined> {
-    return (await db.creditReservation.findUnique({ where: { id: reservationId } })) ?? undefined;
+    const rows = await db.$queryRaw<ReservationRow[]>`
+      SELECT ${reservationColumns} FROM credit_reservation WHERE id = ${reservationId}::uuid`;
+    return rows[0] ? toReservation(rows[0]) : undefined;
   }
 
   async findReservationByIdempotencyKey(
@@ -71,21 +118,23 @@ export class CreditsStore {
     customerId: string,
     idempotencyKey: string,
   ): Promise<ReservationRecord | undefined> {
-    const found = await db.creditReservation.findUnique({
-      where: { customerId_idempotencyKey: { customerId, idempotencyKey } },
-    });
-    return found ?? undefined;
+    const rows = await db.$queryRaw<ReservationRow[]>`
+      SELECT ${reservationColumns} FROM credit_reservation
+      WHERE customer_id = ${customerId}::uuid AND idempotency_key = ${idempotencyKey}`;
+    return rows[0] ? toReservation(rows[0]) : undefined;
   }
 
-  async countUnexpiredActive(db: DatabaseClient, customerId: string, now: Date): Promise<number> {
-    return db.creditReservation.count({ where: { customerId, status: "ACTIVE", expiresAt: { gt: now } } });
-  }
-
-  async listExpiredActive(db: DatabaseClient, customerId: string, now: Date): Promise<ReservationRecord[]> {
-    return db.creditReservation.findMany({
-      where: { customerId, status: "ACTIVE", expiresAt: { lte: now } },
-      orderBy: { seq: "asc" },
-    });
+  /** The customer's ACTIVE reservations: those past expiry, and how many are not. */
+  async activeReservations(
+    db: DatabaseClient,
+    customerId: string,
+    now: Date,
+  ): Promise<{ expired: ReservationRecord[]; unexpiredCount: number }> {
+    const rows = await db.$queryRaw<(ReservationRow & { is_expired: boolean })[]>`
+      SELECT ${reservationColumns}, expires_at <= ${now} AS is_expired FROM credit_reservation
+      WHERE customer_id = ${customerId}::uuid AND status = 'ACTIVE' ORDER BY seq`;
+    const expired = rows.filter((row) => row.is_expired).map(toReservation);
+    return { expired, unexpiredCount: rows.length - expired.length };
   }
 
   /** Customers holding ACTIVE reservations past expiry, oldest expiry first. */
@@ -98,20 +147,50 @@ export class CreditsStore {
   }
 
   async createReservation(tx: Transaction, reservation: NewReservation): Promise<ReservationRecord> {
-    return tx.creditReservation.create({ data: reservation });
+    const rows = await tx.$queryRaw<ReservationRow[]>`
+      INSERT INTO credit_reservation (customer_id, endpoint, reserved_seconds, idempotency_key, actor, expires_at)
+      VALUES (${reservation.customerId}::uuid, ${reservation.endpoint}, ${reservation.reservedSeconds},
+              ${reservation.idempotencyKey}, ${reservation.actor}, ${reservation.expiresAt})
+      RETURNING ${reservationColumns}`;
+    return toReservation(rows[0]!);
   }
 
+  /**
+   * Settles an ACTIVE reservation. The trigger credit_reservation_settled_is_final refuses to
+   * change a settled one. The WHERE names the primary key alone on purpose: with a status
+   * condition the planner scans the small partial index of ACTIVE reservations instead, and
+   * the Serializable predicate lock on that whole index made every concurrent reservation of
+   * any customer conflict (measured: 818 aborts in 4 s at 16 clients, 24 with the key alone).
+   */
   async settleReservation(
     tx: Transaction,
     reservationId: string,
     settlement: ReservationSettlement,
-  ): Promise<ReservationRecord> {
-    return tx.creditReservation.update({ where: { id: reservationId }, data: settlement });
+  ): Promise<ReservationRecord | undefined> {
+    const confirmed = settlement.status === "CONFIRMED" ? settlement : undefined;
+    const reason = settlement.status === "CONFIRMED" ? null : settlement.reason;
+    const rows = await tx.$queryRaw<ReservationRow[]>`
+      UPDATE credit_reservation SET
+        status = ${settlement.status}::"ReservationStatus",
+        actual_seconds = ${confirmed?.actualSeconds ?? null}::int,
+        charged_seconds = ${confirmed?.chargedSeconds ?? null}::int,
+        unbilled_seconds = ${confirmed?.unbilledSeconds ?? null}::int,
+        reason = ${reason},
+        settled_at = ${settlement.settledAt}
+      WHERE id = ${reservationId}::uuid
+      RETURNING ${reservationColumns}`;
+    return rows[0] ? toReservation(rows[0]) : undefined;
   }
 
   async appendLedger(tx: Transaction, entries: NewLedgerEntry[]): Promise<void> {
     if (entries.length === 0) return;
-    await tx.ledgerEntry.createMany({ data: entries });
+    const values = entries.map(
+      (entry) => Prisma.sql`(${entry.customerId}::uuid, ${entry.kind}::"LedgerEntryKind", ${entry.deltaSeconds},
+        ${entry.balanceAfter}, ${entry.reservationId}::uuid, ${entry.note}, ${entry.actor})`,
+    );
+    await tx.$executeRaw`
+      INSERT INTO ledger_entry (customer_id, kind, delta_seconds, balance_after, reservation_id, note, actor)
+      VALUES ${Prisma.join(values)}`;
   }
 
   async listReservations(
