@@ -43,6 +43,7 @@ export async function buildApp(deps: AppDependencies): Promise<App> {
 
   const app = express();
   app.disable("x-powered-by");
+  if (config.trustProxy) app.set("trust proxy", config.trustProxy);
   app.use((request: Request, response: Response, next: NextFunction) => {
     const given = request.header("x-request-id");
     const requestId = given && requestIdPattern.test(given) ? given : crypto.randomUUID();
@@ -74,6 +75,7 @@ export async function buildApp(deps: AppDependencies): Promise<App> {
         caller: await identifyCaller(deps, req.header("authorization")),
         services: deps.services,
         requestId: String(res.locals.requestId),
+        clientAddress: req.ip ?? req.socket.remoteAddress ?? "unknown",
       }),
     }),
   );
@@ -94,7 +96,7 @@ async function identifyCaller(deps: AppDependencies, authorizationHeader: string
   const token = bearerToken(authorizationHeader);
   if (!token) return { kind: "rejected", reason: "expected 'Authorization: Bearer <token>'" };
   if (isSignedToken(token)) return verifySignedToken(deps.config.auth.tokenSecret, token);
-  return { kind: "rejected", reason: "unknown token" };
+  return deps.services.licenses.authenticateDevice(token);
 }
 
 /** Body-parser errors carry their status (413 too large, 400 malformed); others are ours. */

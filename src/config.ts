@@ -25,6 +25,30 @@ const environmentSchema = z
     TIER_PRO_MONTHLY_SECONDS: int(0, 10_000 * secondsPerHour).default(50 * secondsPerHour),
     TIER_STUDIO_MONTHLY_SECONDS: int(0, 10_000 * secondsPerHour).default(150 * secondsPerHour),
 
+    TIER_STARTER_MAX_DEVICES: int(1, 100).default(2),
+    TIER_PRO_MAX_DEVICES: int(1, 100).default(3),
+    TIER_STUDIO_MAX_DEVICES: int(1, 100).default(5),
+
+    LICENSE_KEY_GENERATION_ATTEMPTS: int(1, 20).default(5),
+    FINGERPRINT_MAX_LENGTH: int(8, 128).default(128),
+    DEVICE_NAME_MAX_LENGTH: int(1, 100).default(100),
+    ACTIVATION_FAILURE_WINDOW_SECONDS: int(1, 86_400).default(900),
+    ACTIVATION_FAILURES_PER_ADDRESS_MAX: int(1, 100_000).default(20),
+    ACTIVATION_FAILURES_PER_KEY_MAX: int(1, 100_000).default(10),
+    TRUST_PROXY: z.string().min(1).optional(),
+
+    SMTP_URL: z.string().url().optional(),
+    MAIL_FROM: z.string().min(3).max(254).default("Splice <licenses@splice.invalid>"),
+    MAIL_DIRECTORY: z.string().min(1).default(".data/mail"),
+    OUTBOX_ENABLED: flag.default(true),
+    OUTBOX_POLL_INTERVAL_MS: int(10, 60_000).default(1000),
+    OUTBOX_BATCH_SIZE: int(1, 1000).default(20),
+    OUTBOX_LEASE_SECONDS: int(1, 3600).default(60),
+    OUTBOX_MAX_ATTEMPTS: int(1, 100).default(12),
+    OUTBOX_BACKOFF_BASE_MS: int(1, 3_600_000).default(2000),
+    OUTBOX_BACKOFF_MAX_MS: int(1, 86_400_000).default(3_600_000),
+    OUTBOX_SEND_TIMEOUT_MS: int(100, 120_000).default(15_000),
+
     RESERVATION_TTL_SECONDS: int(10, 7 * 24 * secondsPerHour).default(6 * secondsPerHour),
     RESERVATION_MAX_SECONDS: int(1, 7 * 24 * secondsPerHour).default(24 * secondsPerHour),
     ACTUAL_MAX_SECONDS: int(1, 14 * 24 * secondsPerHour).default(48 * secondsPerHour),
@@ -61,6 +85,9 @@ const environmentSchema = z
     if (env.TX_BACKOFF_BASE_MS > env.TX_BACKOFF_MAX_MS) {
       context.addIssue({ code: "custom", path: ["TX_BACKOFF_BASE_MS"], message: "must not exceed TX_BACKOFF_MAX_MS" });
     }
+    if (env.NODE_ENV === "production" && !env.SMTP_URL) {
+      context.addIssue({ code: "custom", path: ["SMTP_URL"], message: "required in production: license keys are sent by email" });
+    }
     if (env.RESERVATION_MAX_SECONDS > env.ACTUAL_MAX_SECONDS) {
       context.addIssue({ code: "custom", path: ["ACTUAL_MAX_SECONDS"], message: "must be at least RESERVATION_MAX_SECONDS" });
     }
@@ -84,7 +111,28 @@ export interface Config {
     embedded: { directory: string; port: number; databaseName: string };
   };
   auth: { tokenSecret: string; defaultTokenTtlSeconds: number };
-  tiers: Record<Tier, { monthlySeconds: number }>;
+  tiers: Record<Tier, { monthlySeconds: number; maxDevices: number }>;
+  licenses: {
+    keyGenerationAttempts: number;
+    fingerprintMaxLength: number;
+    deviceNameMaxLength: number;
+    activationFailureWindowSeconds: number;
+    activationFailuresPerAddressMax: number;
+    activationFailuresPerKeyMax: number;
+  };
+  /** Express's "trust proxy": which proxies' X-Forwarded-For to believe for client addresses. */
+  trustProxy: string | undefined;
+  mail: { smtpUrl: string | undefined; from: string; directory: string };
+  outbox: {
+    enabled: boolean;
+    pollIntervalMs: number;
+    batchSize: number;
+    leaseSeconds: number;
+    maxAttempts: number;
+    backoffBaseMs: number;
+    backoffMaxMs: number;
+    sendTimeoutMs: number;
+  };
   credits: {
     reservationTtlSeconds: number;
     reservationMaxSeconds: number;
@@ -140,9 +188,29 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
       defaultTokenTtlSeconds: env.AUTH_TOKEN_DEFAULT_TTL_SECONDS,
     },
     tiers: {
-      STARTER: { monthlySeconds: env.TIER_STARTER_MONTHLY_SECONDS },
-      PRO: { monthlySeconds: env.TIER_PRO_MONTHLY_SECONDS },
-      STUDIO: { monthlySeconds: env.TIER_STUDIO_MONTHLY_SECONDS },
+      STARTER: { monthlySeconds: env.TIER_STARTER_MONTHLY_SECONDS, maxDevices: env.TIER_STARTER_MAX_DEVICES },
+      PRO: { monthlySeconds: env.TIER_PRO_MONTHLY_SECONDS, maxDevices: env.TIER_PRO_MAX_DEVICES },
+      STUDIO: { monthlySeconds: env.TIER_STUDIO_MONTHLY_SECONDS, maxDevices: env.TIER_STUDIO_MAX_DEVICES },
+    },
+    licenses: {
+      keyGenerationAttempts: env.LICENSE_KEY_GENERATION_ATTEMPTS,
+      fingerprintMaxLength: env.FINGERPRINT_MAX_LENGTH,
+      deviceNameMaxLength: env.DEVICE_NAME_MAX_LENGTH,
+      activationFailureWindowSeconds: env.ACTIVATION_FAILURE_WINDOW_SECONDS,
+      activationFailuresPerAddressMax: env.ACTIVATION_FAILURES_PER_ADDRESS_MAX,
+      activationFailuresPerKeyMax: env.ACTIVATION_FAILURES_PER_KEY_MAX,
+    },
+    trustProxy: env.TRUST_PROXY,
+    mail: { smtpUrl: env.SMTP_URL, from: env.MAIL_FROM, directory: env.MAIL_DIRECTORY },
+    outbox: {
+      enabled: env.OUTBOX_ENABLED,
+      pollIntervalMs: env.OUTBOX_POLL_INTERVAL_MS,
+      batchSize: env.OUTBOX_BATCH_SIZE,
+      leaseSeconds: env.OUTBOX_LEASE_SECONDS,
+      maxAttempts: env.OUTBOX_MAX_ATTEMPTS,
+      backoffBaseMs: env.OUTBOX_BACKOFF_BASE_MS,
+      backoffMaxMs: env.OUTBOX_BACKOFF_MAX_MS,
+      sendTimeoutMs: env.OUTBOX_SEND_TIMEOUT_MS,
     },
     credits: {
       reservationTtlSeconds: env.RESERVATION_TTL_SECONDS,

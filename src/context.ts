@@ -6,4 +6,6 @@ export interface RequestContext {
   caller: Caller;
   services: Services;
   requestId: string;
+  /** The client's address (behind trusted proxies: from X-Forwarded-For), for rate limits. */
+  clientAddress: string;
 }

@@ -18,6 +18,7 @@ async function main(): Promise<void> {
   const app = await buildApp({ config, database, services, logger });
   const sweeper = new ExpirySweeper(services.credits, config.sweeper.intervalMs, logger);
   if (config.sweeper.enabled) sweeper.start();
+  if (config.outbox.enabled) services.outboxWorker.start();
 
   const server: Server = app.express.listen(config.http.port, config.http.host, () => {
     logger.info({ port: config.http.port }, `Splice API listening on http://localhost:${config.http.port}/graphql`);
@@ -38,6 +39,8 @@ async function main(): Promise<void> {
     await closed;
     await app.apollo.stop();
     await sweeper.stop();
+    await services.outboxWorker.stop();
+    services.mailer.close();
     await services.customerSerializer.close();
     await database.$disconnect();
     await prepared.stop();

@@ -1,33 +1,48 @@
 // Wires stores and services together: the one place that knows what depends on what.
 import type { Logger } from "pino";
 import type { Config } from "./config";
-import { Transactor, type Database } from "./platform/database";
-import { CustomerSerializer } from "./platform/customer-serializer";
 import { CreditsService } from "./modules/credits/credits.service";
 import { CreditsStore } from "./modules/credits/credits.store";
 import { CustomersService } from "./modules/customers/customers.service";
 import { CustomersStore } from "./modules/customers/customers.store";
+import { licenseEmailJobKind } from "./modules/licenses/license";
+import { LicensesService } from "./modules/licenses/licenses.service";
+import { LicensesStore } from "./modules/licenses/licenses.store";
+import { CustomerSerializer } from "./platform/customer-serializer";
+import { Transactor, type Database } from "./platform/database";
+import { createMailer, type Mailer } from "./platform/mailer";
+import { OutboxStore } from "./platform/outbox/outbox.store";
+import { OutboxWorker, PermanentJobError } from "./platform/outbox/outbox.worker";
+import { RateLimiter } from "./platform/rate-limiter";
 
 export interface Services {
   transactor: Transactor;
   customerSerializer: CustomerSerializer;
   customers: CustomersService;
   credits: CreditsService;
+  licenses: LicensesService;
+  outbox: OutboxStore;
+  outboxWorker: OutboxWorker;
+  mailer: Mailer;
 }
 
-export function createServices(
-  config: Config,
-  databaseUrl: string,
-  database: Database,
-  logger: Logger,
-  now: () => Date = () => new Date(),
-): Services {
+export interface ServiceOptions {
+  now?: () => Date;
+  /** Replaces the mailer built from configuration (tests inject failures through it). */
+  mailer?: Mailer;
+}
+
+export function createServices(config: Config, databaseUrl: string, database: Database, logger: Logger, options: ServiceOptions = {}): Services {
+  const now = options.now ?? (() => new Date());
   const transactor = new Transactor(database, config.transactions);
-  const customerSerializer = new CustomerSerializer(databaseUrl, {
-    lockSessions: config.database.lockSessions,
-    lockTimeoutMs: config.transactions.lockTimeoutMs,
-  }, (error) => logger.warn({ err: error }, "idle lock session lost"));
+  const customerSerializer = new CustomerSerializer(
+    databaseUrl,
+    { lockSessions: config.database.lockSessions, lockTimeoutMs: config.transactions.lockTimeoutMs },
+    (error) => logger.warn({ err: error }, "idle lock session lost"),
+  );
   const customersStore = new CustomersStore();
+  const outbox = new OutboxStore();
+  const mailer = options.mailer ?? createMailer(config.mail, logger);
   const credits = new CreditsService({
     database,
     transactor,
@@ -37,6 +52,23 @@ export function createServices(
     config,
     now,
   });
-  const customers = new CustomersService({ database, transactor, store: customersStore, credits, config });
-  return { transactor, customerSerializer, customers, credits };
+  const licenses = new LicensesService({
+    database,
+    transactor,
+    store: new LicensesStore(),
+    outbox,
+    customerSerializer,
+    activationFailures: new RateLimiter(database, config.licenses.activationFailureWindowSeconds),
+    mailer,
+    config,
+    now,
+  });
+  const customers = new CustomersService({ database, transactor, store: customersStore, credits, licenses, config });
+  const outboxWorker = new OutboxWorker(database, outbox, config.outbox, logger, now);
+  outboxWorker.register(licenseEmailJobKind, async (job) => {
+    const licenseId = job.payload.licenseId;
+    if (typeof licenseId !== "string") throw new PermanentJobError("license email job without licenseId");
+    await licenses.deliverKey(licenseId);
+  });
+  return { transactor, customerSerializer, customers, credits, licenses, outbox, outboxWorker, mailer };
 }

@@ -1,6 +1,8 @@
 // A real server for one test file: its own database copied from the migrated template, the
 // real Express + Apollo app listening on a free port, and clients that speak HTTP to it.
 import crypto from "node:crypto";
+import os from "node:os";
+import path from "node:path";
 import type { AddressInfo } from "node:net";
 import type { Server } from "node:http";
 import pg from "pg";
@@ -10,6 +12,7 @@ import { mintSignedToken } from "../../src/platform/auth";
 import { createDatabase as createPrisma, type Database } from "../../src/platform/database";
 import { createDatabase, dropDatabase, withDatabase } from "../../src/platform/database-admin";
 import { createLogger } from "../../src/platform/logger";
+import type { Mailer } from "../../src/platform/mailer";
 import { createServices, type Services } from "../../src/services";
 import { serverUrlVariable, templateDatabaseName } from "./test-database";
 
@@ -65,6 +68,7 @@ export interface TestServerOptions {
   environment?: Record<string, string>;
   /** Serve an existing database (a second instance, or an unreachable one) instead of a fresh copy. */
   databaseUrl?: string;
+  mailer?: Mailer;
 }
 
 export async function startTestServer(options: TestServerOptions = {}): Promise<TestServer> {
@@ -72,11 +76,18 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
   const ownsDatabase = options.databaseUrl === undefined;
   const databaseUrl = options.databaseUrl ?? (await createTestDatabase());
 
-  const config = loadConfig({ NODE_ENV: "test", DATABASE_URL: databaseUrl, SWEEPER_ENABLED: "false", ...environment });
+  const config = loadConfig({
+    NODE_ENV: "test",
+    DATABASE_URL: databaseUrl,
+    SWEEPER_ENABLED: "false",
+    OUTBOX_ENABLED: "false",
+    MAIL_DIRECTORY: path.join(os.tmpdir(), "splice-test-mail"),
+    ...environment,
+  });
   const database = createPrisma(databaseUrl, config.database.poolSize, config.transactions.maxWaitMs);
   const clock = new TestClock();
   const logger = createLogger(config);
-  const services = createServices(config, databaseUrl, database, logger, clock.now);
+  const services = createServices(config, databaseUrl, database, logger, { now: clock.now, mailer: options.mailer });
   const app = await buildApp({ config, database, services, logger });
   const server: Server = await new Promise((resolve) => {
     const listening = app.express.listen(0, "127.0.0.1", () => resolve(listening));
@@ -119,6 +130,8 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
     });
     await app.apollo.stop();
     await sql.end();
+    await services.outboxWorker.stop();
+    services.mailer.close();
     await services.customerSerializer.close();
     await database.$disconnect();
     if (ownsDatabase) await dropDatabase(databaseUrl);

@@ -18,11 +18,17 @@ export interface CreateCustomerInput {
   initialSeconds?: number | null;
 }
 
+/** Finds a license's owner for the support search; the licenses module owns that table. */
+export interface LicenseOwnerLookup {
+  customerIdForKey(rawKey: string): Promise<string | undefined>;
+}
+
 export interface CustomersDependencies {
   database: Database;
   transactor: Transactor;
   store: CustomersStore;
   credits: CreditsService;
+  licenses: LicenseOwnerLookup;
   config: Config;
 }
 
@@ -87,10 +93,11 @@ export class CustomersService {
     }
     const page = pageRequest("customer", first, after, pageSizeMax);
     if (!page.ok) return page;
+    const licenseOwner = await this.deps.licenses.customerIdForKey(trimmed);
     const search = {
       emailFragment: trimmed.toLowerCase(),
       exactText: trimmed,
-      exactId: uuidPattern.test(trimmed) ? trimmed.toLowerCase() : undefined,
+      exactId: licenseOwner ?? (uuidPattern.test(trimmed) ? trimmed.toLowerCase() : undefined),
     };
     const rows = await this.deps.store.search(this.deps.database, search, page.value);
     return succeed(toPage("customer", rows, first, (row) => row.seq));

@@ -10,7 +10,7 @@ export interface NewCustomer {
   stripeCustomerId: string | null;
 }
 
-/** What a support search matches: part of an email, or a whole Stripe customer id or customer id. */
+/** What a support search matches: part of an email, a whole Stripe customer id, or one customer id (given, or a license key's owner). */
 export interface CustomerSearch {
   emailFragment: string;
   exactText: string;

@@ -1,0 +1,47 @@
+import type { Tier } from "../../config";
+
+export type LicenseStatus = "ACTIVE" | "DEACTIVATED";
+export type LicenseEventKind =
+  | "ISSUED"
+  | "DELIVERY_QUEUED"
+  | "ACTIVATED"
+  | "DEVICE_ACTIVATED"
+  | "DEVICE_DEACTIVATED"
+  | "DEACTIVATED"
+  | "REACTIVATED";
+
+export interface LicenseRecord {
+  id: string;
+  key: string;
+  customerId: string;
+  status: LicenseStatus;
+  activatedAt: Date | null;
+  deactivatedAt: Date | null;
+  deactivationReason: string | null;
+  createdAt: Date;
+  /** The owner's tier, which decides the device seats. */
+  tier: Tier;
+  customerEmail: string | null;
+}
+
+export interface DeviceRecord {
+  id: string;
+  licenseId: string;
+  fingerprint: string;
+  name: string | null;
+  activatedAt: Date;
+  lastSeenAt: Date;
+  deactivatedAt: Date | null;
+}
+
+export interface LicenseEventRecord {
+  id: bigint;
+  licenseId: string;
+  kind: LicenseEventKind;
+  actor: string;
+  reason: string | null;
+  deviceId: string | null;
+  createdAt: Date;
+}
+
+export const licenseEmailJobKind = "license_email";

@@ -1,0 +1,319 @@
+// The rules of licenses: one per customer, issued idempotently and mailed through the outbox;
+// activation, where exactly one call per license is the first and exactly maxDevices devices
+// hold seats however many race; device tokens; deactivation with an audit trail.
+//
+// Every change runs under the owner's lock (CustomerSerializer, across instances) in one
+// Serializable transaction with retry, like the credits module's.
+import type { Config } from "../../config";
+import { actorOf, type Caller } from "../../platform/auth";
+import { ownCustomerId, requireOwnerOrStaff, requireSignedIn, requireStaff } from "../../platform/authorization";
+import type { CustomerSerializer } from "../../platform/customer-serializer";
+import type { Database, Transaction, Transactor } from "../../platform/database";
+import { badInput, fail, succeed, type Failure, type Outcome } from "../../platform/failures";
+import type { Mailer } from "../../platform/mailer";
+import type { OutboxStore } from "../../platform/outbox/outbox.store";
+import { PermanentJobError } from "../../platform/outbox/outbox.worker";
+import { pageRequest, toPage, type Page } from "../../platform/pagination";
+import type { RateLimiter } from "../../platform/rate-limiter";
+import { checkText, uuidPattern } from "../credits/credits.validation";
+import { generateDeviceToken, hashDeviceToken, isDeviceToken } from "./device-token";
+import { licenseEmailJobKind, type DeviceRecord, type LicenseEventRecord, type LicenseRecord } from "./license";
+import { generateLicenseKey, normaliseLicenseKey } from "./license-key";
+import type { LicensesStore } from "./licenses.store";
+
+export interface IssueResult {
+  license: LicenseRecord;
+  created: boolean;
+}
+
+export interface ActivationResult {
+  customerId: string;
+  alreadyActivated: boolean;
+  activatedAt: Date;
+  license: LicenseRecord;
+  device: DeviceRecord | null;
+  deviceToken: string | null;
+}
+
+export interface DeviceInput {
+  fingerprint: string;
+  name?: string | null;
+}
+
+export interface LicensesDependencies {
+  database: Database;
+  transactor: Transactor;
+  store: LicensesStore;
+  outbox: OutboxStore;
+  customerSerializer: CustomerSerializer;
+  activationFailures: RateLimiter;
+  mailer: Mailer;
+  config: Config;
+  now: () => Date;
+}
+
+const invalidKey: Failure = { code: "INVALID_LICENSE_KEY" };
+const licenseNotFound: Failure = { code: "LICENSE_NOT_FOUND" };
+const fingerprintPattern = /^[\x21-\x7E]+$/;
+
+export class LicensesService {
+  constructor(private readonly deps: LicensesDependencies) {}
+
+  async issue(caller: Caller, customerId: string): Promise<Outcome<IssueResult>> {
+    const denied = requireStaff(caller);
+    if (denied) return fail(denied);
+    if (!uuidPattern.test(customerId)) return fail({ code: "CUSTOMER_NOT_FOUND" });
+    return this.deps.customerSerializer.run(customerId, () =>
+      this.deps.transactor.serializable((tx) => this.issueInTransaction(tx, customerId, actorOf(caller))),
+    );
+  }
+
+  /**
+   * The customer's license, created (and its delivery queued) when there is none. Runs in the
+   * caller's transaction, so a payment can fulfil it atomically with its other effects.
+   */
+  async issueInTransaction(tx: Transaction, customerId: string, actor: string): Promise<Outcome<IssueResult>> {
+    const existing = await this.deps.store.findByCustomer(tx, customerId);
+    if (existing) return succeed({ license: existing, created: false });
+    if (!(await this.deps.store.customerExists(tx, customerId))) return fail({ code: "CUSTOMER_NOT_FOUND" });
+    const key = await this.unusedKey(tx);
+    const license = await this.deps.store.insert(tx, customerId, key);
+    await this.deps.store.appendEvent(tx, { licenseId: license.id, kind: "ISSUED", actor, reason: null, deviceId: null });
+    await this.queueDelivery(tx, license, actor);
+    return succeed({ license, created: true });
+  }
+
+  /** Sends the key again, issuing a license first when the customer has none. */
+  async resend(caller: Caller, requestedCustomerId: string | null | undefined): Promise<Outcome<LicenseRecord>> {
+    const denied = requireSignedIn(caller);
+    if (denied) return fail(denied);
+    const customerId = requestedCustomerId ?? ownCustomerId(caller);
+    if (!customerId) return badInput("customerId", "staff must name customerId");
+    const notOwner = requireOwnerOrStaff(caller, customerId);
+    if (notOwner) return fail(notOwner);
+    if (!uuidPattern.test(customerId)) return fail({ code: "CUSTOMER_NOT_FOUND" });
+    const actor = actorOf(caller);
+    return this.deps.customerSerializer.run(customerId, () =>
+      this.deps.transactor.serializable(async (tx) => {
+        const issued = await this.issueInTransaction(tx, customerId, actor);
+        if (!issued.ok) return issued;
+        if (!issued.value.created) await this.queueDelivery(tx, issued.value.license, actor);
+        return succeed(issued.value.license);
+      }),
+    );
+  }
+
+  /** Needs no token: the key is the credential. Failed guesses are rate-limited per address and key. */
+  async activate(clientAddress: string, rawKey: string, device: DeviceInput | null | undefined): Promise<Outcome<ActivationResult>> {
+    const now = this.deps.now();
+    const addressBucket = `activation:address:${clientAddress}`;
+    const limited = await this.activationLimited(addressBucket, now, this.deps.config.licenses.activationFailuresPerAddressMax);
+    if (limited) return fail(limited);
+    const key = normaliseLicenseKey(rawKey);
+    if (!key) {
+      await this.deps.activationFailures.hit(addressBucket, now);
+      return fail(invalidKey);
+    }
+    const keyBucket = `activation:key:${key}`;
+    const keyLimited = await this.activationLimited(keyBucket, now, this.deps.config.licenses.activationFailuresPerKeyMax);
+    if (keyLimited) return fail(keyLimited);
+    const invalidDevice = device ? this.checkDevice(device) : undefined;
+    if (invalidDevice) return fail(invalidDevice);
+    const found = await this.deps.store.findByKey(this.deps.database, key);
+    if (!found) {
+      await Promise.all([this.deps.activationFailures.hit(addressBucket, now), this.deps.activationFailures.hit(keyBucket, now)]);
+      return fail(licenseNotFound);
+    }
+    return this.deps.customerSerializer.run(found.customerId, () =>
+      this.deps.transactor.serializable((tx) => this.activateInTransaction(tx, found.id, device ?? null)),
+    );
+  }
+
+  async deactivate(caller: Caller, rawKey: string, reason: string): Promise<Outcome<LicenseRecord>> {
+    const denied = requireStaff(caller);
+    if (denied) return fail(denied);
+    const invalidReason = checkText("reason", reason, this.deps.config.limits.reasonMaxLength, true);
+    if (invalidReason) return fail(invalidReason);
+    return this.changeLicense(rawKey, async (tx, license) => {
+      if (license.status === "DEACTIVATED") return;
+      await this.deps.store.deactivate(tx, license.id, this.deps.now(), reason);
+      await this.deps.store.revokeTokens(tx, license.id);
+      await this.deps.store.appendEvent(tx, { licenseId: license.id, kind: "DEACTIVATED", actor: actorOf(caller), reason, deviceId: null });
+    });
+  }
+
+  async reactivate(caller: Caller, rawKey: string): Promise<Outcome<LicenseRecord>> {
+    const denied = requireStaff(caller);
+    if (denied) return fail(denied);
+    return this.changeLicense(rawKey, async (tx, license) => {
+      if (license.status === "ACTIVE") return;
+      await this.deps.store.reactivate(tx, license.id);
+      await this.deps.store.appendEvent(tx, { licenseId: license.id, kind: "REACTIVATED", actor: actorOf(caller), reason: null, deviceId: null });
+    });
+  }
+
+  /** Frees the device's seat and revokes its token at once. */
+  async deactivateDevice(caller: Caller, deviceId: string): Promise<Outcome<LicenseRecord>> {
+    const denied = requireSignedIn(caller);
+    if (denied) return fail(denied);
+    const deviceNotFound = badInput("deviceId", "device not found");
+    if (!uuidPattern.test(deviceId)) return deviceNotFound;
+    const device = await this.deps.store.findDevice(this.deps.database, deviceId);
+    const license = device ? await this.deps.store.findById(this.deps.database, device.licenseId) : undefined;
+    if (!device || !license) return deviceNotFound;
+    const notOwner = requireOwnerOrStaff(caller, license.customerId);
+    if (notOwner) return fail(notOwner);
+    return this.deps.customerSerializer.run(license.customerId, () =>
+      this.deps.transactor.serializable(async (tx) => {
+        const current = await this.deps.store.findDevice(tx, deviceId);
+        if (current && current.deactivatedAt === null) {
+          await this.deps.store.releaseDevice(tx, deviceId, this.deps.now());
+          await this.deps.store.appendEvent(tx, { licenseId: license.id, kind: "DEVICE_DEACTIVATED", actor: actorOf(caller), reason: null, deviceId });
+        }
+        const updated = await this.deps.store.findById(tx, license.id);
+        return updated ? succeed(updated) : fail(licenseNotFound);
+      }),
+    );
+  }
+
+  /** The caller a device token names, checked on every request so revocation is immediate. */
+  async authenticateDevice(token: string): Promise<Caller> {
+    if (!isDeviceToken(token)) return { kind: "rejected", reason: "unknown token" };
+    const found = await this.deps.store.deviceByTokenHash(this.deps.database, hashDeviceToken(token));
+    return found ? { kind: "device", customerId: found.customerId, deviceId: found.deviceId } : { kind: "rejected", reason: "device token revoked or unknown" };
+  }
+
+  async licenseOf(customerId: string): Promise<LicenseRecord | null> {
+    return (await this.deps.store.findByCustomer(this.deps.database, customerId)) ?? null;
+  }
+
+  async customerIdForKey(rawKey: string): Promise<string | undefined> {
+    const key = normaliseLicenseKey(rawKey);
+    return key ? (await this.deps.store.findByKey(this.deps.database, key))?.customerId : undefined;
+  }
+
+  seatedDevices(licenseId: string): Promise<DeviceRecord[]> {
+    return this.deps.store.seatedDevices(this.deps.database, licenseId);
+  }
+
+  maxDevicesOf(license: LicenseRecord): number {
+    return this.deps.config.tiers[license.tier].maxDevices;
+  }
+
+  async auditTrail(caller: Caller, licenseId: string, first: number, after: string | null | undefined): Promise<Outcome<Page<LicenseEventRecord>>> {
+    const denied = requireStaff(caller);
+    if (denied) return fail(denied);
+    const page = pageRequest("license-event", first, after, this.deps.config.limits.pageSizeMax);
+    if (!page.ok) return page;
+    const rows = await this.deps.store.events(this.deps.database, licenseId, page.value);
+    return succeed(toPage("license-event", rows, first, (row) => row.id));
+  }
+
+  /** Outbox handler: mails the license's current key to the owner's current address. */
+  async deliverKey(licenseId: string): Promise<void> {
+    const license = await this.deps.store.findById(this.deps.database, licenseId);
+    if (!license) throw new PermanentJobError(`license ${licenseId} does not exist`);
+    if (!license.customerEmail) throw new PermanentJobError(`customer ${license.customerId} has no email address`);
+    await this.deps.mailer.send({
+      to: license.customerEmail,
+      subject: "Your Splice license key",
+      text: [
+        "Thank you for choosing Splice.",
+        "",
+        `Your license key: ${license.key}`,
+        "",
+        "Open the Splice plugin, choose Activate, and enter the key.",
+        `It can be active on ${this.maxDevicesOf(license)} devices at once.`,
+      ].join("\n"),
+    });
+  }
+
+  private async activateInTransaction(tx: Transaction, licenseId: string, device: DeviceInput | null): Promise<Outcome<ActivationResult>> {
+    const license = await this.deps.store.lock(tx, licenseId);
+    if (!license) return fail(licenseNotFound);
+    if (license.status === "DEACTIVATED") return fail({ code: "LICENSE_DEACTIVATED" });
+    const now = this.deps.now();
+    const seated = device ? await this.seat(tx, license, device, now) : succeed(undefined);
+    if (!seated.ok) return seated;
+    // Set once, by the first call that got this far; never changed (a trigger guards that too).
+    const alreadyActivated = license.activatedAt !== null;
+    const activatedAt = license.activatedAt ?? now;
+    if (!alreadyActivated) {
+      await this.deps.store.setActivatedAt(tx, license.id, activatedAt);
+      const actor = seated.value ? `device:${seated.value.device.id}` : "system";
+      await this.deps.store.appendEvent(tx, { licenseId: license.id, kind: "ACTIVATED", actor, reason: null, deviceId: seated.value?.device.id ?? null });
+    }
+    return succeed({
+      customerId: license.customerId,
+      alreadyActivated,
+      activatedAt,
+      license: { ...license, activatedAt },
+      device: seated.value?.device ?? null,
+      deviceToken: seated.value?.token ?? null,
+    });
+  }
+
+  /** The device's seat: refreshed (with a new token) when it has one, taken when one is free. */
+  private async seat(tx: Transaction, license: LicenseRecord, input: DeviceInput, now: Date): Promise<Outcome<{ device: DeviceRecord; token: string }>> {
+    const devices = await this.deps.store.seatedDevices(tx, license.id);
+    const { token, tokenHash } = generateDeviceToken();
+    const name = input.name ?? null;
+    const existing = devices.find((device) => device.fingerprint === input.fingerprint);
+    if (existing) {
+      return succeed({ device: await this.deps.store.refreshDevice(tx, existing.id, name, tokenHash, now), token });
+    }
+    const maxDevices = this.maxDevicesOf(license);
+    if (devices.length >= maxDevices) return fail({ code: "DEVICE_LIMIT_REACHED", maxDevices });
+    const device = await this.deps.store.seatDevice(tx, license.id, input.fingerprint, name, tokenHash, now);
+    await this.deps.store.appendEvent(tx, { licenseId: license.id, kind: "DEVICE_ACTIVATED", actor: `device:${device.id}`, reason: null, deviceId: device.id });
+    return succeed({ device, token });
+  }
+
+  private async changeLicense(rawKey: string, change: (tx: Transaction, license: LicenseRecord) => Promise<void>): Promise<Outcome<LicenseRecord>> {
+    const key = normaliseLicenseKey(rawKey);
+    if (!key) return fail(invalidKey);
+    const found = await this.deps.store.findByKey(this.deps.database, key);
+    if (!found) return fail(licenseNotFound);
+    return this.deps.customerSerializer.run(found.customerId, () =>
+      this.deps.transactor.serializable(async (tx) => {
+        const license = await this.deps.store.lock(tx, found.id);
+        if (!license) return fail(licenseNotFound);
+        await change(tx, license);
+        const updated = await this.deps.store.findById(tx, license.id);
+        return updated ? succeed(updated) : fail(licenseNotFound);
+      }),
+    );
+  }
+
+  private async queueDelivery(tx: Transaction, license: LicenseRecord, actor: string): Promise<void> {
+    await this.deps.outbox.enqueue(tx, { kind: licenseEmailJobKind, customerId: license.customerId, payload: { licenseId: license.id } });
+    await this.deps.store.appendEvent(tx, { licenseId: license.id, kind: "DELIVERY_QUEUED", actor, reason: null, deviceId: null });
+  }
+
+  /** A fresh key: collisions (about 2^-59 each) and generator failures are retried a bounded number of times. */
+  private async unusedKey(tx: Transaction): Promise<string> {
+    const attempts = this.deps.config.licenses.keyGenerationAttempts;
+    for (let attempt = 1; attempt <= attempts; attempt += 1) {
+      try {
+        const key = generateLicenseKey();
+        if (!(await this.deps.store.keyExists(tx, key))) return key;
+      } catch (error) {
+        if (attempt === attempts) throw error;
+      }
+    }
+    throw new Error(`no unused license key after ${attempts} attempts`);
+  }
+
+  private checkDevice(device: DeviceInput): Failure | undefined {
+    const { fingerprintMaxLength, deviceNameMaxLength } = this.deps.config.licenses;
+    if (device.fingerprint.length < 1 || device.fingerprint.length > fingerprintMaxLength || !fingerprintPattern.test(device.fingerprint)) {
+      return { code: "BAD_USER_INPUT", field: "fingerprint", message: `fingerprint must be 1 to ${fingerprintMaxLength} printable ASCII characters` };
+    }
+    return checkText("name", device.name, deviceNameMaxLength, false);
+  }
+
+  private async activationLimited(bucket: string, now: Date, max: number): Promise<Failure | undefined> {
+    if ((await this.deps.activationFailures.count(bucket, now)) < max) return undefined;
+    return { code: "TOO_MANY_REQUESTS", retryAfterSeconds: await this.deps.activationFailures.retryAfterSeconds(bucket, now) };
+  }
+}

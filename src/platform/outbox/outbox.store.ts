@@ -1,0 +1,98 @@
+// The outbox table: jobs written inside the transaction that causes them, claimed after commit
+// by any instance with FOR UPDATE SKIP LOCKED under a lease, every attempt recorded.
+import type { DatabaseClient, Transaction } from "../database";
+
+export interface NewOutboxJob {
+  kind: string;
+  customerId: string | null;
+  payload: Record<string, unknown>;
+}
+
+export interface ClaimedJob {
+  id: string;
+  kind: string;
+  customerId: string | null;
+  payload: Record<string, unknown>;
+  /** This attempt's number; also the fencing token that lets only this claim finish the job. */
+  attempt: number;
+}
+
+export interface OutboxJobView {
+  id: string;
+  kind: string;
+  status: "PENDING" | "DONE" | "DEAD";
+  attempts: number;
+  lastError: string | null;
+  nextAttemptAt: Date;
+  doneAt: Date | null;
+}
+
+const errorMaxLength = 2000;
+
+export class OutboxStore {
+  async enqueue(tx: Transaction, job: NewOutboxJob): Promise<string> {
+    const rows = await tx.$queryRaw<{ id: string }[]>`
+      INSERT INTO outbox_job (kind, customer_id, payload)
+      VALUES (${job.kind}, ${job.customerId}::uuid, ${JSON.stringify(job.payload)}::jsonb)
+      RETURNING id`;
+    return rows[0]!.id;
+  }
+
+  /** Claims up to `limit` due jobs for `leaseSeconds`; jobs another instance holds are skipped. */
+  async claimDue(db: DatabaseClient, now: Date, limit: number, leaseSeconds: number): Promise<ClaimedJob[]> {
+    const leasedUntil = new Date(now.getTime() + leaseSeconds * 1000);
+    const rows = await db.$queryRaw<{ id: string; kind: string; customer_id: string | null; payload: Record<string, unknown>; attempts: number }[]>`
+      UPDATE outbox_job SET leased_until = ${leasedUntil}, attempts = attempts + 1
+      WHERE id IN (
+        SELECT id FROM outbox_job
+        WHERE status = 'PENDING' AND next_attempt_at <= ${now} AND (leased_until IS NULL OR leased_until <= ${now})
+        ORDER BY next_attempt_at LIMIT ${limit}
+        FOR UPDATE SKIP LOCKED)
+      RETURNING id, kind, customer_id, payload, attempts`;
+    return rows.map((row) => ({ id: row.id, kind: row.kind, customerId: row.customer_id, payload: row.payload, attempt: row.attempts }));
+  }
+
+  async succeeded(db: DatabaseClient, job: ClaimedJob, startedAt: Date, now: Date): Promise<void> {
+    await db.$executeRaw`
+      WITH finished AS (
+        UPDATE outbox_job SET status = 'DONE', done_at = ${now}, leased_until = NULL, last_error = NULL
+        WHERE id = ${job.id}::uuid AND attempts = ${job.attempt} AND status = 'PENDING'
+        RETURNING id)
+      INSERT INTO outbox_attempt (job_id, attempt, succeeded, started_at, ended_at)
+      SELECT id, ${job.attempt}, true, ${startedAt}, ${now} FROM finished`;
+  }
+
+  /** Records a failed attempt; the job waits until `retryAt`, or is dead when that is undefined. */
+  async failed(db: DatabaseClient, job: ClaimedJob, error: string, startedAt: Date, now: Date, retryAt: Date | undefined): Promise<void> {
+    const message = error.slice(0, errorMaxLength);
+    const status = retryAt ? "PENDING" : "DEAD";
+    await db.$executeRaw`
+      WITH finished AS (
+        UPDATE outbox_job SET status = ${status}::"OutboxJobStatus", next_attempt_at = ${retryAt ?? now},
+          leased_until = NULL, last_error = ${message}
+        WHERE id = ${job.id}::uuid AND attempts = ${job.attempt} AND status = 'PENDING'
+        RETURNING id)
+      INSERT INTO outbox_attempt (job_id, attempt, succeeded, error, started_at, ended_at)
+      SELECT id, ${job.attempt}, false, ${message}, ${startedAt}, ${now} FROM finished`;
+  }
+
+  async jobsOfCustomer(db: DatabaseClient, customerId: string, kind: string): Promise<OutboxJobView[]> {
+    const rows = await db.$queryRaw<{ id: string; kind: string; status: OutboxJobView["status"]; attempts: number; last_error: string | null; next_attempt_at: Date; done_at: Date | null }[]>`
+      SELECT id, kind, status::text AS status, attempts, last_error, next_attempt_at, done_at FROM outbox_job
+      WHERE customer_id = ${customerId}::uuid AND kind = ${kind} ORDER BY created_at DESC`;
+    return rows.map((row) => ({
+      id: row.id,
+      kind: row.kind,
+      status: row.status,
+      attempts: row.attempts,
+      lastError: row.last_error,
+      nextAttemptAt: row.next_attempt_at,
+      doneAt: row.done_at,
+    }));
+  }
+
+  async pendingCount(db: DatabaseClient): Promise<number> {
+    const rows = await db.$queryRaw<{ n: number }[]>`SELECT count(*)::int AS n FROM outbox_job WHERE status = 'PENDING'`;
+    return rows[0]!.n;
+  }
+}
