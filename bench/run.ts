@@ -64,7 +64,7 @@ async function drive(concurrency: number, cycle: (worker: number, iteration: num
 async function graphql(token: string, query: string, variables: Record<string, unknown>): Promise<any> {
   const response = await fetch(`http://127.0.0.1:${port}/graphql`, {
     method: "POST",
-    headers: { "content-type": "application/json", authorization: `Bearer ${token}` },
+    headers: { "content-type": "application/json", ...(token ? { authorization: `Bearer ${token}` } : {}) },
     body: JSON.stringify({ query, variables }),
   });
   return response.json();
@@ -180,6 +180,7 @@ async function main(): Promise<void> {
       await sqlPool.end();
     }
     report(results);
+    await activationStorms(staff, customerIds);
   } finally {
     server?.kill("SIGINT");
     await new Promise((resolve) => setTimeout(resolve, 500));
@@ -239,6 +240,49 @@ function report(results: Result[]): void {
   const file = path.join(directory, "latest.json");
   fs.writeFileSync(file, JSON.stringify({ measuredAt: new Date().toISOString(), scenarioSeconds, rows, results }, null, 2));
   console.log(`results written to ${path.relative(root, file)}`);
+}
+
+const activateMutation = `mutation A($input: ActivateLicenseInput!) { activateLicense(input: $input) { alreadyActivated customerId } }`;
+
+async function activateOnce(input: Record<string, unknown>): Promise<{ ms: number; first: boolean | undefined; error: string | undefined }> {
+  const begun = performance.now();
+  const response = await graphql("", activateMutation, { input });
+  return { ms: performance.now() - begun, first: response.data ? !response.data.activateLicense.alreadyActivated : undefined, error: response.errors?.[0]?.extensions?.code };
+}
+
+/** 100 simultaneous activations of one key, then of 100 keys (each with its own device). */
+async function activationStorms(staff: string, customerIds: string[]): Promise<void> {
+  const stormSize = 100;
+  const keys: string[] = [];
+  // One key for the first storm, a hundred fresh ones for the second.
+  for (const customerId of customerIds.slice(1, 2 + stormSize)) {
+    const issued = await graphql(staff, `mutation I($id: ID!) { issueLicense(input: { customerId: $id }) { license { key } } }`, { id: customerId });
+    keys.push(issued.data.issueLicense.license.key);
+  }
+  const storms = [
+    { name: `${stormSize} activations of one key`, inputs: Array.from({ length: stormSize }, () => ({ key: keys[0] })) },
+    { name: `${stormSize} keys, one device each`, inputs: keys.slice(1).map((key, index) => ({ key, device: { fingerprint: `bench-device-${index}` } })) },
+  ];
+  const rows = [];
+  for (const storm of storms) {
+    const started = performance.now();
+    const outcomes = await Promise.all(storm.inputs.map((input) => activateOnce(input)));
+    const seconds = (performance.now() - started) / 1000;
+    const latencies = outcomes.map((outcome) => outcome.ms).sort((a, b) => a - b);
+    rows.push({
+      storm: storm.name,
+      "activations/s": Math.round((outcomes.length / seconds) * 10) / 10,
+      "p50 ms": Math.round(percentile(latencies, 0.5) * 10) / 10,
+      "p99 ms": Math.round(percentile(latencies, 0.99) * 10) / 10,
+      "first activations": outcomes.filter((outcome) => outcome.first === true).length,
+      errors: outcomes.filter((outcome) => outcome.error).length,
+    });
+  }
+  console.log("\nactivation storms (all requests sent at once)\n");
+  console.table(rows);
+  const file = path.join(root, "bench", "results", "latest.json");
+  const saved = JSON.parse(fs.readFileSync(file, "utf8"));
+  fs.writeFileSync(file, JSON.stringify({ ...saved, activationStorms: rows }, null, 2));
 }
 
 main().catch((error: unknown) => {

@@ -113,6 +113,57 @@ const operations: [name: string, run: (token: string | undefined) => Promise<any
   ],
 ];
 
+const issue = (token: string | undefined) =>
+  server.graphql(`mutation($id: ID!) { issueLicense(input: { customerId: $id }) { created } }`, { id: owner.id }, token);
+
+async function ownersKey(): Promise<string> {
+  const issued: any = await issue(server.staffToken);
+  const license: any = await server.graphql(`query($id: ID!) { customer(id: $id) { license { key } } }`, { id: owner.id }, server.staffToken);
+  return issued.data ? license.data.customer.license.key : "";
+}
+
+async function ownersDevice(): Promise<string> {
+  const activated: any = await server.graphql(
+    `mutation($key: String!, $fp: String!) { activateLicense(input: { key: $key, device: { fingerprint: $fp } }) { device { id } } }`,
+    { key: await ownersKey(), fp: "authorization-matrix" },
+  );
+  return activated.data.activateLicense.device.id;
+}
+
+operations.push(
+  ["issueLicense", issue, { ...denied, owner: "FORBIDDEN", stranger: "FORBIDDEN", staff: "ok" }],
+  [
+    "resendLicense for the owner",
+    (token) => server.graphql(`mutation($id: ID) { resendLicense(input: { customerId: $id }) { key } }`, { id: owner.id }, token),
+    { ...denied, owner: "ok", stranger: "FORBIDDEN", staff: "ok" },
+  ],
+  [
+    "activateLicense (the key is the credential)",
+    async (token) => server.graphql(`mutation($key: String!) { activateLicense(input: { key: $key }) { customerId } }`, { key: await ownersKey() }, token),
+    { anonymous: "ok", invalid: "ok", expired: "ok", owner: "ok", stranger: "ok", staff: "ok" },
+  ],
+  [
+    "deactivateLicense",
+    async (token) => {
+      const key = await ownersKey();
+      const result = await server.graphql(`mutation($key: String!) { deactivateLicense(input: { key: $key, reason: "matrix" }) { status } }`, { key }, token);
+      await server.graphql(`mutation($key: String!) { reactivateLicense(input: { key: $key }) { status } }`, { key }, server.staffToken);
+      return result;
+    },
+    { ...denied, owner: "FORBIDDEN", stranger: "FORBIDDEN", staff: "ok" },
+  ],
+  [
+    "reactivateLicense",
+    async (token) => server.graphql(`mutation($key: String!) { reactivateLicense(input: { key: $key }) { status } }`, { key: await ownersKey() }, token),
+    { ...denied, owner: "FORBIDDEN", stranger: "FORBIDDEN", staff: "ok" },
+  ],
+  [
+    "deactivateDevice",
+    async (token) => server.graphql(`mutation($id: ID!) { deactivateDevice(input: { deviceId: $id }) { id } }`, { id: await ownersDevice() }, token),
+    { ...denied, owner: "ok", stranger: "FORBIDDEN", staff: "ok" },
+  ],
+);
+
 const table = operations.flatMap(([name, run, expected]) => roles.map((role) => [name, role, run, expected[role]] as const));
 
 it.each(table)("%s as %s", async (_name, role, run, expected) => {
