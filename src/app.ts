@@ -12,6 +12,7 @@ import { bearerToken, isSignedToken, verifySignedToken, type Caller } from "./pl
 import type { Database } from "./platform/database";
 import { createErrorFormatter, httpStatusPlugin } from "./platform/errors";
 import { createMetricsRegistry, metricsHandler } from "./platform/metrics";
+import { stripeWebhookRouter } from "./modules/billing/webhook.route";
 import { buildSchema } from "./schema";
 import type { Services } from "./services";
 
@@ -51,6 +52,9 @@ export async function buildApp(deps: AppDependencies): Promise<App> {
     response.setHeader("X-Request-Id", requestId);
     next();
   });
+
+  // Before any JSON parser: Stripe signs the raw bytes.
+  app.use(stripeWebhookRouter(deps.services.webhooks, config.stripe.webhookMaxBytes));
 
   app.get("/healthz", (_request, response) => {
     response.json({ status: "ok" });

@@ -7,6 +7,26 @@ const secondsPerHour = 3600;
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
 const flag = z.enum(["true", "false", "1", "0"]).transform((value) => value === "true" || value === "1");
 
+const tierSchema = z.enum(["STARTER", "PRO", "STUDIO"]);
+const maxPlanHours = 10_000;
+
+/** STRIPE_PLANS: Stripe price id -> a tier subscription (with its monthly hours) or an hour pack. */
+const planTableSchema = z.record(
+  z.string().regex(/^price_[A-Za-z0-9_]+$/, "keys must be Stripe price ids (price_...)"),
+  z.discriminatedUnion("type", [
+    z.object({ type: z.literal("subscription"), tier: tierSchema, monthlyHours: z.number().int().min(0).max(maxPlanHours) }).strict(),
+    z.object({ type: z.literal("hours"), hours: z.number().int().min(1).max(maxPlanHours) }).strict(),
+  ]),
+);
+
+function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}
+
 const environmentSchema = z
   .object({
     NODE_ENV: z.enum(["development", "production", "test"]).default("development"),
@@ -49,6 +69,18 @@ const environmentSchema = z
     OUTBOX_BACKOFF_MAX_MS: int(1, 86_400_000).default(3_600_000),
     OUTBOX_SEND_TIMEOUT_MS: int(100, 120_000).default(15_000),
 
+    STRIPE_SECRET_KEY: z.string().min(8).optional(),
+    STRIPE_WEBHOOK_SECRET: z.string().min(8).optional(),
+    STRIPE_API_HOST: z.string().min(1).optional(),
+    STRIPE_API_PORT: int(1, 65_535).optional(),
+    STRIPE_API_PROTOCOL: z.enum(["http", "https"]).optional(),
+    STRIPE_TIMEOUT_MS: int(100, 120_000).default(10_000),
+    STRIPE_PLANS: z.string().default("{}"),
+    STRIPE_WEBHOOK_MAX_BYTES: int(1024, 10_000_000).default(1_000_000),
+    STRIPE_WEBHOOK_TOLERANCE_SECONDS: int(1, 86_400).default(300),
+    DASHBOARD_ORIGINS: z.string().default("http://localhost:3000"),
+    CHECKOUT_URL_MAX_LENGTH: int(10, 2048).default(2048),
+
     RESERVATION_TTL_SECONDS: int(10, 7 * 24 * secondsPerHour).default(6 * secondsPerHour),
     RESERVATION_MAX_SECONDS: int(1, 7 * 24 * secondsPerHour).default(24 * secondsPerHour),
     ACTUAL_MAX_SECONDS: int(1, 14 * 24 * secondsPerHour).default(48 * secondsPerHour),
@@ -88,6 +120,18 @@ const environmentSchema = z
     if (env.NODE_ENV === "production" && !env.SMTP_URL) {
       context.addIssue({ code: "custom", path: ["SMTP_URL"], message: "required in production: license keys are sent by email" });
     }
+    if (env.NODE_ENV === "production" && (!env.STRIPE_SECRET_KEY || !env.STRIPE_WEBHOOK_SECRET)) {
+      context.addIssue({ code: "custom", path: ["STRIPE_SECRET_KEY"], message: "STRIPE_SECRET_KEY and STRIPE_WEBHOOK_SECRET are required in production" });
+    }
+    const plans = planTableSchema.safeParse(parseJson(env.STRIPE_PLANS));
+    if (!plans.success) {
+      context.addIssue({ code: "custom", path: ["STRIPE_PLANS"], message: `invalid plan table: ${plans.error.issues.map((issue) => `${issue.path.join(".")} ${issue.message}`).join("; ")}` });
+    }
+    for (const origin of env.DASHBOARD_ORIGINS.split(",").filter(Boolean)) {
+      if (!/^https?:\/\/[^/]+$/.test(origin.trim())) {
+        context.addIssue({ code: "custom", path: ["DASHBOARD_ORIGINS"], message: `not an origin: ${origin}` });
+      }
+    }
     if (env.RESERVATION_MAX_SECONDS > env.ACTUAL_MAX_SECONDS) {
       context.addIssue({ code: "custom", path: ["ACTUAL_MAX_SECONDS"], message: "must be at least RESERVATION_MAX_SECONDS" });
     }
@@ -98,8 +142,24 @@ type Environment = z.infer<typeof environmentSchema>;
 // Development and tests sign tokens with a fixed secret so `npm start` works with no setup;
 // production refuses to start without its own (validated above).
 const developmentTokenSecret = "splice-development-token-secret-not-for-production";
+const developmentStripeSecretKey = "sk_test_splice_development";
+const developmentStripeWebhookSecret = "whsec_splice_development";
+
+function toPlans(table: z.infer<typeof planTableSchema>): Map<string, Plan> {
+  return new Map(
+    Object.entries(table).map(([priceId, plan]): [string, Plan] =>
+      plan.type === "subscription"
+        ? [priceId, { type: "subscription", tier: plan.tier, monthlySeconds: plan.monthlyHours * secondsPerHour }]
+        : [priceId, { type: "hours", seconds: plan.hours * secondsPerHour }],
+    ),
+  );
+}
 
 export type Tier = "STARTER" | "PRO" | "STUDIO";
+
+export type Plan =
+  | { type: "subscription"; tier: Tier; monthlySeconds: number }
+  | { type: "hours"; seconds: number };
 
 export interface Config {
   environment: Environment["NODE_ENV"];
@@ -161,6 +221,17 @@ export interface Config {
   };
   sweeper: { enabled: boolean; intervalMs: number; batchSize: number };
   metrics: { token: string | undefined };
+  stripe: {
+    secretKey: string;
+    webhookSecret: string;
+    api: { host: string | undefined; port: number | undefined; protocol: "http" | "https" | undefined };
+    timeoutMs: number;
+    webhookMaxBytes: number;
+    webhookToleranceSeconds: number;
+    /** Stripe price id -> what it buys. */
+    plans: Map<string, Plan>;
+  };
+  dashboard: { origins: string[]; urlMaxLength: number };
   shutdownTimeoutMs: number;
 }
 
@@ -240,6 +311,19 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     },
     sweeper: { enabled: env.SWEEPER_ENABLED, intervalMs: env.SWEEPER_INTERVAL_MS, batchSize: env.SWEEPER_BATCH_SIZE },
     metrics: { token: env.METRICS_TOKEN },
+    stripe: {
+      secretKey: env.STRIPE_SECRET_KEY ?? developmentStripeSecretKey,
+      webhookSecret: env.STRIPE_WEBHOOK_SECRET ?? developmentStripeWebhookSecret,
+      api: { host: env.STRIPE_API_HOST, port: env.STRIPE_API_PORT, protocol: env.STRIPE_API_PROTOCOL },
+      timeoutMs: env.STRIPE_TIMEOUT_MS,
+      webhookMaxBytes: env.STRIPE_WEBHOOK_MAX_BYTES,
+      webhookToleranceSeconds: env.STRIPE_WEBHOOK_TOLERANCE_SECONDS,
+      plans: toPlans(planTableSchema.parse(JSON.parse(env.STRIPE_PLANS))),
+    },
+    dashboard: {
+      origins: env.DASHBOARD_ORIGINS.split(",").map((origin) => origin.trim()).filter(Boolean),
+      urlMaxLength: env.CHECKOUT_URL_MAX_LENGTH,
+    },
     shutdownTimeoutMs: env.SHUTDOWN_TIMEOUT_MS,
   };
 }

@@ -1,6 +1,11 @@
 // Wires stores and services together: the one place that knows what depends on what.
 import type { Logger } from "pino";
 import type { Config } from "./config";
+import { BillingStore } from "./modules/billing/billing.store";
+import { CheckoutService } from "./modules/billing/checkout.service";
+import { stripeMetadataJobKind } from "./modules/billing/event-handlers";
+import { createStripeClient, type StripeClient } from "./modules/billing/stripe-client";
+import { WebhooksService } from "./modules/billing/webhooks.service";
 import { CreditsService } from "./modules/credits/credits.service";
 import { CreditsStore } from "./modules/credits/credits.store";
 import { CustomersService } from "./modules/customers/customers.service";
@@ -24,6 +29,10 @@ export interface Services {
   outbox: OutboxStore;
   outboxWorker: OutboxWorker;
   mailer: Mailer;
+  stripe: StripeClient;
+  webhooks: WebhooksService;
+  checkout: CheckoutService;
+  pageSizeMax: number;
 }
 
 export interface ServiceOptions {
@@ -70,5 +79,38 @@ export function createServices(config: Config, databaseUrl: string, database: Da
     if (typeof licenseId !== "string") throw new PermanentJobError("license email job without licenseId");
     await licenses.deliverKey(licenseId);
   });
-  return { transactor, customerSerializer, customers, credits, licenses, outbox, outboxWorker, mailer };
+  const stripe = createStripeClient(config.stripe);
+  const webhooks = new WebhooksService({
+    database,
+    transactor,
+    store: new BillingStore(),
+    handlerContext: { config, store: new BillingStore(), customers, credits, licenses, outbox, stripe },
+    logger,
+    now,
+  });
+  outboxWorker.register(stripeMetadataJobKind, async (job) => {
+    const customerId = job.payload.customerId;
+    if (typeof customerId !== "string") throw new PermanentJobError("Stripe metadata job without customerId");
+    const customer = await customers.findById(customerId);
+    if (!customer?.stripeCustomerId) throw new PermanentJobError(`customer ${customerId} has no Stripe customer`);
+    const license = await licenses.licenseOf(customerId);
+    await stripe.customers.update(customer.stripeCustomerId, {
+      metadata: { splice_customer_id: customer.id, splice_license_key: license?.key ?? "" },
+    });
+  });
+  const checkout = new CheckoutService(stripe, customers, config);
+  return {
+    transactor,
+    customerSerializer,
+    customers,
+    credits,
+    licenses,
+    outbox,
+    outboxWorker,
+    mailer,
+    stripe,
+    webhooks,
+    checkout,
+    pageSizeMax: config.limits.pageSizeMax,
+  };
 }

@@ -200,6 +200,26 @@ export class CreditsService {
     return this.applyAdjustment(state, seconds, details);
   }
 
+  /**
+   * Takes back up to `seconds` a refunded payment granted, as far as they are unspent (never
+   * below zero), with a REFUND ledger entry. Runs in the caller's transaction.
+   */
+  async takeBackInTransaction(
+    tx: Transaction,
+    customerId: string,
+    seconds: number,
+    details: { actor: string; note: string },
+  ): Promise<Outcome<{ takenSeconds: number; balance: Balance }>> {
+    const customer = await this.deps.store.lockCustomer(tx, customerId);
+    if (!customer) return fail(customerNotFound);
+    const { balance, takenSeconds } = arithmetic.takeBack(customer.balance, seconds);
+    if (takenSeconds > 0) {
+      await this.deps.store.saveBalance(tx, customerId, balance);
+      await this.deps.store.appendLedger(tx, [ledgerEntry(customerId, "REFUND", -takenSeconds, balance, null, details.note, details.actor)]);
+    }
+    return succeed({ takenSeconds, balance });
+  }
+
   async balanceOf(customerId: string): Promise<Balance> {
     const balance = await this.deps.store.effectiveBalance(this.deps.database, customerId, this.deps.now());
     return balance ?? { secondsRemaining: 0, secondsReserved: 0 };

@@ -3,7 +3,7 @@
 import type { Config, Tier } from "../../config";
 import { actorOf, type Caller } from "../../platform/auth";
 import { requireSignedIn, requireStaff } from "../../platform/authorization";
-import type { Database, Transactor } from "../../platform/database";
+import type { Database, Transaction, Transactor } from "../../platform/database";
 import { badInput, fail, succeed, type Outcome } from "../../platform/failures";
 import { pageRequest, toPage, type Page } from "../../platform/pagination";
 import type { CreditsService } from "../credits/credits.service";
@@ -65,6 +65,37 @@ export class CustomersService {
       }
       const created = await this.deps.store.findById(tx, customer.id);
       return created ? succeed(created) : fail({ code: "CUSTOMER_NOT_FOUND" });
+    });
+  }
+
+  /**
+   * The customer a Stripe customer id belongs to: found by that id, else an existing customer
+   * with the same email and no Stripe id yet is linked, else a new one is created.
+   */
+  async findOrCreateForStripeInTransaction(tx: Transaction, stripeCustomerId: string, email: string | null): Promise<CustomerRecord> {
+    const linked = await this.deps.store.findByStripeCustomerId(tx, stripeCustomerId);
+    if (linked) return linked;
+    const normalised = email ? normaliseEmail(email) : null;
+    const usable = normalised && normalised.length <= this.deps.config.limits.emailMaxLength && emailPattern.test(normalised) ? normalised : null;
+    const sameEmail = usable ? await this.deps.store.findByEmail(tx, usable) : undefined;
+    if (sameEmail && !sameEmail.stripeCustomerId) return this.deps.store.linkStripeCustomer(tx, sameEmail.id, stripeCustomerId);
+    // The address belongs to a customer of another Stripe account: keep both, this one without it.
+    return this.deps.store.insertFromStripe(tx, sameEmail ? null : usable, stripeCustomerId);
+  }
+
+  async setTierInTransaction(tx: Transaction, customerId: string, tier: Tier): Promise<void> {
+    await this.deps.store.setTier(tx, customerId, tier);
+  }
+
+  async findById(customerId: string): Promise<CustomerRecord | undefined> {
+    return this.deps.store.findById(this.deps.database, customerId);
+  }
+
+  async linkStripeCustomer(customerId: string, stripeCustomerId: string): Promise<CustomerRecord> {
+    return this.deps.transactor.serializable(async (tx) => {
+      const current = await this.deps.store.findById(tx, customerId);
+      if (current?.stripeCustomerId) return current;
+      return this.deps.store.linkStripeCustomer(tx, customerId, stripeCustomerId);
     });
   }
 

@@ -37,6 +37,19 @@ export class CustomersStore {
     return tx.customer.create({ data: { ...customer, secondsRemaining: 0, secondsReserved: 0 } });
   }
 
+  /** A customer Stripe brought: no seconds until a payment grants them. */
+  async insertFromStripe(tx: Transaction, email: string | null, stripeCustomerId: string): Promise<CustomerRecord> {
+    return tx.customer.create({ data: { email, stripeCustomerId, tier: "STARTER", secondsRemaining: 0, secondsReserved: 0 } });
+  }
+
+  async linkStripeCustomer(tx: Transaction, customerId: string, stripeCustomerId: string): Promise<CustomerRecord> {
+    return tx.customer.update({ where: { id: customerId }, data: { stripeCustomerId } });
+  }
+
+  async setTier(tx: Transaction, customerId: string, tier: Tier): Promise<void> {
+    await tx.$executeRaw`UPDATE customer SET tier = ${tier}::"Tier", updated_at = now() WHERE id = ${customerId}::uuid`;
+  }
+
   async search(db: DatabaseClient, search: CustomerSearch, page: PageRequest): Promise<CustomerRecord[]> {
     const pattern = `%${search.emailFragment.replace(likeSpecialCharacters, (character) => `\\${character}`)}%`;
     const matchingIds = await db.$queryRaw<{ id: string }[]>`

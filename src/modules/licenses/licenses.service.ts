@@ -152,6 +152,27 @@ export class LicensesService {
     });
   }
 
+  /** Deactivates the customer's license inside a caller's transaction (a dispute); false when there is none or it already is. */
+  async deactivateInTransaction(tx: Transaction, customerId: string, reason: string, actor: string): Promise<boolean> {
+    const license = await this.deps.store.findByCustomer(tx, customerId);
+    if (!license || license.status === "DEACTIVATED") return false;
+    await this.deps.store.lock(tx, license.id);
+    await this.deps.store.deactivate(tx, license.id, this.deps.now(), reason);
+    await this.deps.store.revokeTokens(tx, license.id);
+    await this.deps.store.appendEvent(tx, { licenseId: license.id, kind: "DEACTIVATED", actor, reason, deviceId: null });
+    return true;
+  }
+
+  /** Reactivates the customer's license when it was deactivated for `reason` (a won dispute). */
+  async reactivateInTransaction(tx: Transaction, customerId: string, reason: string, actor: string): Promise<boolean> {
+    const license = await this.deps.store.findByCustomer(tx, customerId);
+    if (!license || license.status !== "DEACTIVATED" || license.deactivationReason !== reason) return false;
+    await this.deps.store.lock(tx, license.id);
+    await this.deps.store.reactivate(tx, license.id);
+    await this.deps.store.appendEvent(tx, { licenseId: license.id, kind: "REACTIVATED", actor, reason: null, deviceId: null });
+    return true;
+  }
+
   /** Frees the device's seat and revokes its token at once. */
   async deactivateDevice(caller: Caller, deviceId: string): Promise<Outcome<LicenseRecord>> {
     const denied = requireSignedIn(caller);

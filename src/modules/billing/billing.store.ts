@@ -1,0 +1,167 @@
+// The billing module's only door to the database: the Stripe event inbox, payment effects
+// and subscriptions.
+import type { DatabaseClient, Transaction } from "../../platform/database";
+
+export type StripeEventStatus = "RECEIVED" | "PROCESSED" | "IGNORED" | "FAILED";
+
+export interface StripeEventRecord {
+  id: string;
+  type: string;
+  stripeCreated: Date;
+  status: StripeEventStatus;
+  attempts: number;
+  lastError: string | null;
+  payload: StripeEventPayload;
+  receivedAt: Date;
+  processedAt: Date | null;
+}
+
+/** The parts of a Stripe event this service reads; the object's shape depends on the type. */
+export interface StripeEventPayload {
+  id: string;
+  type: string;
+  created: number;
+  data: { object: Record<string, any> };
+}
+
+export interface NewPaymentEffect {
+  key: string;
+  customerId: string;
+  eventId: string;
+  grantedSeconds: number;
+  stripePaymentIntentId: string | null;
+  stripeChargeId: string | null;
+}
+
+export interface PaymentEffectRecord extends NewPaymentEffect {
+  createdAt: Date;
+}
+
+interface EventRow {
+  id: string;
+  type: string;
+  stripe_created: Date;
+  status: StripeEventStatus;
+  attempts: number;
+  last_error: string | null;
+  payload: StripeEventPayload;
+  received_at: Date;
+  processed_at: Date | null;
+}
+
+const toEvent = (row: EventRow): StripeEventRecord => ({
+  id: row.id,
+  type: row.type,
+  stripeCreated: row.stripe_created,
+  status: row.status,
+  attempts: row.attempts,
+  lastError: row.last_error,
+  payload: row.payload,
+  receivedAt: row.received_at,
+  processedAt: row.processed_at,
+});
+
+interface EffectRow {
+  key: string;
+  customer_id: string;
+  event_id: string;
+  granted_seconds: number;
+  stripe_payment_intent_id: string | null;
+  stripe_charge_id: string | null;
+  created_at: Date;
+}
+
+const toEffect = (row: EffectRow): PaymentEffectRecord => ({
+  key: row.key,
+  customerId: row.customer_id,
+  eventId: row.event_id,
+  grantedSeconds: row.granted_seconds,
+  stripePaymentIntentId: row.stripe_payment_intent_id,
+  stripeChargeId: row.stripe_charge_id,
+  createdAt: row.created_at,
+});
+
+const errorMaxLength = 2000;
+
+export class BillingStore {
+  /** Records a verified event once; a repeated delivery changes nothing. */
+  async recordEvent(db: DatabaseClient, event: StripeEventPayload): Promise<void> {
+    await db.$executeRaw`
+      INSERT INTO stripe_event (id, type, stripe_created, payload)
+      VALUES (${event.id}, ${event.type}, ${new Date(event.created * 1000)}, ${JSON.stringify(event)}::jsonb)
+      ON CONFLICT (id) DO NOTHING`;
+  }
+
+  async findEvent(db: DatabaseClient, eventId: string): Promise<StripeEventRecord | undefined> {
+    const rows = await db.$queryRaw<EventRow[]>`
+      SELECT id, type, stripe_created, status::text AS status, attempts, last_error, payload, received_at, processed_at
+      FROM stripe_event WHERE id = ${eventId}`;
+    return rows[0] ? toEvent(rows[0]) : undefined;
+  }
+
+  /** Locks the event for the rest of the transaction: concurrent deliveries wait, then see it done. */
+  async lockEvent(tx: Transaction, eventId: string): Promise<StripeEventRecord | undefined> {
+    await tx.$queryRaw`SELECT id FROM stripe_event WHERE id = ${eventId} FOR UPDATE`;
+    return this.findEvent(tx, eventId);
+  }
+
+  async markDone(tx: Transaction, eventId: string, status: "PROCESSED" | "IGNORED", now: Date): Promise<void> {
+    await tx.$executeRaw`
+      UPDATE stripe_event SET status = ${status}::"StripeEventStatus", processed_at = ${now}, attempts = attempts + 1, last_error = NULL
+      WHERE id = ${eventId}`;
+  }
+
+  async markFailed(db: DatabaseClient, eventId: string, error: string): Promise<void> {
+    await db.$executeRaw`
+      UPDATE stripe_event SET status = 'FAILED', attempts = attempts + 1, last_error = ${error.slice(0, errorMaxLength)}
+      WHERE id = ${eventId} AND status NOT IN ('PROCESSED', 'IGNORED')`;
+  }
+
+  async recentEvents(db: DatabaseClient, status: StripeEventStatus | undefined, limit: number): Promise<StripeEventRecord[]> {
+    const rows = await db.$queryRaw<EventRow[]>`
+      SELECT id, type, stripe_created, status::text AS status, attempts, last_error, payload, received_at, processed_at
+      FROM stripe_event WHERE (${status ?? null}::text IS NULL OR status::text = ${status ?? null}::text)
+      ORDER BY received_at DESC, id LIMIT ${limit}`;
+    return rows.map(toEvent);
+  }
+
+  async findEffect(tx: Transaction, key: string): Promise<PaymentEffectRecord | undefined> {
+    const rows = await tx.$queryRaw<EffectRow[]>`SELECT * FROM payment_effect WHERE key = ${key}`;
+    return rows[0] ? toEffect(rows[0]) : undefined;
+  }
+
+  async insertEffect(tx: Transaction, effect: NewPaymentEffect): Promise<void> {
+    await tx.$executeRaw`
+      INSERT INTO payment_effect (key, customer_id, event_id, granted_seconds, stripe_payment_intent_id, stripe_charge_id)
+      VALUES (${effect.key}, ${effect.customerId}::uuid, ${effect.eventId}, ${effect.grantedSeconds},
+              ${effect.stripePaymentIntentId}, ${effect.stripeChargeId})`;
+  }
+
+  /** Effects of a payment, found by its PaymentIntent or its charge. */
+  async effectsOfPayment(tx: Transaction, paymentIntentId: string | null, chargeId: string | null): Promise<PaymentEffectRecord[]> {
+    const rows = await tx.$queryRaw<EffectRow[]>`
+      SELECT * FROM payment_effect
+      WHERE (stripe_payment_intent_id IS NOT NULL AND stripe_payment_intent_id = ${paymentIntentId})
+         OR (stripe_charge_id IS NOT NULL AND stripe_charge_id = ${chargeId})
+      ORDER BY created_at`;
+    return rows.map(toEffect);
+  }
+
+  async subscriptionLastEventCreated(tx: Transaction, subscriptionId: string): Promise<Date | undefined> {
+    const rows = await tx.$queryRaw<{ last_event_created: Date }[]>`
+      SELECT last_event_created FROM stripe_subscription WHERE id = ${subscriptionId} FOR UPDATE`;
+    return rows[0]?.last_event_created;
+  }
+
+  async saveSubscription(
+    tx: Transaction,
+    subscription: { id: string; customerId: string; status: string; priceId: string | null; eventCreated: Date },
+  ): Promise<void> {
+    await tx.$executeRaw`
+      INSERT INTO stripe_subscription (id, customer_id, status, price_id, last_event_created, updated_at)
+      VALUES (${subscription.id}, ${subscription.customerId}::uuid, ${subscription.status}, ${subscription.priceId},
+              ${subscription.eventCreated}, now())
+      ON CONFLICT (id) DO UPDATE SET status = EXCLUDED.status, price_id = EXCLUDED.price_id,
+        last_event_created = EXCLUDED.last_event_created, updated_at = now()`;
+  }
+}

@@ -1,0 +1,93 @@
+// Purchases started from the dashboard: a Stripe Checkout session for a plan or hour pack,
+// and the Stripe billing portal. Stripe calls happen outside any transaction; the Stripe
+// customer is created once per Splice customer (Stripe idempotency key), then linked.
+import { actorOf, type Caller } from "../../platform/auth";
+import { requireSignedIn } from "../../platform/authorization";
+import type { Config } from "../../config";
+import { badInput, fail, ServiceUnavailableError, succeed, type Outcome } from "../../platform/failures";
+import type { CustomerRecord } from "../customers/customer";
+import type { CustomersService } from "../customers/customers.service";
+import type { StripeClient } from "./stripe-client";
+
+export interface CheckoutInput {
+  priceId: string;
+  successUrl: string;
+  cancelUrl: string;
+}
+
+export class CheckoutService {
+  constructor(
+    private readonly stripe: StripeClient,
+    private readonly customers: CustomersService,
+    private readonly config: Config,
+  ) {}
+
+  async start(caller: Caller, input: CheckoutInput): Promise<Outcome<{ id: string; url: string }>> {
+    const customer = await this.signedInCustomer(caller);
+    if (!customer.ok) return customer;
+    const plan = this.config.stripe.plans.get(input.priceId);
+    if (!plan) return badInput("priceId", "unknown price");
+    const badUrl = this.checkUrl("successUrl", input.successUrl) ?? this.checkUrl("cancelUrl", input.cancelUrl);
+    if (badUrl) return badUrl;
+    const linked = await this.withStripeCustomer(customer.value);
+    const session = await this.call(() =>
+      this.stripe.checkout.sessions.create({
+        mode: plan.type === "subscription" ? "subscription" : "payment",
+        customer: linked.stripeCustomerId!,
+        line_items: [{ price: input.priceId, quantity: 1 }],
+        success_url: input.successUrl,
+        cancel_url: input.cancelUrl,
+        client_reference_id: linked.id,
+        metadata: { splice_customer_id: linked.id, splice_price_id: input.priceId, started_by: actorOf(caller) },
+      }),
+    );
+    if (!session.url) throw new ServiceUnavailableError("Stripe returned a checkout session without a URL");
+    return succeed({ id: session.id, url: session.url });
+  }
+
+  async billingPortal(caller: Caller, returnUrl: string): Promise<Outcome<{ url: string }>> {
+    const customer = await this.signedInCustomer(caller);
+    if (!customer.ok) return customer;
+    const badUrl = this.checkUrl("returnUrl", returnUrl);
+    if (badUrl) return badUrl;
+    const linked = await this.withStripeCustomer(customer.value);
+    const session = await this.call(() => this.stripe.billingPortal.sessions.create({ customer: linked.stripeCustomerId!, return_url: returnUrl }));
+    return succeed({ url: session.url });
+  }
+
+  private async signedInCustomer(caller: Caller): Promise<Outcome<CustomerRecord>> {
+    const denied = requireSignedIn(caller);
+    if (denied) return fail(denied);
+    if (caller.kind !== "customer") return fail({ code: "FORBIDDEN", message: "Only a customer can buy for their own account" });
+    const customer = await this.customers.findById(caller.customerId);
+    return customer ? succeed(customer) : fail({ code: "CUSTOMER_NOT_FOUND" });
+  }
+
+  private async withStripeCustomer(customer: CustomerRecord): Promise<CustomerRecord> {
+    if (customer.stripeCustomerId) return customer;
+    const created = await this.call(() =>
+      this.stripe.customers.create(
+        { email: customer.email ?? undefined, metadata: { splice_customer_id: customer.id } },
+        { idempotencyKey: `splice-customer-${customer.id}` },
+      ),
+    );
+    return this.customers.linkStripeCustomer(customer.id, created.id);
+  }
+
+  /** Return URLs must lead back to the dashboard. */
+  private checkUrl(field: string, url: string) {
+    const allowed = this.config.dashboard.origins.some((origin) => url === origin || url.startsWith(`${origin}/`));
+    if (url.length > this.config.dashboard.urlMaxLength || !allowed) {
+      return badInput(field, `${field} must be a URL of the dashboard (${this.config.dashboard.origins.join(", ")})`);
+    }
+    return undefined;
+  }
+
+  private async call<T>(request: () => Promise<T>): Promise<T> {
+    try {
+      return await request();
+    } catch (error) {
+      throw new ServiceUnavailableError("Stripe did not answer as expected", { cause: error });
+    }
+  }
+}

@@ -1,0 +1,87 @@
+// The Stripe inbox: every verified event is recorded by its id, then processed in one
+// Serializable transaction that locks the event, applies its handler's effects and marks it
+// done. A duplicate finds it done; a failure leaves it FAILED (with its error) for Stripe's
+// retry or a replay by staff.
+import type { Logger } from "pino";
+import { requireStaff } from "../../platform/authorization";
+import type { Caller } from "../../platform/auth";
+import type { Database, Transactor } from "../../platform/database";
+import { badInput, fail, succeed, type Outcome } from "../../platform/failures";
+import type { BillingStore, StripeEventPayload, StripeEventRecord, StripeEventStatus } from "./billing.store";
+import { eventHandlers, type HandlerContext } from "./event-handlers";
+
+export type ProcessingResult = "PROCESSED" | "IGNORED" | "FAILED";
+
+export interface WebhooksDependencies {
+  database: Database;
+  transactor: Transactor;
+  store: BillingStore;
+  handlerContext: HandlerContext;
+  logger: Logger;
+  now: () => Date;
+}
+
+/** A handler's expected failure (unknown price, missing customer): recorded, not thrown further. */
+class EventFailed extends Error {}
+
+export class WebhooksService {
+  constructor(private readonly deps: WebhooksDependencies) {}
+
+  /** Verifies the signature; undefined when the body is not a genuine, fresh Stripe event. */
+  verify(rawBody: Buffer, signature: string | undefined): StripeEventPayload | undefined {
+    if (!signature) return undefined;
+    const { stripe, config } = this.deps.handlerContext;
+    try {
+      const event = stripe.webhooks.constructEvent(rawBody, signature, config.stripe.webhookSecret, config.stripe.webhookToleranceSeconds);
+      return event as unknown as StripeEventPayload;
+    } catch {
+      return undefined;
+    }
+  }
+
+  async receive(event: StripeEventPayload): Promise<ProcessingResult> {
+    await this.deps.store.recordEvent(this.deps.database, event);
+    return this.process(event.id);
+  }
+
+  async process(eventId: string): Promise<ProcessingResult> {
+    const stored = await this.deps.store.findEvent(this.deps.database, eventId);
+    if (!stored) throw new Error(`event ${eventId} was not recorded`);
+    if (stored.status === "PROCESSED" || stored.status === "IGNORED") return stored.status;
+    const handler = eventHandlers[stored.type];
+    try {
+      const prefetched = handler?.prefetch ? await handler.prefetch(this.deps.handlerContext, stored.payload) : undefined;
+      return await this.deps.transactor.serializable(async (tx) => {
+        const locked = await this.deps.store.lockEvent(tx, eventId);
+        if (!locked) throw new Error(`event ${eventId} disappeared`);
+        if (locked.status === "PROCESSED" || locked.status === "IGNORED") return locked.status;
+        const outcome = handler ? await handler.apply(this.deps.handlerContext, tx, locked.payload, prefetched) : succeed("IGNORED" as const);
+        if (!outcome.ok) throw new EventFailed("message" in outcome.failure && outcome.failure.message ? outcome.failure.message : outcome.failure.code);
+        await this.deps.store.markDone(tx, eventId, outcome.value, this.deps.now());
+        return outcome.value;
+      });
+    } catch (error) {
+      const message = error instanceof Error ? error.message : String(error);
+      await this.deps.store.markFailed(this.deps.database, eventId, message);
+      if (!(error instanceof EventFailed)) this.deps.logger.error({ err: error, eventId, type: stored.type }, "Stripe event processing failed");
+      else this.deps.logger.warn({ eventId, type: stored.type, error: message }, "Stripe event failed");
+      return "FAILED";
+    }
+  }
+
+  async recent(caller: Caller, status: StripeEventStatus | null | undefined, first: number, pageSizeMax: number): Promise<Outcome<StripeEventRecord[]>> {
+    const denied = requireStaff(caller);
+    if (denied) return fail(denied);
+    if (first > pageSizeMax) return badInput("first", `first must be at most ${pageSizeMax}`);
+    return succeed(await this.deps.store.recentEvents(this.deps.database, status ?? undefined, first));
+  }
+
+  /** Staff: runs a recorded event again (a FAILED one after the cause was fixed). */
+  async replay(caller: Caller, eventId: string): Promise<Outcome<StripeEventRecord>> {
+    const denied = requireStaff(caller);
+    if (denied) return fail(denied);
+    if (!(await this.deps.store.findEvent(this.deps.database, eventId))) return badInput("id", "no Stripe event with this id was received");
+    await this.process(eventId);
+    return succeed((await this.deps.store.findEvent(this.deps.database, eventId))!);
+  }
+}

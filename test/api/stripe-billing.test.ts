@@ -1,0 +1,383 @@
+// Stripe webhooks on a real database, with signed payloads shaped like Stripe's events for the
+// SDK's pinned API version, the real SDK against a local fake of Stripe's API, and real SMTP.
+import { expectConsistentLedger } from "../support/ledger-invariants";
+import { startFakeStripe, signedDelivery, stripeEvent, stripeId, type FakeStripe } from "../support/fake-stripe";
+import { startSmtpSink, type SmtpSink } from "../support/smtp-sink";
+import { errorCodes, startTestServer, uniqueEmail, type TestServer } from "../support/test-server";
+
+const webhookSecret = "whsec_test_secret_for_billing";
+const hour = 3600;
+const plans = {
+  price_pack10: { type: "hours", hours: 10 },
+  price_pro: { type: "subscription", tier: "PRO", monthlyHours: 50 },
+  price_studio: { type: "subscription", tier: "STUDIO", monthlyHours: 150 },
+};
+
+let stripe: FakeStripe;
+let smtp: SmtpSink;
+let server: TestServer;
+
+beforeAll(async () => {
+  stripe = await startFakeStripe();
+  smtp = await startSmtpSink();
+  server = await startTestServer({
+    environment: {
+      STRIPE_SECRET_KEY: "sk_test_fake",
+      STRIPE_WEBHOOK_SECRET: webhookSecret,
+      STRIPE_API_HOST: "127.0.0.1",
+      STRIPE_API_PORT: String(stripe.port),
+      STRIPE_API_PROTOCOL: "http",
+      STRIPE_PLANS: JSON.stringify(plans),
+      SMTP_URL: smtp.url,
+      OUTBOX_BACKOFF_BASE_MS: "10",
+      OUTBOX_BACKOFF_MAX_MS: "40",
+      DASHBOARD_ORIGINS: "https://dashboard.splice.test",
+    },
+  });
+});
+afterAll(async () => {
+  await server.close();
+  await smtp.close();
+  await stripe.close();
+});
+
+async function deliver(event: object, secret = webhookSecret): Promise<{ status: number; body: any }> {
+  const { body, signature } = signedDelivery(event, secret);
+  const response = await fetch(`${server.baseUrl}/webhooks/stripe`, {
+    method: "POST",
+    headers: { "content-type": "application/json", "stripe-signature": signature },
+    body,
+  });
+  return { status: response.status, body: await response.json() };
+}
+
+async function drainOutbox(rounds = 50): Promise<void> {
+  for (let round = 0; round < rounds; round += 1) {
+    const pending = await server.sql.query("SELECT count(*)::int AS n FROM outbox_job WHERE status = 'PENDING'");
+    if (pending.rows[0].n === 0) return;
+    await server.services.outboxWorker.runOnce();
+    await new Promise((resolve) => setTimeout(resolve, 15));
+  }
+}
+
+function checkoutSession(options: { customer: string; email?: string; mode?: "payment" | "subscription"; paid?: boolean; paymentIntent?: string; subscription?: string; id?: string }) {
+  return {
+    id: options.id ?? stripeId("cs_test"),
+    object: "checkout.session",
+    customer: options.customer,
+    customer_details: { email: options.email ?? null },
+    customer_email: null,
+    mode: options.mode ?? "payment",
+    payment_status: options.paid === false ? "unpaid" : "paid",
+    payment_intent: options.mode === "subscription" ? null : options.paymentIntent ?? stripeId("pi"),
+    subscription: options.subscription ?? null,
+    status: "complete",
+    metadata: {},
+  };
+}
+
+function invoice(options: { customer: string; subscription: string; price: string; id?: string }) {
+  return {
+    id: options.id ?? stripeId("in"),
+    object: "invoice",
+    customer: options.customer,
+    customer_email: null,
+    status: "paid",
+    billing_reason: "subscription_cycle",
+    parent: { type: "subscription_details", subscription_details: { subscription: options.subscription, metadata: {} } },
+    lines: {
+      object: "list",
+      data: [{ id: stripeId("il"), object: "line_item", pricing: { type: "price_details", price_details: { price: options.price, product: "prod_1" } } }],
+    },
+  };
+}
+
+const subscription = (id: string, customer: string, price: string, status = "active") => ({
+  id,
+  object: "subscription",
+  customer,
+  status,
+  items: { object: "list", data: [{ id: stripeId("si"), price: { id: price, object: "price" } }] },
+});
+
+async function customerByStripeId(stripeCustomerId: string) {
+  const rows = await server.sql.query("SELECT id, email, tier, seconds_remaining FROM customer WHERE stripe_customer_id = $1", [stripeCustomerId]);
+  return rows.rows;
+}
+
+async function buyHourPack(options: { paymentIntent?: string } = {}) {
+  const stripeCustomer = stripeId("cus");
+  const email = uniqueEmail("buyer");
+  const session = checkoutSession({ customer: stripeCustomer, email, paymentIntent: options.paymentIntent });
+  stripe.lineItems.set(session.id, "price_pack10");
+  const result = await deliver(stripeEvent("checkout.session.completed", session));
+  expect(result.status).toBe(200);
+  const [customer] = await customerByStripeId(stripeCustomer);
+  return { stripeCustomer, email, session, customer };
+}
+
+describe("checkout.session.completed for a new buyer", () => {
+  it("yields one customer with the pack's hours and one license, mailed and written to Stripe", async () => {
+    smtp.received.length = 0;
+    const { stripeCustomer, email, customer } = await buyHourPack();
+    expect(customer).toMatchObject({ email, tier: "STARTER", seconds_remaining: 10 * hour });
+    const ledger = await server.sql.query("SELECT kind, delta_seconds, actor FROM ledger_entry WHERE customer_id = $1", [customer.id]);
+    expect(ledger.rows).toEqual([{ kind: "GRANT", delta_seconds: 36000, actor: expect.stringMatching(/^stripe:evt_/) }]);
+    const license = await server.sql.query("SELECT key FROM license WHERE customer_id = $1", [customer.id]);
+    expect(license.rows).toHaveLength(1);
+    await drainOutbox();
+    const mails = await smtp.waitFor(1);
+    expect(mails.find((mail) => mail.to[0] === email)?.raw).toContain(license.rows[0].key);
+    expect(stripe.customerMetadata.get(stripeCustomer)).toEqual({ splice_customer_id: customer.id, splice_license_key: license.rows[0].key });
+  });
+
+  it("has exactly one effect when the same event arrives 10 times at once", async () => {
+    const stripeCustomer = stripeId("cus");
+    const session = checkoutSession({ customer: stripeCustomer, email: uniqueEmail() });
+    stripe.lineItems.set(session.id, "price_pack10");
+    const event = stripeEvent("checkout.session.completed", session);
+    const results = await Promise.all(Array.from({ length: 10 }, () => deliver(event)));
+    expect(results.map((result) => result.status)).toEqual(Array(10).fill(200));
+    const customers = await customerByStripeId(stripeCustomer);
+    expect(customers).toHaveLength(1);
+    expect(customers[0].seconds_remaining).toBe(10 * hour);
+    const licenses = await server.sql.query("SELECT count(*)::int AS n FROM license WHERE customer_id = $1", [customers[0].id]);
+    expect(licenses.rows[0].n).toBe(1);
+    const stored = await server.sql.query("SELECT status, attempts FROM stripe_event WHERE id = $1", [event.id]);
+    expect(stored.rows).toEqual([{ status: "PROCESSED", attempts: 1 }]);
+    await expectConsistentLedger(server.sql, customers[0].id);
+  });
+
+  it("grants once when two different events fulfil the same session", async () => {
+    const stripeCustomer = stripeId("cus");
+    const session = checkoutSession({ customer: stripeCustomer, email: uniqueEmail() });
+    stripe.lineItems.set(session.id, "price_pack10");
+    const results = await Promise.all([
+      deliver(stripeEvent("checkout.session.completed", session)),
+      deliver(stripeEvent("checkout.session.async_payment_succeeded", session)),
+      deliver(stripeEvent("checkout.session.completed", session)),
+    ]);
+    expect(results.map((result) => result.status)).toEqual([200, 200, 200]);
+    const [customer] = await customerByStripeId(stripeCustomer);
+    expect(customer.seconds_remaining).toBe(10 * hour);
+  });
+
+  it("waits for async_payment_succeeded when the session is not paid yet", async () => {
+    const stripeCustomer = stripeId("cus");
+    const session = checkoutSession({ customer: stripeCustomer, email: uniqueEmail(), paid: false });
+    stripe.lineItems.set(session.id, "price_pack10");
+    await deliver(stripeEvent("checkout.session.completed", session));
+    expect((await customerByStripeId(stripeCustomer))[0].seconds_remaining).toBe(0);
+    await deliver(stripeEvent("checkout.session.async_payment_succeeded", { ...session, payment_status: "paid" }));
+    expect((await customerByStripeId(stripeCustomer))[0].seconds_remaining).toBe(10 * hour);
+  });
+
+  it("links an existing customer with the same email instead of creating another", async () => {
+    const existing = await server.createCustomer({ initialSeconds: 100 });
+    const stripeCustomer = stripeId("cus");
+    const session = checkoutSession({ customer: stripeCustomer, email: existing.email.toUpperCase() });
+    stripe.lineItems.set(session.id, "price_pack10");
+    await deliver(stripeEvent("checkout.session.completed", session));
+    const linked = await customerByStripeId(stripeCustomer);
+    expect(linked).toEqual([expect.objectContaining({ id: existing.id, seconds_remaining: 100 + 10 * hour })]);
+  });
+});
+
+describe("subscriptions", () => {
+  it("set the tier at checkout and grant the tier's hours once per paid invoice", async () => {
+    const stripeCustomer = stripeId("cus");
+    const subscriptionId = stripeId("sub");
+    const session = checkoutSession({ customer: stripeCustomer, email: uniqueEmail(), mode: "subscription", subscription: subscriptionId });
+    stripe.lineItems.set(session.id, "price_pro");
+    await deliver(stripeEvent("checkout.session.completed", session));
+    const [customer] = await customerByStripeId(stripeCustomer);
+    expect(customer).toMatchObject({ tier: "PRO", seconds_remaining: 0 });
+
+    const firstInvoice = invoice({ customer: stripeCustomer, subscription: subscriptionId, price: "price_pro" });
+    stripe.invoicePayments.set(firstInvoice.id, [stripeId("pi")]);
+    await deliver(stripeEvent("invoice.paid", firstInvoice));
+    await deliver(stripeEvent("invoice.paid", firstInvoice));
+    expect((await customerByStripeId(stripeCustomer))[0].seconds_remaining).toBe(50 * hour);
+    await deliver(stripeEvent("invoice.paid", invoice({ customer: stripeCustomer, subscription: subscriptionId, price: "price_pro" })));
+    expect((await customerByStripeId(stripeCustomer))[0].seconds_remaining).toBe(100 * hour);
+    await expectConsistentLedger(server.sql, customer.id);
+  });
+
+  it("follow tier changes (device seats too), ignore older events, and keep hours on cancellation", async () => {
+    const stripeCustomer = stripeId("cus");
+    const subscriptionId = stripeId("sub");
+    const session = checkoutSession({ customer: stripeCustomer, email: uniqueEmail(), mode: "subscription", subscription: subscriptionId });
+    stripe.lineItems.set(session.id, "price_pro");
+    await deliver(stripeEvent("checkout.session.completed", session));
+    const paid = invoice({ customer: stripeCustomer, subscription: subscriptionId, price: "price_pro" });
+    await deliver(stripeEvent("invoice.paid", paid));
+    const now = Math.floor(Date.now() / 1000);
+    const upgrade = stripeEvent("customer.subscription.updated", subscription(subscriptionId, stripeCustomer, "price_studio"), now + 10);
+    const stale = stripeEvent("customer.subscription.updated", subscription(subscriptionId, stripeCustomer, "price_pro"), now + 5);
+    expect((await deliver(upgrade)).body.status).toBe("PROCESSED");
+    expect((await deliver(stale)).body.status).toBe("IGNORED");
+    const [customer] = await customerByStripeId(stripeCustomer);
+    expect(customer.tier).toBe("STUDIO");
+    const seats: any = await server.graphql(`query($id: ID!) { customer(id: $id) { license { maxDevices } } }`, { id: customer.id }, server.staffToken);
+    expect(seats.data.customer.license.maxDevices).toBe(5);
+    await deliver(stripeEvent("customer.subscription.deleted", subscription(subscriptionId, stripeCustomer, "price_studio", "canceled"), now + 20));
+    expect((await customerByStripeId(stripeCustomer))[0]).toMatchObject({ tier: "STARTER", seconds_remaining: 50 * hour });
+  });
+});
+
+describe("refunds and disputes", () => {
+  it("take back the unspent part of refunded hours, never below zero, naming the charge", async () => {
+    const paymentIntent = stripeId("pi");
+    const { customer } = await buyHourPack({ paymentIntent });
+    const customerToken = server.tokenFor(customer.id);
+    const reserved: any = await server.graphql(`mutation { reserveCredits(input: { estimatedSeconds: 30000, endpoint: "render" }) { reservation { id } } }`, {}, customerToken);
+    await server.graphql(
+      `mutation($id: ID!) { confirmReservation(input: { reservationId: $id, actualSeconds: 30000 }) { balance { secondsRemaining } } }`,
+      { id: reserved.data.reserveCredits.reservation.id },
+      customerToken,
+    );
+    const charge = { id: stripeId("ch"), object: "charge", payment_intent: paymentIntent, amount: 2000, amount_refunded: 2000, refunded: true, customer: null };
+    const refunded = stripeEvent("charge.refunded", charge);
+    expect((await deliver(refunded)).status).toBe(200);
+    await deliver(stripeEvent("charge.refunded", charge));
+    const stored = await expectConsistentLedger(server.sql, customer.id);
+    expect(stored.secondsRemaining).toBe(0);
+    const refund = await server.sql.query("SELECT delta_seconds, note, actor FROM ledger_entry WHERE customer_id = $1 AND kind = 'REFUND'", [customer.id]);
+    expect(refund.rows).toEqual([{ delta_seconds: -6000, note: `refund of charge ${charge.id}`, actor: `stripe:${refunded.id}` }]);
+  });
+
+  it("take back partial refunds in proportion, each share once", async () => {
+    const paymentIntent = stripeId("pi");
+    const { customer } = await buyHourPack({ paymentIntent });
+    const chargeId = stripeId("ch");
+    const charge = (refundedCents: number) => ({ id: chargeId, object: "charge", payment_intent: paymentIntent, amount: 1000, amount_refunded: refundedCents, refunded: refundedCents === 1000 });
+    await deliver(stripeEvent("charge.refunded", charge(250)));
+    await deliver(stripeEvent("charge.refunded", charge(250)));
+    expect((await customerByStripeId((await server.sql.query("SELECT stripe_customer_id FROM customer WHERE id = $1", [customer.id])).rows[0].stripe_customer_id))[0].seconds_remaining).toBe(27000);
+    await deliver(stripeEvent("charge.refunded", charge(1000)));
+    const stored = await expectConsistentLedger(server.sql, customer.id);
+    expect(stored.secondsRemaining).toBe(0);
+  });
+
+  it("deactivate the license on a dispute and reactivate it when the dispute is won", async () => {
+    const paymentIntent = stripeId("pi");
+    const { customer } = await buyHourPack({ paymentIntent });
+    const dispute = { id: stripeId("dp"), object: "dispute", charge: stripeId("ch"), payment_intent: paymentIntent, status: "needs_response" };
+    await deliver(stripeEvent("charge.dispute.created", dispute));
+    const licenseState = async () => (await server.sql.query("SELECT status, deactivation_reason FROM license WHERE customer_id = $1", [customer.id])).rows[0];
+    expect(await licenseState()).toEqual({ status: "DEACTIVATED", deactivation_reason: "dispute" });
+    await deliver(stripeEvent("charge.dispute.closed", { ...dispute, status: "won" }));
+    expect(await licenseState()).toEqual({ status: "ACTIVE", deactivation_reason: null });
+  });
+});
+
+describe("the webhook route", () => {
+  it("refuses unsigned, tampered, stale and foreign-signed bodies with 400 and records nothing", async () => {
+    const event = stripeEvent("checkout.session.completed", checkoutSession({ customer: stripeId("cus") }));
+    const { body, signature } = signedDelivery(event, webhookSecret);
+    const post = (payload: string, headers: Record<string, string>) =>
+      fetch(`${server.baseUrl}/webhooks/stripe`, { method: "POST", headers: { "content-type": "application/json", ...headers }, body: payload });
+    expect((await post(body, {})).status).toBe(400);
+    expect((await post(body.replace("paid", "PAID"), { "stripe-signature": signature })).status).toBe(400);
+    const stale = signedDelivery(event, webhookSecret, Math.floor(Date.now() / 1000) - 3600);
+    expect((await post(stale.body, { "stripe-signature": stale.signature })).status).toBe(400);
+    const foreign = signedDelivery(event, "whsec_someone_else");
+    expect((await post(foreign.body, { "stripe-signature": foreign.signature })).status).toBe(400);
+    const recorded = await server.sql.query("SELECT count(*)::int AS n FROM stripe_event WHERE id = $1", [event.id]);
+    expect(recorded.rows[0].n).toBe(0);
+  });
+
+  it("refuses an over-large body", async () => {
+    const response = await fetch(`${server.baseUrl}/webhooks/stripe`, { method: "POST", headers: { "content-type": "application/json", "stripe-signature": "t=1,v1=x" }, body: "x".repeat(1_100_000) });
+    expect(response.status).toBe(413);
+  });
+
+  it("records unknown event types as IGNORED and answers 200", async () => {
+    const event = stripeEvent("customer.tax_id.created", { id: stripeId("txi") });
+    expect(await deliver(event)).toEqual({ status: 200, body: { received: true, status: "IGNORED" } });
+  });
+
+  it("records an unknown price as FAILED with a clear error and answers 500", async () => {
+    const session = checkoutSession({ customer: stripeId("cus") });
+    stripe.lineItems.set(session.id, "price_unheard_of");
+    const event = stripeEvent("checkout.session.completed", session);
+    expect((await deliver(event)).status).toBe(500);
+    const stored = await server.sql.query("SELECT status, last_error FROM stripe_event WHERE id = $1", [event.id]);
+    expect(stored.rows[0]).toEqual({ status: "FAILED", last_error: "unknown price price_unheard_of: add it to STRIPE_PLANS" });
+  });
+
+  it("answers 500 when processing fails, then succeeds on Stripe's retry", async () => {
+    const stripeCustomer = stripeId("cus");
+    const session = checkoutSession({ customer: stripeCustomer, email: uniqueEmail() });
+    stripe.lineItems.set(session.id, "price_pack10");
+    const event = stripeEvent("checkout.session.completed", session);
+    stripe.failNext(1);
+    expect((await deliver(event)).status).toBe(500);
+    const failed = await server.sql.query("SELECT status, attempts FROM stripe_event WHERE id = $1", [event.id]);
+    expect(failed.rows[0]).toEqual({ status: "FAILED", attempts: 1 });
+    expect(await customerByStripeId(stripeCustomer)).toEqual([]);
+    expect((await deliver(event)).status).toBe(200);
+    expect((await customerByStripeId(stripeCustomer))[0].seconds_remaining).toBe(10 * hour);
+  });
+
+  it("lets staff list events and replay a failed one", async () => {
+    const stripeCustomer = stripeId("cus");
+    const session = checkoutSession({ customer: stripeCustomer, email: uniqueEmail() });
+    stripe.lineItems.set(session.id, "price_pack10");
+    const event = stripeEvent("checkout.session.completed", session);
+    stripe.failNext(1);
+    await deliver(event);
+    const listed: any = await server.graphql(`{ stripeEvents(status: FAILED) { id status attempts lastError } }`, {}, server.staffToken);
+    expect(listed.data.stripeEvents.map((row: any) => row.id)).toContain(event.id);
+    const replayed: any = await server.graphql(`mutation($id: ID!) { replayStripeEvent(id: $id) { id status attempts } }`, { id: event.id }, server.staffToken);
+    expect(replayed.data.replayStripeEvent).toEqual({ id: event.id, status: "PROCESSED", attempts: 2 });
+    const customer = await server.createCustomer({ initialSeconds: 0 });
+    expect(errorCodes(await server.graphql(`{ stripeEvents { id } }`, {}, customer.token))).toEqual(["FORBIDDEN"]);
+  });
+});
+
+describe("writing back to Stripe", () => {
+  it("retries the metadata update through the outbox when Stripe fails", async () => {
+    await drainOutbox();
+    const { stripeCustomer, customer } = await buyHourPack();
+    stripe.failNext(2);
+    await drainOutbox();
+    const license = await server.sql.query("SELECT key FROM license WHERE customer_id = $1", [customer.id]);
+    expect(stripe.customerMetadata.get(stripeCustomer)).toEqual({ splice_customer_id: customer.id, splice_license_key: license.rows[0].key });
+    const attempts = await server.sql.query(
+      "SELECT a.succeeded FROM outbox_attempt a JOIN outbox_job j ON j.id = a.job_id WHERE j.customer_id = $1 AND j.kind = 'stripe_customer_metadata' ORDER BY a.attempt",
+      [customer.id],
+    );
+    expect(attempts.rows.map((row) => row.succeeded)).toEqual([false, false, true]);
+  });
+});
+
+describe("checkout for the dashboard", () => {
+  it("creates the Stripe customer once and returns the Checkout URL", async () => {
+    const customer = await server.createCustomer({ initialSeconds: 0 });
+    const start = `mutation($input: StartCheckoutInput!) { startCheckout(input: $input) { id url } }`;
+    const input = { priceId: "price_pack10", successUrl: "https://dashboard.splice.test/thanks", cancelUrl: "https://dashboard.splice.test/plans" };
+    const first: any = await server.graphql(start, { input }, customer.token);
+    expect(first.data.startCheckout.url).toMatch(/^https:\/\/checkout\.stripe\.test\/pay\/cs_test_/);
+    await server.graphql(start, { input: { ...input, priceId: "price_pro" } }, customer.token);
+    const linked = await server.sql.query("SELECT stripe_customer_id FROM customer WHERE id = $1", [customer.id]);
+    expect(linked.rows[0].stripe_customer_id).toMatch(/^cus_/);
+    const sessions = stripe.requests.filter((request) => request.path === "/v1/checkout/sessions" && request.body.get("client_reference_id") === customer.id);
+    expect(sessions.map((request) => [request.body.get("mode"), request.body.get("customer")])).toEqual([
+      ["payment", linked.rows[0].stripe_customer_id],
+      ["subscription", linked.rows[0].stripe_customer_id],
+    ]);
+    const portal: any = await server.graphql(`mutation { openBillingPortal(input: { returnUrl: "https://dashboard.splice.test/account" }) { url } }`, {}, customer.token);
+    expect(portal.data.openBillingPortal.url).toBe(`https://billing.stripe.test/session/${linked.rows[0].stripe_customer_id}`);
+  });
+
+  it("refuses unknown prices, foreign return URLs and callers who are not customers", async () => {
+    const customer = await server.createCustomer({ initialSeconds: 0 });
+    const start = `mutation($input: StartCheckoutInput!) { startCheckout(input: $input) { url } }`;
+    const input = { priceId: "price_pack10", successUrl: "https://dashboard.splice.test/ok", cancelUrl: "https://dashboard.splice.test/no" };
+    expect(errorCodes(await server.graphql(start, { input: { ...input, priceId: "price_nope" } }, customer.token))).toEqual(["BAD_USER_INPUT"]);
+    expect(errorCodes(await server.graphql(start, { input: { ...input, successUrl: "https://evil.test/phish" } }, customer.token))).toEqual(["BAD_USER_INPUT"]);
+    expect(errorCodes(await server.graphql(start, { input }, server.staffToken))).toEqual(["FORBIDDEN"]);
+    expect(errorCodes(await server.graphql(start, { input }))).toEqual(["UNAUTHENTICATED"]);
+  });
+});
