@@ -225,6 +225,26 @@ describe("subscriptions", () => {
   });
 });
 
+it("a downgrade releases the newest devices beyond the new tier's seats", async () => {
+  const stripeCustomer = stripeId("cus");
+  const subscriptionId = stripeId("sub");
+  const session = checkoutSession({ customer: stripeCustomer, email: uniqueEmail(), mode: "subscription", subscription: subscriptionId });
+  stripe.lineItems.set(session.id, "price_studio");
+  await deliver(stripeEvent("checkout.session.completed", session));
+  const [customer] = await customerByStripeId(stripeCustomer);
+  const key = (await server.sql.query("SELECT key FROM license WHERE customer_id = $1", [customer.id])).rows[0].key;
+  const tokens: string[] = [];
+  for (let index = 0; index < 5; index += 1) {
+    const activated: any = await server.graphql(`mutation($key: String!, $fp: String!) { activateLicense(input: { key: $key, device: { fingerprint: $fp } }) { deviceToken } }`, { key, fp: `seat-${index}` });
+    tokens.push(activated.data.activateLicense.deviceToken);
+  }
+  await deliver(stripeEvent("customer.subscription.updated", subscription(subscriptionId, stripeCustomer, "price_pro"), Math.floor(Date.now() / 1000) + 30));
+  const seated = await server.sql.query("SELECT fingerprint FROM device d JOIN license l ON l.id = d.license_id WHERE l.customer_id = $1 AND d.deactivated_at IS NULL ORDER BY fingerprint", [customer.id]);
+  expect(seated.rows.map((row) => row.fingerprint)).toEqual(["seat-0", "seat-1", "seat-2"]);
+  expect(errorCodes(await server.graphql(`{ me { id } }`, {}, tokens[4]))).toEqual(["UNAUTHENTICATED"]);
+  expect(((await server.graphql(`{ me { id } }`, {}, tokens[0])) as any).data.me.id).toBe(customer.id);
+});
+
 describe("refunds and disputes", () => {
   it("take back the unspent part of refunded hours, never below zero, naming the charge", async () => {
     const paymentIntent = stripeId("pi");

@@ -168,6 +168,7 @@ const subscriptionChange: EventHandler = {
       if (plan.value.type !== "subscription") return processingFailure(`price ${priceId} is an hour pack, not a subscription`);
       await context.customers.setTierInTransaction(tx, customer.id, plan.value.tier);
     }
+    await context.licenses.enforceSeatsInTransaction(tx, customer.id, actorOf(event));
     await context.store.saveSubscription(tx, { id: subscription.id, customerId: customer.id, status: subscription.status, priceId, eventCreated });
     return succeed("PROCESSED");
   },

@@ -173,6 +173,22 @@ export class LicensesService {
     return true;
   }
 
+  /**
+   * After the owner's tier changed: devices beyond the tier's seats give theirs back, newest
+   * first (their tokens stop working), so no license holds more devices than seats.
+   */
+  async enforceSeatsInTransaction(tx: Transaction, customerId: string, actor: string): Promise<number> {
+    const license = await this.deps.store.findByCustomer(tx, customerId);
+    if (!license) return 0;
+    const devices = await this.deps.store.seatedDevices(tx, license.id);
+    const excess = devices.slice(this.maxDevicesOf(license)).reverse();
+    for (const device of excess) {
+      await this.deps.store.releaseDevice(tx, device.id, this.deps.now());
+      await this.deps.store.appendEvent(tx, { licenseId: license.id, kind: "DEVICE_DEACTIVATED", actor, reason: "fewer seats in the new tier", deviceId: device.id });
+    }
+    return excess.length;
+  }
+
   /** Frees the device's seat and revokes its token at once. */
   async deactivateDevice(caller: Caller, deviceId: string): Promise<Outcome<LicenseRecord>> {
     const denied = requireSignedIn(caller);
