@@ -2,7 +2,7 @@
 // `npm start` uses) and exits 1 when any is violated.
 import { loadConfig } from "../src/config";
 import { formatAudit, runAudit } from "../src/ops/audit";
-import { createDatabase } from "../src/platform/database";
+import { closeDatabase, createDatabase } from "../src/platform/database";
 import { prepareDatabase } from "../src/platform/database-bootstrap";
 import { createLogger } from "../src/platform/logger";
 
@@ -15,7 +15,7 @@ async function main(): Promise<void> {
     process.stdout.write(`${formatAudit(checks)}\n`);
     process.exitCode = checks.some((check) => check.violations.length > 0) ? 1 : 0;
   } finally {
-    await database.$disconnect();
+    await closeDatabase(database);
     await prepared.stop();
   }
 }

@@ -1,18 +1,24 @@
-// The HTTP application: health probes, the GraphQL endpoint, and (in its own module) the
-// Stripe webhook route, which must be mounted before any JSON body parser.
+// The HTTP application: security headers, request ids and logs, metrics, health probes, the
+// Stripe webhook route (before any JSON parser: Stripe signs the raw bytes), the staff console
+// and the GraphQL endpoint.
 import crypto from "node:crypto";
 import { ApolloServer } from "@apollo/server";
 import { ApolloServerPluginLandingPageDisabled } from "@apollo/server/plugin/disabled";
 import { expressMiddleware } from "@as-integrations/express5";
+import cors from "cors";
 import express, { type Express, type NextFunction, type Request, type Response } from "express";
+import helmet from "helmet";
 import type { Logger } from "pino";
+import { pinoHttp } from "pino-http";
 import type { Config } from "./config";
 import type { RequestContext } from "./context";
-import { bearerToken, isSignedToken, verifySignedToken, type Caller } from "./platform/auth";
+import { stripeWebhookRouter } from "./modules/billing/webhook.route";
+import { actorOf, bearerToken, isSignedToken, verifySignedToken, type Caller } from "./platform/auth";
 import type { Database } from "./platform/database";
 import { createErrorFormatter, httpStatusPlugin } from "./platform/errors";
-import { createMetricsRegistry, metricsHandler } from "./platform/metrics";
-import { stripeWebhookRouter } from "./modules/billing/webhook.route";
+import { introspectionPolicy, queryLimits } from "./platform/graphql-limits";
+import { createMetrics, httpMetricsMiddleware, metricsHandler, operationMetricsPlugin } from "./platform/metrics";
+import { playgroundMiddleware } from "./platform/playground";
 import { buildSchema } from "./schema";
 import type { Services } from "./services";
 
@@ -33,12 +39,24 @@ const requestIdPattern = /^[A-Za-z0-9._-]{1,128}$/;
 
 export async function buildApp(deps: AppDependencies): Promise<App> {
   const { config, logger } = deps;
+  const metrics = createMetrics(deps.services, deps.database);
+  const limits = queryLimits(config);
   const apollo = new ApolloServer<RequestContext>({
     schema: buildSchema(),
     includeStacktraceInErrorResponses: false,
     stopOnTerminationSignals: false,
+    allowBatchedHttpRequests: limits.allowBatchedHttpRequests,
+    validationRules: limits.validationRules,
+    introspection: true,
     formatError: createErrorFormatter((error) => logger.error({ err: error }, "unexpected error in a GraphQL operation")),
-    plugins: [httpStatusPlugin, ApolloServerPluginLandingPageDisabled()],
+    plugins: [
+      ...limits.plugins,
+      introspectionPolicy(config),
+      httpStatusPlugin,
+      operationMetricsPlugin(metrics),
+      outcomeLoggingPlugin,
+      ApolloServerPluginLandingPageDisabled(),
+    ],
   });
   await apollo.start();
 
@@ -49,11 +67,26 @@ export async function buildApp(deps: AppDependencies): Promise<App> {
     const given = request.header("x-request-id");
     const requestId = given && requestIdPattern.test(given) ? given : crypto.randomUUID();
     response.locals.requestId = requestId;
+    response.locals.logFields = {};
     response.setHeader("X-Request-Id", requestId);
     next();
   });
+  app.use(
+    pinoHttp({
+      logger,
+      genReqId: (_request, response) => String(response.locals.requestId),
+      customProps: (_request, response) => ({ ...(response.locals.logFields as object) }),
+      // Bodies are never logged; of the headers only these, so tokens and signatures stay out.
+      serializers: {
+        req: (request: { method: string; url: string; remoteAddress?: string }) => ({ method: request.method, url: request.url.split("?")[0] }),
+        res: (response: { statusCode: number }) => ({ statusCode: response.statusCode }),
+      },
+      autoLogging: { ignore: (request) => request.url === "/healthz" || request.url === "/metrics" },
+    }),
+  );
+  app.use(helmet());
+  app.use(httpMetricsMiddleware(metrics));
 
-  // Before any JSON parser: Stripe signs the raw bytes.
   app.use(stripeWebhookRouter(deps.services.webhooks, config.stripe.webhookMaxBytes));
 
   app.get("/healthz", (_request, response) => {
@@ -68,19 +101,25 @@ export async function buildApp(deps: AppDependencies): Promise<App> {
       response.status(503).json({ status: "database unreachable" });
     }
   });
-
-  app.get("/metrics", metricsHandler(createMetricsRegistry(deps.services.transactor.counters), config));
+  app.get("/metrics", metricsHandler(metrics.registry, config));
 
   app.use(
     "/graphql",
+    cors({ origin: config.dashboard.origins, methods: ["GET", "POST"], allowedHeaders: ["content-type", "authorization", "x-request-id", "apollo-require-preflight"], maxAge: 600 }),
+    playgroundMiddleware(),
     express.json({ limit: graphqlBodyLimit }),
     expressMiddleware(apollo, {
-      context: async ({ req, res }) => ({
-        caller: await identifyCaller(deps, req.header("authorization")),
-        services: deps.services,
-        requestId: String(res.locals.requestId),
-        clientAddress: req.ip ?? req.socket.remoteAddress ?? "unknown",
-      }),
+      context: async ({ req, res }) => {
+        const caller = await identifyCaller(deps, req.header("authorization"));
+        Object.assign(res.locals.logFields as object, { caller: actorOf(caller), callerRole: caller.kind });
+        return {
+          caller,
+          services: deps.services,
+          requestId: String(res.locals.requestId),
+          clientAddress: req.ip ?? req.socket.remoteAddress ?? "unknown",
+          logFields: res.locals.logFields as Record<string, unknown>,
+        };
+      },
     }),
   );
 
@@ -90,10 +129,25 @@ export async function buildApp(deps: AppDependencies): Promise<App> {
   app.use((error: unknown, _request: Request, response: Response, _next: NextFunction) => {
     const status = httpStatusOfBodyError(error);
     if (status === 500) logger.error({ err: error }, "unhandled error in an HTTP route");
-    response.status(status).json({ error: status === 500 ? "internal server error" : "bad request" });
+    response.status(status).json({ error: status === 500 ? "internal server error" : status === 413 ? "body too large" : "bad request" });
   });
   return { express: app, apollo };
 }
+
+/** Adds the GraphQL operation and its outcome to the request's log line. */
+const outcomeLoggingPlugin = {
+  async requestDidStart() {
+    return {
+      async willSendResponse({ operationName, response, contextValue }: { operationName?: string | null; response: any; contextValue: RequestContext }) {
+        const errors: { extensions?: { code?: unknown } }[] = response.body.kind === "single" ? response.body.singleResult.errors ?? [] : [];
+        Object.assign(contextValue.logFields, {
+          operation: operationName ?? "anonymous",
+          outcome: errors.length === 0 ? "ok" : errors.map((error) => String(error.extensions?.code ?? "error")).join(","),
+        });
+      },
+    };
+  },
+};
 
 async function identifyCaller(deps: AppDependencies, authorizationHeader: string | undefined): Promise<Caller> {
   if (authorizationHeader === undefined) return { kind: "anonymous" };
@@ -105,6 +159,6 @@ async function identifyCaller(deps: AppDependencies, authorizationHeader: string
 
 /** Body-parser errors carry their status (413 too large, 400 malformed); others are ours. */
 function httpStatusOfBodyError(error: unknown): number {
-  const status = (error as { status?: unknown; type?: unknown }).status;
+  const status = (error as { status?: unknown }).status;
   return typeof status === "number" && status >= 400 && status < 500 ? status : 500;
 }

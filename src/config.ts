@@ -108,6 +108,14 @@ const environmentSchema = z
     SWEEPER_BATCH_SIZE: int(1, 10_000).default(100),
 
     METRICS_TOKEN: z.string().min(16).optional(),
+    QUERY_MAX_DEPTH: int(2, 50).default(12),
+    QUERY_MAX_COST: int(10, 1_000_000).default(20_000),
+    QUERY_MAX_ALIASES: int(0, 1000).default(20),
+    QUERY_MAX_DIRECTIVES: int(0, 1000).default(50),
+    QUERY_MAX_TOKENS: int(100, 100_000).default(4000),
+    INTROSPECTION: z.enum(["staff", "everyone"]).optional(),
+    RESEND_LICENSE_PER_HOUR_MAX: int(1, 1000).default(5),
+    CHECKOUT_PER_HOUR_MAX: int(1, 10_000).default(30),
     SHUTDOWN_TIMEOUT_MS: int(100, 120_000).default(10_000),
   })
   .superRefine((env, context) => {
@@ -221,6 +229,16 @@ export interface Config {
   };
   sweeper: { enabled: boolean; intervalMs: number; batchSize: number };
   metrics: { token: string | undefined };
+  graphql: {
+    maxDepth: number;
+    maxCost: number;
+    maxAliases: number;
+    maxDirectives: number;
+    maxTokens: number;
+    /** Who may introspect: staff only (production default), or everyone (development). */
+    introspection: "staff" | "everyone";
+  };
+  callerLimits: { resendLicensePerHourMax: number; checkoutPerHourMax: number };
   stripe: {
     secretKey: string;
     webhookSecret: string;
@@ -311,6 +329,15 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     },
     sweeper: { enabled: env.SWEEPER_ENABLED, intervalMs: env.SWEEPER_INTERVAL_MS, batchSize: env.SWEEPER_BATCH_SIZE },
     metrics: { token: env.METRICS_TOKEN },
+    graphql: {
+      maxDepth: env.QUERY_MAX_DEPTH,
+      maxCost: env.QUERY_MAX_COST,
+      maxAliases: env.QUERY_MAX_ALIASES,
+      maxDirectives: env.QUERY_MAX_DIRECTIVES,
+      maxTokens: env.QUERY_MAX_TOKENS,
+      introspection: env.INTROSPECTION ?? (env.NODE_ENV === "production" ? "staff" : "everyone"),
+    },
+    callerLimits: { resendLicensePerHourMax: env.RESEND_LICENSE_PER_HOUR_MAX, checkoutPerHourMax: env.CHECKOUT_PER_HOUR_MAX },
     stripe: {
       secretKey: env.STRIPE_SECRET_KEY ?? developmentStripeSecretKey,
       webhookSecret: env.STRIPE_WEBHOOK_SECRET ?? developmentStripeWebhookSecret,

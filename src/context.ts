@@ -8,4 +8,6 @@ export interface RequestContext {
   requestId: string;
   /** The client's address (behind trusted proxies: from X-Forwarded-For), for rate limits. */
   clientAddress: string;
+  /** Fields added to this request's log line (operation, outcome, caller). */
+  logFields: Record<string, unknown>;
 }

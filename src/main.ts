@@ -4,7 +4,7 @@ import type { Server } from "node:http";
 import { buildApp } from "./app";
 import { ConfigError, loadConfig } from "./config";
 import { ExpirySweeper } from "./modules/credits/expiry-sweeper";
-import { createDatabase } from "./platform/database";
+import { closeDatabase, createDatabase } from "./platform/database";
 import { prepareDatabase } from "./platform/database-bootstrap";
 import { createLogger } from "./platform/logger";
 import { createServices } from "./services";
@@ -42,7 +42,7 @@ async function main(): Promise<void> {
     await services.outboxWorker.stop();
     services.mailer.close();
     await services.customerSerializer.close();
-    await database.$disconnect();
+    await closeDatabase(database);
     await prepared.stop();
     logger.info("stopped");
     process.exit(0);

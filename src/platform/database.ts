@@ -1,18 +1,27 @@
 // The one PrismaClient, and the helper through which every money-moving transaction runs:
 // Serializable isolation, the whole transaction retried on serialization failures and
 // deadlocks with exponential backoff and full jitter, a bounded number of attempts.
+import type pg from "pg";
 import { PrismaClient, Prisma } from "../generated/prisma/client";
 import type { Config } from "../config";
 import { ServiceUnavailableError } from "./failures";
 import { createPgAdapter } from "./pg-adapter";
 
-export type Database = PrismaClient;
+/** The one PrismaClient, with the pg pool under it (its own to close; read for pool metrics). */
+export type Database = PrismaClient & { pool: pg.Pool };
 /** What a store receives: the root client for plain reads, a transaction for everything else. */
 export type DatabaseClient = PrismaClient | Prisma.TransactionClient;
 export type Transaction = Prisma.TransactionClient;
 
 export function createDatabase(url: string, poolSize: number, acquireTimeoutMs: number): Database {
-  return new PrismaClient({ adapter: createPgAdapter(url, poolSize, acquireTimeoutMs) });
+  const { adapter, pool } = createPgAdapter(url, poolSize, acquireTimeoutMs);
+  const client = new PrismaClient({ adapter });
+  return Object.assign(client, { pool });
+}
+
+export async function closeDatabase(database: Database): Promise<void> {
+  await database.$disconnect();
+  await database.pool.end();
 }
 
 export interface TransactionCounters {

@@ -6,6 +6,10 @@ export function createLogger(config: Config): Logger {
   return pino({
     level,
     base: { service: "splice-api" },
-    redact: { paths: ["req.headers.authorization", "*.token", "*.deviceToken", "*.key", "*.email"], censor: "[redacted]" },
+    // Secrets and personal data never reach the log, even when an object carrying them is logged.
+    redact: {
+      paths: ["req.headers.authorization", "req.headers.cookie", 'req.headers["stripe-signature"]', "*.token", "*.deviceToken", "*.key", "*.email", "*.to", "*.secret", "*.password"],
+      censor: "[redacted]",
+    },
   });
 }

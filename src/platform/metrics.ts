@@ -1,12 +1,25 @@
-// Prometheus metrics at GET /metrics. Counters kept by the components themselves are read at
-// scrape time, so nothing on a request's path waits for the metrics library.
+// Prometheus metrics at GET /metrics. Counters the components keep themselves, and counts the
+// database already has, are read at scrape time; request and operation durations are observed
+// as they happen. Label values come from fixed sets (routes, schema fields, codes), never from
+// what clients send.
 import crypto from "node:crypto";
-import type { Request, Response } from "express";
-import { Counter, Registry, collectDefaultMetrics } from "prom-client";
+import type { ApolloServerPlugin } from "@apollo/server";
+import type { NextFunction, Request, Response } from "express";
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
 import type { Config } from "../config";
-import type { TransactionCounters } from "./database";
+import type { RequestContext } from "../context";
+import type { Services } from "../services";
+import type { Database } from "./database";
 
-export function createMetricsRegistry(transactionCounters: TransactionCounters): Registry {
+export interface Metrics {
+  registry: Registry;
+  httpDuration: Histogram<"route" | "method" | "status">;
+  operationDuration: Histogram<"operation" | "outcome">;
+}
+
+const knownRoutes = new Set(["/graphql", "/webhooks/stripe", "/healthz", "/readyz", "/metrics"]);
+
+export function createMetrics(services: Services, database: Database): Metrics {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: "splice_" });
   const fromCounter = (name: string, help: string, read: () => number) =>
@@ -19,11 +32,112 @@ export function createMetricsRegistry(transactionCounters: TransactionCounters):
         this.inc(read());
       },
     });
-  fromCounter("splice_transaction_attempts_total", "Serializable transaction attempts, first tries and retries", () => transactionCounters.attempts);
-  fromCounter("splice_transaction_conflicts_total", "Serialization failures and deadlocks that caused a retry", () => transactionCounters.conflicts);
-  fromCounter("splice_transaction_exhausted_total", "Transactions that ran out of attempts (answered 503)", () => transactionCounters.exhausted);
-  fromCounter("splice_database_unavailable_total", "Transactions that failed because the database was unreachable", () => transactionCounters.unavailable);
-  return registry;
+  const counters = services.transactor.counters;
+  fromCounter("splice_transaction_attempts_total", "Serializable transaction attempts, first tries and retries", () => counters.attempts);
+  fromCounter("splice_transaction_conflicts_total", "Serialization failures and deadlocks that caused a retry", () => counters.conflicts);
+  fromCounter("splice_transaction_exhausted_total", "Transactions that ran out of attempts (answered 503)", () => counters.exhausted);
+  fromCounter("splice_database_unavailable_total", "Transactions that failed because the database was unreachable", () => counters.unavailable);
+  fromCounter("splice_outbox_delivered_total", "Outbox jobs done", () => services.outboxWorker.counters.succeeded);
+  fromCounter("splice_outbox_failures_total", "Failed outbox attempts (email, Stripe)", () => services.outboxWorker.counters.failed);
+  fromCounter("splice_outbox_dead_total", "Outbox jobs given up after their last attempt", () => services.outboxWorker.counters.dead);
+
+  new Counter({
+    name: "splice_activations_total",
+    help: "License activations by outcome",
+    labelNames: ["outcome"],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const [outcome, count] of services.licenses.activationOutcomes) this.inc({ outcome }, count);
+    },
+  });
+  new Gauge({
+    name: "splice_reservations",
+    help: "Reservations by stored status",
+    labelNames: ["status"],
+    registers: [registry],
+    async collect() {
+      this.reset();
+      const rows = await database.$queryRaw<{ status: string; n: number }[]>`
+        SELECT status::text AS status, count(*)::int AS n FROM credit_reservation GROUP BY status`;
+      for (const row of rows) this.set({ status: row.status }, row.n);
+    },
+  });
+  new Gauge({
+    name: "splice_stripe_events",
+    help: "Received Stripe webhook events by type and status",
+    labelNames: ["type", "status"],
+    registers: [registry],
+    async collect() {
+      this.reset();
+      const rows = await database.$queryRaw<{ type: string; status: string; n: number }[]>`
+        SELECT type, status::text AS status, count(*)::int AS n FROM stripe_event GROUP BY type, status`;
+      for (const row of rows) this.set({ type: row.type, status: row.status }, row.n);
+    },
+  });
+  new Gauge({
+    name: "splice_outbox_backlog",
+    help: "Outbox jobs waiting to be done",
+    registers: [registry],
+    async collect() {
+      this.set(await services.outbox.pendingCount(database));
+    },
+  });
+  new Gauge({
+    name: "splice_database_pool_connections",
+    help: "Database pool connections by state",
+    labelNames: ["state"],
+    registers: [registry],
+    collect() {
+      this.set({ state: "total" }, database.pool.totalCount);
+      this.set({ state: "idle" }, database.pool.idleCount);
+      this.set({ state: "waiting_clients" }, database.pool.waitingCount);
+    },
+  });
+
+  const httpDuration = new Histogram({
+    name: "splice_http_request_duration_seconds",
+    help: "HTTP request durations",
+    labelNames: ["route", "method", "status"],
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    registers: [registry],
+  });
+  const operationDuration = new Histogram({
+    name: "splice_graphql_operation_duration_seconds",
+    help: "GraphQL operation durations by root field and outcome",
+    labelNames: ["operation", "outcome"],
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    registers: [registry],
+  });
+  return { registry, httpDuration, operationDuration };
+}
+
+export function httpMetricsMiddleware(metrics: Metrics) {
+  return (request: Request, response: Response, next: NextFunction) => {
+    const end = metrics.httpDuration.startTimer();
+    response.on("finish", () => {
+      const route = knownRoutes.has(request.path) ? request.path : "other";
+      end({ route, method: request.method, status: String(response.statusCode) });
+    });
+    next();
+  };
+}
+
+/** Times each operation, labelled by its first root field (a name from the schema). */
+export function operationMetricsPlugin(metrics: Metrics): ApolloServerPlugin<RequestContext> {
+  return {
+    async requestDidStart() {
+      const end = metrics.operationDuration.startTimer();
+      return {
+        async willSendResponse({ operation, response }) {
+          const firstField = operation?.selectionSet.selections.find((selection) => selection.kind === "Field");
+          const name = firstField && firstField.kind === "Field" ? `${operation!.operation}:${firstField.name.value}` : "unparsed";
+          const errors = response.body.kind === "single" ? response.body.singleResult.errors ?? [] : [];
+          end({ operation: name, outcome: errors.length === 0 ? "ok" : String(errors[0]?.extensions?.code ?? "error") });
+        },
+      };
+    },
+  };
 }
 
 /** GET /metrics: with METRICS_TOKEN set, only for that bearer token; without it, never in production. */

@@ -7,6 +7,7 @@
 // forever. Here a failed COMMIT releases the connection (PostgreSQL has already ended the
 // transaction), and each transaction releases its connection at most once.
 import { PrismaPg } from "@prisma/adapter-pg";
+import pg from "pg";
 
 interface AdapterQuery {
   sql: string;
@@ -48,9 +49,12 @@ function releaseAtMostOnce(transaction: AdapterTransaction): AdapterTransaction 
   return transaction;
 }
 
-export function createPgAdapter(url: string, poolSize: number, acquireTimeoutMs: number): PrismaPg {
+export function createPgAdapter(url: string, poolSize: number, acquireTimeoutMs: number): { adapter: PrismaPg; pool: pg.Pool } {
   // connectionTimeoutMillis: waiting for a pooled connection fails after this instead of forever.
-  const factory = new PrismaPg({ connectionString: url, max: poolSize, connectionTimeoutMillis: acquireTimeoutMs });
+  const pool = new pg.Pool({ connectionString: url, max: poolSize, connectionTimeoutMillis: acquireTimeoutMs });
+  // An idle connection dropped by the server must not crash the process; the pool replaces it.
+  pool.on("error", () => undefined);
+  const factory = new PrismaPg(pool);
   const connect = factory.connect.bind(factory);
   factory.connect = async () => {
     const adapter = await connect();
@@ -59,5 +63,5 @@ export function createPgAdapter(url: string, poolSize: number, acquireTimeoutMs:
     transactional.startTransaction = async (isolationLevel) => releaseAtMostOnce(await startTransaction(isolationLevel));
     return adapter;
   };
-  return factory;
+  return { adapter: factory, pool };
 }

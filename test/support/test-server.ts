@@ -9,7 +9,7 @@ import pg from "pg";
 import { buildApp } from "../../src/app";
 import { loadConfig, type Config, type Tier } from "../../src/config";
 import { mintSignedToken } from "../../src/platform/auth";
-import { createDatabase as createPrisma, type Database } from "../../src/platform/database";
+import { closeDatabase, createDatabase as createPrisma, type Database } from "../../src/platform/database";
 import { createDatabase, dropDatabase, withDatabase } from "../../src/platform/database-admin";
 import { createLogger } from "../../src/platform/logger";
 import type { Mailer } from "../../src/platform/mailer";
@@ -133,7 +133,7 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
     await services.outboxWorker.stop();
     services.mailer.close();
     await services.customerSerializer.close();
-    await database.$disconnect();
+    await closeDatabase(database);
     if (ownsDatabase) await dropDatabase(databaseUrl);
   };
 

@@ -57,6 +57,9 @@ const licenseNotFound: Failure = { code: "LICENSE_NOT_FOUND" };
 const fingerprintPattern = /^[\x21-\x7E]+$/;
 
 export class LicensesService {
+  /** Activations by outcome (ok, first, or the failure's code), for metrics. */
+  readonly activationOutcomes = new Map<string, number>();
+
   constructor(private readonly deps: LicensesDependencies) {}
 
   async issue(caller: Caller, customerId: string): Promise<Outcome<IssueResult>> {
@@ -105,6 +108,13 @@ export class LicensesService {
 
   /** Needs no token: the key is the credential. Failed guesses are rate-limited per address and key. */
   async activate(clientAddress: string, rawKey: string, device: DeviceInput | null | undefined): Promise<Outcome<ActivationResult>> {
+    const outcome = await this.activateOnce(clientAddress, rawKey, device);
+    const label = outcome.ok ? (outcome.value.alreadyActivated ? "ok" : "first") : outcome.failure.code;
+    this.activationOutcomes.set(label, (this.activationOutcomes.get(label) ?? 0) + 1);
+    return outcome;
+  }
+
+  private async activateOnce(clientAddress: string, rawKey: string, device: DeviceInput | null | undefined): Promise<Outcome<ActivationResult>> {
     const now = this.deps.now();
     const addressBucket = `activation:address:${clientAddress}`;
     const limited = await this.activationLimited(addressBucket, now, this.deps.config.licenses.activationFailuresPerAddressMax);
