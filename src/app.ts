@@ -78,7 +78,7 @@ export async function buildApp(deps: AppDependencies): Promise<App> {
       customProps: (_request, response) => ({ ...(response.locals.logFields as object) }),
       // Bodies are never logged; of the headers only these, so tokens and signatures stay out.
       serializers: {
-        req: (request: { method: string; url: string; remoteAddress?: string }) => ({ method: request.method, url: request.url.split("?")[0] }),
+        req: (request: { id: unknown; method: string; url: string }) => ({ id: request.id, method: request.method, url: request.url.split("?")[0] }),
         res: (response: { statusCode: number }) => ({ statusCode: response.statusCode }),
       },
       autoLogging: { ignore: (request) => request.url === "/healthz" || request.url === "/metrics" },

@@ -61,6 +61,7 @@ export function createServices(config: Config, databaseUrl: string, database: Da
     config,
     now,
   });
+  const hourlyLimits = new RateLimiter(database, 3600);
   const licenses = new LicensesService({
     database,
     transactor,
@@ -68,6 +69,7 @@ export function createServices(config: Config, databaseUrl: string, database: Da
     outbox,
     customerSerializer,
     activationFailures: new RateLimiter(database, config.licenses.activationFailureWindowSeconds),
+    hourlyLimits,
     mailer,
     config,
     now,
@@ -98,7 +100,7 @@ export function createServices(config: Config, databaseUrl: string, database: Da
       metadata: { splice_customer_id: customer.id, splice_license_key: license?.key ?? "" },
     });
   });
-  const checkout = new CheckoutService(stripe, customers, config);
+  const checkout = new CheckoutService(stripe, customers, config, hourlyLimits);
   return {
     transactor,
     customerSerializer,

@@ -3,9 +3,10 @@
 // batched requests off, and introspection for staff only where configured so.
 import type { ApolloServerPlugin } from "@apollo/server";
 import { ApolloArmor } from "@escape.tech/graphql-armor";
-import { GraphQLError, visit, type DocumentNode } from "graphql";
+import { visit, type DocumentNode } from "graphql";
 import type { Config } from "../config";
 import type { RequestContext } from "../context";
+import { toGraphQLError } from "./errors";
 
 export function queryLimits(config: Config) {
   const limits = config.graphql;
@@ -37,7 +38,7 @@ export function introspectionPolicy(config: Config): ApolloServerPlugin<RequestC
         async didResolveOperation({ document, contextValue }) {
           if (config.graphql.introspection === "everyone" || contextValue.caller.kind === "staff") return;
           if (isIntrospection(document)) {
-            throw new GraphQLError("Introspection is available to staff tokens only", { extensions: { code: "FORBIDDEN" } });
+            throw toGraphQLError({ code: "FORBIDDEN", message: "Introspection is available to staff tokens only" });
           }
         },
       };

@@ -1,176 +1,172 @@
-// Every credits and customers operation against every kind of caller.
-import { errorCodes, startTestServer, uniqueEmail, type TestCustomer, type TestServer } from "../support/test-server";
+// Every query and mutation of the served schema against every kind of caller, over HTTP.
+// A field of Query or Mutation missing from the table fails the test.
+import { mintSignedToken } from "../../src/platform/auth";
+import { buildSchema } from "../../src/schema";
+import { errorCodes, startTestServer, uniqueEmail, type GraphQLResponse, type TestCustomer, type TestServer } from "../support/test-server";
+
+type Role = "anonymous" | "invalid" | "expired" | "owner" | "stranger" | "device" | "revokedDevice" | "staff";
+const roles: Role[] = ["anonymous", "invalid", "expired", "owner", "stranger", "device", "revokedDevice", "staff"];
+/** "ok" for success, "null" for a null answer, otherwise the error code. */
+type Expected = Record<Role, string>;
 
 let server: TestServer;
 let owner: TestCustomer;
 let stranger: TestCustomer;
+let ownerKey: string;
+let revokedDeviceToken: string;
 
 beforeAll(async () => {
   server = await startTestServer();
-  owner = await server.createCustomer({ initialSeconds: 100_000 });
+  owner = await server.createCustomer({ initialSeconds: 100_000, tier: "STUDIO" });
   stranger = await server.createCustomer({ initialSeconds: 100_000 });
+  const issued: any = await server.graphql(`mutation($id: ID!) { issueLicense(input: { customerId: $id }) { license { key } } }`, { id: owner.id }, server.staffToken);
+  ownerKey = issued.data.issueLicense.license.key;
+  const revoked = await activateDevice("revoked-device");
+  revokedDeviceToken = revoked.token;
+  await server.graphql(`mutation($id: ID!) { deactivateDevice(input: { deviceId: $id }) { id } }`, { id: revoked.id }, server.staffToken);
 });
 afterAll(() => server.close());
 
-type Role = "anonymous" | "invalid" | "expired" | "owner" | "stranger" | "staff";
-const roles: Role[] = ["anonymous", "invalid", "expired", "owner", "stranger", "staff"];
+async function activateDevice(fingerprint: string): Promise<{ id: string; token: string }> {
+  const activated: any = await server.graphql(
+    `mutation($key: String!, $fp: String!) { activateLicense(input: { key: $key, device: { fingerprint: $fp } }) { device { id } deviceToken } }`,
+    { key: ownerKey, fp: fingerprint },
+  );
+  return { id: activated.data.activateLicense.device.id, token: activated.data.activateLicense.deviceToken };
+}
 
-function tokenOf(role: Role): string | undefined {
+async function tokenOf(role: Role): Promise<string | undefined> {
   switch (role) {
     case "anonymous":
       return undefined;
     case "invalid":
       return "splice.v1.bm90.dmFsaWQ";
     case "expired":
-      return require("../../src/platform/auth").mintSignedToken(server.config.auth.tokenSecret, "staff", "old", 1, Date.now() - 10_000);
+      return mintSignedToken(server.config.auth.tokenSecret, "staff", "old", 1, Date.now() - 10_000);
     case "owner":
       return owner.token;
     case "stranger":
       return stranger.token;
+    // Activating again hands out a fresh token, whatever earlier rows revoked.
+    case "device":
+      return (await activateDevice("matrix-device")).token;
+    case "revokedDevice":
+      return revokedDeviceToken;
     case "staff":
       return server.staffToken;
   }
 }
 
 async function ownersReservation(): Promise<string> {
-  const result: any = await server.graphql(
-    `mutation { reserveCredits(input: { estimatedSeconds: 10, endpoint: "auth" }) { reservation { id } } }`,
-    {},
-    owner.token,
-  );
+  const result: any = await server.graphql(`mutation { reserveCredits(input: { estimatedSeconds: 10, endpoint: "auth" }) { reservation { id } } }`, {}, owner.token);
   return result.data.reserveCredits.reservation.id;
 }
 
-/** "ok" for success, "null" for a null answer, otherwise the error code. */
-type Expected = Record<Role, string>;
-const denied = { anonymous: "UNAUTHENTICATED", invalid: "UNAUTHENTICATED", expired: "UNAUTHENTICATED" };
+const unauthenticated = { anonymous: "UNAUTHENTICATED", invalid: "UNAUTHENTICATED", expired: "UNAUTHENTICATED", revokedDevice: "UNAUTHENTICATED" };
+const staffOnly: Expected = { ...unauthenticated, owner: "FORBIDDEN", stranger: "FORBIDDEN", device: "FORBIDDEN", staff: "ok" };
 
-const operations: [name: string, run: (token: string | undefined) => Promise<any>, expected: Expected][] = [
-  [
-    "me",
-    (token) => server.graphql(`{ me { id } }`, {}, token),
-    { ...denied, owner: "ok", stranger: "ok", staff: "null" },
-  ],
-  [
-    "customer",
-    (token) => server.graphql(`query($id: ID!) { customer(id: $id) { id } }`, { id: owner.id }, token),
-    { ...denied, owner: "FORBIDDEN", stranger: "FORBIDDEN", staff: "ok" },
-  ],
-  [
-    "searchCustomers",
-    (token) => server.graphql(`{ searchCustomers(query: "example") { edges { cursor } } }`, {}, token),
-    { ...denied, owner: "FORBIDDEN", stranger: "FORBIDDEN", staff: "ok" },
-  ],
-  [
-    "reservation",
-    async (token) => server.graphql(`query($id: ID!) { reservation(id: $id) { id } }`, { id: await ownersReservation() }, token),
-    { ...denied, owner: "ok", stranger: "null", staff: "ok" },
-  ],
-  [
-    "createCustomer",
-    (token) => server.graphql(`mutation($e: String!) { createCustomer(input: { email: $e }) { id } }`, { e: uniqueEmail() }, token),
-    { ...denied, owner: "FORBIDDEN", stranger: "FORBIDDEN", staff: "ok" },
-  ],
-  [
-    "reserveCredits on the owner's account",
-    (token) =>
-      server.graphql(
-        `mutation($id: ID) { reserveCredits(input: { customerId: $id, estimatedSeconds: 5, endpoint: "auth" }) { replayed } }`,
-        { id: owner.id },
-        token,
-      ),
-    { ...denied, owner: "ok", stranger: "FORBIDDEN", staff: "ok" },
-  ],
-  [
-    "confirmReservation",
-    async (token) =>
-      server.graphql(
-        `mutation($id: ID!) { confirmReservation(input: { reservationId: $id, actualSeconds: 5 }) { balance { secondsRemaining } } }`,
-        { id: await ownersReservation() },
-        token,
-      ),
-    { ...denied, owner: "ok", stranger: "RESERVATION_NOT_FOUND", staff: "ok" },
-  ],
-  [
-    "releaseReservation",
-    async (token) =>
-      server.graphql(
-        `mutation($id: ID!) { releaseReservation(input: { reservationId: $id }) { balance { secondsRemaining } } }`,
-        { id: await ownersReservation() },
-        token,
-      ),
-    { ...denied, owner: "ok", stranger: "RESERVATION_NOT_FOUND", staff: "ok" },
-  ],
-  [
-    "adjustCredits",
-    (token) =>
-      server.graphql(
-        `mutation($id: ID!) { adjustCredits(input: { customerId: $id, deltaSeconds: 1, note: "auth" }) { id } }`,
-        { id: owner.id },
-        token,
-      ),
-    { ...denied, owner: "FORBIDDEN", stranger: "FORBIDDEN", staff: "ok" },
-  ],
-];
-
-const issue = (token: string | undefined) =>
-  server.graphql(`mutation($id: ID!) { issueLicense(input: { customerId: $id }) { created } }`, { id: owner.id }, token);
-
-async function ownersKey(): Promise<string> {
-  const issued: any = await issue(server.staffToken);
-  const license: any = await server.graphql(`query($id: ID!) { customer(id: $id) { license { key } } }`, { id: owner.id }, server.staffToken);
-  return issued.data ? license.data.customer.license.key : "";
-}
-
-async function ownersDevice(): Promise<string> {
-  const activated: any = await server.graphql(
-    `mutation($key: String!, $fp: String!) { activateLicense(input: { key: $key, device: { fingerprint: $fp } }) { device { id } } }`,
-    { key: await ownersKey(), fp: "authorization-matrix" },
-  );
-  return activated.data.activateLicense.device.id;
-}
-
-operations.push(
-  ["issueLicense", issue, { ...denied, owner: "FORBIDDEN", stranger: "FORBIDDEN", staff: "ok" }],
-  [
-    "resendLicense for the owner",
-    (token) => server.graphql(`mutation($id: ID) { resendLicense(input: { customerId: $id }) { key } }`, { id: owner.id }, token),
-    { ...denied, owner: "ok", stranger: "FORBIDDEN", staff: "ok" },
-  ],
-  [
-    "activateLicense (the key is the credential)",
-    async (token) => server.graphql(`mutation($key: String!) { activateLicense(input: { key: $key }) { customerId } }`, { key: await ownersKey() }, token),
-    { anonymous: "ok", invalid: "ok", expired: "ok", owner: "ok", stranger: "ok", staff: "ok" },
-  ],
-  [
-    "deactivateLicense",
-    async (token) => {
-      const key = await ownersKey();
-      const result = await server.graphql(`mutation($key: String!) { deactivateLicense(input: { key: $key, reason: "matrix" }) { status } }`, { key }, token);
-      await server.graphql(`mutation($key: String!) { reactivateLicense(input: { key: $key }) { status } }`, { key }, server.staffToken);
+const operations: { field: string; run: (token: string | undefined) => Promise<GraphQLResponse>; expected: Expected }[] = [
+  { field: "me", run: (token) => server.graphql(`{ me { id } }`, {}, token), expected: { ...unauthenticated, owner: "ok", stranger: "ok", device: "ok", staff: "null" } },
+  { field: "customer", run: (token) => server.graphql(`query($id: ID!) { customer(id: $id) { id } }`, { id: owner.id }, token), expected: staffOnly },
+  { field: "searchCustomers", run: (token) => server.graphql(`{ searchCustomers(query: "example") { edges { cursor } } }`, {}, token), expected: staffOnly },
+  {
+    field: "reservation",
+    run: async (token) => server.graphql(`query($id: ID!) { reservation(id: $id) { id } }`, { id: await ownersReservation() }, token),
+    expected: { ...unauthenticated, owner: "ok", stranger: "null", device: "ok", staff: "ok" },
+  },
+  { field: "stripeEvents", run: (token) => server.graphql(`{ stripeEvents { id } }`, {}, token), expected: staffOnly },
+  {
+    field: "createCustomer",
+    run: (token) => server.graphql(`mutation($e: String!) { createCustomer(input: { email: $e }) { id } }`, { e: uniqueEmail() }, token),
+    expected: staffOnly,
+  },
+  {
+    field: "reserveCredits",
+    run: (token) => server.graphql(`mutation($id: ID) { reserveCredits(input: { customerId: $id, estimatedSeconds: 5, endpoint: "auth" }) { replayed } }`, { id: owner.id }, token),
+    expected: { ...unauthenticated, owner: "ok", stranger: "FORBIDDEN", device: "ok", staff: "ok" },
+  },
+  {
+    field: "confirmReservation",
+    run: async (token) =>
+      server.graphql(`mutation($id: ID!) { confirmReservation(input: { reservationId: $id, actualSeconds: 5 }) { balance { secondsRemaining } } }`, { id: await ownersReservation() }, token),
+    expected: { ...unauthenticated, owner: "ok", stranger: "RESERVATION_NOT_FOUND", device: "ok", staff: "ok" },
+  },
+  {
+    field: "releaseReservation",
+    run: async (token) => server.graphql(`mutation($id: ID!) { releaseReservation(input: { reservationId: $id }) { balance { secondsRemaining } } }`, { id: await ownersReservation() }, token),
+    expected: { ...unauthenticated, owner: "ok", stranger: "RESERVATION_NOT_FOUND", device: "ok", staff: "ok" },
+  },
+  {
+    field: "adjustCredits",
+    run: (token) => server.graphql(`mutation($id: ID!) { adjustCredits(input: { customerId: $id, deltaSeconds: 1, note: "auth" }) { id } }`, { id: owner.id }, token),
+    expected: staffOnly,
+  },
+  {
+    field: "issueLicense",
+    run: (token) => server.graphql(`mutation($id: ID!) { issueLicense(input: { customerId: $id }) { created } }`, { id: owner.id }, token),
+    expected: staffOnly,
+  },
+  {
+    field: "resendLicense",
+    run: (token) => server.graphql(`mutation($id: ID) { resendLicense(input: { customerId: $id }) { key } }`, { id: owner.id }, token),
+    expected: { ...unauthenticated, owner: "ok", stranger: "FORBIDDEN", device: "ok", staff: "ok" },
+  },
+  {
+    field: "activateLicense",
+    run: (token) => server.graphql(`mutation($key: String!) { activateLicense(input: { key: $key }) { customerId } }`, { key: ownerKey }, token),
+    expected: { anonymous: "ok", invalid: "ok", expired: "ok", owner: "ok", stranger: "ok", device: "ok", revokedDevice: "ok", staff: "ok" },
+  },
+  {
+    field: "deactivateLicense",
+    run: async (token) => {
+      const result = await server.graphql(`mutation($key: String!) { deactivateLicense(input: { key: $key, reason: "matrix" }) { status } }`, { key: ownerKey }, token);
+      await server.graphql(`mutation($key: String!) { reactivateLicense(input: { key: $key }) { status } }`, { key: ownerKey }, server.staffToken);
       return result;
     },
-    { ...denied, owner: "FORBIDDEN", stranger: "FORBIDDEN", staff: "ok" },
-  ],
-  [
-    "reactivateLicense",
-    async (token) => server.graphql(`mutation($key: String!) { reactivateLicense(input: { key: $key }) { status } }`, { key: await ownersKey() }, token),
-    { ...denied, owner: "FORBIDDEN", stranger: "FORBIDDEN", staff: "ok" },
-  ],
-  [
-    "deactivateDevice",
-    async (token) => server.graphql(`mutation($id: ID!) { deactivateDevice(input: { deviceId: $id }) { id } }`, { id: await ownersDevice() }, token),
-    { ...denied, owner: "ok", stranger: "FORBIDDEN", staff: "ok" },
-  ],
-);
+    expected: staffOnly,
+  },
+  {
+    field: "reactivateLicense",
+    run: (token) => server.graphql(`mutation($key: String!) { reactivateLicense(input: { key: $key }) { status } }`, { key: ownerKey }, token),
+    expected: staffOnly,
+  },
+  {
+    field: "deactivateDevice",
+    run: async (token) => server.graphql(`mutation($id: ID!) { deactivateDevice(input: { deviceId: $id }) { id } }`, { id: (await activateDevice("to-deactivate")).id }, token),
+    expected: { ...unauthenticated, owner: "ok", stranger: "FORBIDDEN", device: "ok", staff: "ok" },
+  },
+  {
+    // Past authorization the price is refused: only the customer's own dashboard may buy.
+    field: "startCheckout",
+    run: (token) =>
+      server.graphql(`mutation { startCheckout(input: { priceId: "price_none", successUrl: "http://localhost:3000/a", cancelUrl: "http://localhost:3000/b" }) { url } }`, {}, token),
+    expected: { ...unauthenticated, owner: "BAD_USER_INPUT", stranger: "BAD_USER_INPUT", device: "FORBIDDEN", staff: "FORBIDDEN" },
+  },
+  {
+    field: "openBillingPortal",
+    run: (token) => server.graphql(`mutation { openBillingPortal(input: { returnUrl: "https://elsewhere.test/" }) { url } }`, {}, token),
+    expected: { ...unauthenticated, owner: "BAD_USER_INPUT", stranger: "BAD_USER_INPUT", device: "FORBIDDEN", staff: "FORBIDDEN" },
+  },
+  {
+    field: "replayStripeEvent",
+    run: (token) => server.graphql(`mutation { replayStripeEvent(id: "evt_unknown") { id } }`, {}, token),
+    expected: { ...staffOnly, staff: "BAD_USER_INPUT" },
+  },
+];
 
-const table = operations.flatMap(([name, run, expected]) => roles.map((role) => [name, role, run, expected[role]] as const));
+it("lists every query and mutation of the served schema", () => {
+  const schema = buildSchema();
+  const served = [...Object.keys(schema.getQueryType()!.getFields()), ...Object.keys(schema.getMutationType()!.getFields())].sort();
+  expect(operations.map((operation) => operation.field).sort()).toEqual(served);
+});
 
-it.each(table)("%s as %s", async (_name, role, run, expected) => {
-  const response = await run(tokenOf(role));
+const table = operations.flatMap(({ field, run, expected }) => roles.map((role) => [field, role, run, expected[role]] as const));
+
+it.each(table)("%s as %s", async (_field, role, run, expected) => {
+  const response = await run(await tokenOf(role));
   if (expected === "ok" || expected === "null") {
     expect(response.errors).toBeUndefined();
-    const value = Object.values(response.data)[0];
+    const value = Object.values(response.data as object)[0];
     if (expected === "null") expect(value).toBeNull();
     else expect(value).not.toBeNull();
   } else {
@@ -179,6 +175,6 @@ it.each(table)("%s as %s", async (_name, role, run, expected) => {
 });
 
 it("refuses a token signed with another secret", async () => {
-  const forged = require("../../src/platform/auth").mintSignedToken("another-secret-of-enough-length-123", "staff", "mallory", 60);
+  const forged = mintSignedToken("another-secret-of-enough-length-123", "staff", "mallory", 60);
   expect(errorCodes(await server.graphql(`{ searchCustomers(query: "a") { edges { cursor } } }`, {}, forged))).toEqual(["UNAUTHENTICATED"]);
 });

@@ -97,6 +97,19 @@ it("resends on request: owner or staff, a new email each time", async () => {
   expect(mails.filter((mail) => mail.to[0] === customer.email)).toHaveLength(3);
 });
 
+it("limits resends per customer and hour", async () => {
+  const limited = await startTestServer({ environment: { RESEND_LICENSE_PER_HOUR_MAX: "2" } });
+  try {
+    const customer = await limited.createCustomer({ initialSeconds: 0 });
+    for (let call = 0; call < 2; call += 1) expect((await limited.graphql(resendMutation, {}, customer.token)).errors).toBeUndefined();
+    const refused = await limited.graphql(resendMutation, {}, customer.token);
+    expect(refused.status).toBe(429);
+    expect(refused.errors![0]!.extensions).toMatchObject({ code: "TOO_MANY_REQUESTS" });
+  } finally {
+    await limited.close();
+  }
+});
+
 it("issues a license first when resending for a customer who has none", async () => {
   const customer = await server.createCustomer({ initialSeconds: 0 });
   const resent: any = await server.graphql(resendMutation, {}, customer.token);

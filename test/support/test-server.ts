@@ -13,6 +13,7 @@ import { closeDatabase, createDatabase as createPrisma, type Database } from "..
 import { createDatabase, dropDatabase, withDatabase } from "../../src/platform/database-admin";
 import { createLogger } from "../../src/platform/logger";
 import type { Mailer } from "../../src/platform/mailer";
+import type { Logger } from "pino";
 import { createServices, type Services } from "../../src/services";
 import { serverUrlVariable, templateDatabaseName } from "./test-database";
 
@@ -69,6 +70,8 @@ export interface TestServerOptions {
   /** Serve an existing database (a second instance, or an unreachable one) instead of a fresh copy. */
   databaseUrl?: string;
   mailer?: Mailer;
+  /** Where log lines go (default: the configured logger, silent in tests). */
+  logger?: Logger;
 }
 
 export async function startTestServer(options: TestServerOptions = {}): Promise<TestServer> {
@@ -86,7 +89,7 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
   });
   const database = createPrisma(databaseUrl, config.database.poolSize, config.transactions.maxWaitMs);
   const clock = new TestClock();
-  const logger = createLogger(config);
+  const logger = options.logger ?? createLogger(config);
   const services = createServices(config, databaseUrl, database, logger, { now: clock.now, mailer: options.mailer });
   const app = await buildApp({ config, database, services, logger });
   const server: Server = await new Promise((resolve) => {

@@ -7,6 +7,7 @@ import type { Config } from "../../config";
 import { badInput, fail, ServiceUnavailableError, succeed, type Outcome } from "../../platform/failures";
 import type { CustomerRecord } from "../customers/customer";
 import type { CustomersService } from "../customers/customers.service";
+import type { RateLimiter } from "../../platform/rate-limiter";
 import type { StripeClient } from "./stripe-client";
 
 export interface CheckoutInput {
@@ -20,6 +21,7 @@ export class CheckoutService {
     private readonly stripe: StripeClient,
     private readonly customers: CustomersService,
     private readonly config: Config,
+    private readonly hourlyLimits: RateLimiter,
   ) {}
 
   async start(caller: Caller, input: CheckoutInput): Promise<Outcome<{ id: string; url: string }>> {
@@ -55,10 +57,16 @@ export class CheckoutService {
     return succeed({ url: session.url });
   }
 
+  /** The customer buying; each call counts against their hourly limit (it costs Stripe calls). */
   private async signedInCustomer(caller: Caller): Promise<Outcome<CustomerRecord>> {
     const denied = requireSignedIn(caller);
     if (denied) return fail(denied);
     if (caller.kind !== "customer") return fail({ code: "FORBIDDEN", message: "Only a customer can buy for their own account" });
+    const now = new Date();
+    const bucket = `checkout:${caller.customerId}`;
+    if ((await this.hourlyLimits.hit(bucket, now)) > this.config.callerLimits.checkoutPerHourMax) {
+      return fail({ code: "TOO_MANY_REQUESTS", retryAfterSeconds: await this.hourlyLimits.retryAfterSeconds(bucket, now) });
+    }
     const customer = await this.customers.findById(caller.customerId);
     return customer ? succeed(customer) : fail({ code: "CUSTOMER_NOT_FOUND" });
   }

@@ -47,6 +47,8 @@ export interface LicensesDependencies {
   outbox: OutboxStore;
   customerSerializer: CustomerSerializer;
   activationFailures: RateLimiter;
+  /** Hourly windows, for resends (each sends an email). */
+  hourlyLimits: RateLimiter;
   mailer: Mailer;
   config: Config;
   now: () => Date;
@@ -95,6 +97,8 @@ export class LicensesService {
     const notOwner = requireOwnerOrStaff(caller, customerId);
     if (notOwner) return fail(notOwner);
     if (!uuidPattern.test(customerId)) return fail({ code: "CUSTOMER_NOT_FOUND" });
+    const limited = await this.hourlyLimit(`resend:${customerId}`, this.deps.config.callerLimits.resendLicensePerHourMax);
+    if (limited) return fail(limited);
     const actor = actorOf(caller);
     return this.deps.customerSerializer.run(customerId, () =>
       this.deps.transactor.serializable(async (tx) => {
@@ -357,6 +361,12 @@ export class LicensesService {
       return { code: "BAD_USER_INPUT", field: "fingerprint", message: `fingerprint must be 1 to ${fingerprintMaxLength} printable ASCII characters` };
     }
     return checkText("name", device.name, deviceNameMaxLength, false);
+  }
+
+  private async hourlyLimit(bucket: string, max: number): Promise<Failure | undefined> {
+    const now = this.deps.now();
+    if ((await this.deps.hourlyLimits.hit(bucket, now)) <= max) return undefined;
+    return { code: "TOO_MANY_REQUESTS", retryAfterSeconds: await this.deps.hourlyLimits.retryAfterSeconds(bucket, now) };
   }
 
   private async activationLimited(bucket: string, now: Date, max: number): Promise<Failure | undefined> {
