@@ -14,7 +14,7 @@ import type { Config } from "./config";
 import type { RequestContext } from "./context";
 import { stripeWebhookRouter } from "./modules/billing/webhook.route";
 import { actorOf, bearerToken, isSignedToken, verifySignedToken, type Caller } from "./platform/auth";
-import type { Database } from "./platform/database";
+import { pingDatabase, type Database } from "./platform/database";
 import { createErrorFormatter, httpStatusPlugin } from "./platform/errors";
 import { introspectionPolicy, queryLimits } from "./platform/graphql-limits";
 import { createMetrics, httpMetricsMiddleware, metricsHandler, operationMetricsPlugin } from "./platform/metrics";
@@ -94,7 +94,7 @@ export async function buildApp(deps: AppDependencies): Promise<App> {
   });
   app.get("/readyz", async (_request, response) => {
     try {
-      await deps.database.$queryRaw`SELECT 1`;
+      await pingDatabase(deps.database);
       response.json({ status: "ready" });
     } catch (error) {
       logger.warn({ err: error }, "readiness check failed");

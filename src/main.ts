@@ -3,7 +3,7 @@
 import type { Server } from "node:http";
 import { buildApp } from "./app";
 import { ConfigError, loadConfig } from "./config";
-import { ExpirySweeper } from "./modules/credits/expiry-sweeper";
+import { expirySweeper } from "./modules/credits/expiry-sweeper";
 import { closeDatabase, createDatabase } from "./platform/database";
 import { prepareDatabase } from "./platform/database-bootstrap";
 import { createLogger } from "./platform/logger";
@@ -16,7 +16,7 @@ async function main(): Promise<void> {
   const database = createDatabase(prepared.url, config.database.poolSize, config.transactions.maxWaitMs);
   const services = createServices(config, prepared.url, database, logger);
   const app = await buildApp({ config, database, services, logger });
-  const sweeper = new ExpirySweeper(services.credits, config.sweeper.intervalMs, logger);
+  const sweeper = expirySweeper(services.credits, config.sweeper.intervalMs, logger);
   if (config.sweeper.enabled) sweeper.start();
   if (config.outbox.enabled) services.outboxWorker.start();
 

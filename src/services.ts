@@ -32,7 +32,6 @@ export interface Services {
   stripe: StripeClient;
   webhooks: WebhooksService;
   checkout: CheckoutService;
-  pageSizeMax: number;
 }
 
 export interface ServiceOptions {
@@ -89,6 +88,7 @@ export function createServices(config: Config, databaseUrl: string, database: Da
     handlerContext: { config, store: new BillingStore(), customers, credits, licenses, outbox, stripe },
     logger,
     now,
+    pageSizeMax: config.limits.pageSizeMax,
   });
   outboxWorker.register(stripeMetadataJobKind, async (job) => {
     const customerId = job.payload.customerId;
@@ -113,6 +113,5 @@ export function createServices(config: Config, databaseUrl: string, database: Da
     stripe,
     webhooks,
     checkout,
-    pageSizeMax: config.limits.pageSizeMax,
   };
 }

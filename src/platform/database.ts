@@ -19,6 +19,11 @@ export function createDatabase(url: string, poolSize: number, acquireTimeoutMs: 
   return Object.assign(client, { pool });
 }
 
+/** Whether the database answers: for the readiness probe. */
+export async function pingDatabase(database: Database): Promise<void> {
+  await database.$queryRaw`SELECT 1`;
+}
+
 export async function closeDatabase(database: Database): Promise<void> {
   await database.$disconnect();
   await database.pool.end();

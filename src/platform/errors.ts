@@ -21,7 +21,6 @@ const defaultMessages: Record<ErrorCode, string> = {
   LICENSE_DEACTIVATED: "License key deactivated",
   DEVICE_LIMIT_REACHED: "Every device seat of this license is taken",
   TOO_MANY_REQUESTS: "Too many requests",
-  NOT_AVAILABLE_YET: "Not available yet",
   SERVICE_UNAVAILABLE: "Service temporarily unavailable, retry later",
   INTERNAL_SERVER_ERROR: "Internal server error",
 };

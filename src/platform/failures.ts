@@ -13,8 +13,7 @@ export type Failure =
   | { code: "LICENSE_NOT_FOUND" }
   | { code: "LICENSE_DEACTIVATED" }
   | { code: "DEVICE_LIMIT_REACHED"; maxDevices: number }
-  | { code: "TOO_MANY_REQUESTS"; retryAfterSeconds: number }
-  | { code: "NOT_AVAILABLE_YET"; message: string };
+  | { code: "TOO_MANY_REQUESTS"; retryAfterSeconds: number };
 
 export type Outcome<T> = { ok: true; value: T } | { ok: false; failure: Failure };
 

@@ -18,8 +18,4 @@ export class KeyedMutex {
       if (this.tails.get(key) === settled) this.tails.delete(key);
     }
   }
-
-  get size(): number {
-    return this.tails.size;
-  }
 }

@@ -58,9 +58,7 @@ export function createMetrics(services: Services, database: Database): Metrics {
     registers: [registry],
     async collect() {
       this.reset();
-      const rows = await database.$queryRaw<{ status: string; n: number }[]>`
-        SELECT status::text AS status, count(*)::int AS n FROM credit_reservation GROUP BY status`;
-      for (const row of rows) this.set({ status: row.status }, row.n);
+      for (const row of await services.credits.reservationCounts()) this.set({ status: row.status }, row.count);
     },
   });
   new Gauge({
@@ -70,9 +68,7 @@ export function createMetrics(services: Services, database: Database): Metrics {
     registers: [registry],
     async collect() {
       this.reset();
-      const rows = await database.$queryRaw<{ type: string; status: string; n: number }[]>`
-        SELECT type, status::text AS status, count(*)::int AS n FROM stripe_event GROUP BY type, status`;
-      for (const row of rows) this.set({ type: row.type, status: row.status }, row.n);
+      for (const row of await services.webhooks.eventCounts()) this.set({ type: row.type, status: row.status }, row.count);
     },
   });
   new Gauge({

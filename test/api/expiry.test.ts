@@ -1,5 +1,5 @@
 import pino from "pino";
-import { ExpirySweeper } from "../../src/modules/credits/expiry-sweeper";
+import { expirySweeper } from "../../src/modules/credits/expiry-sweeper";
 import { expectConsistentLedger } from "../support/ledger-invariants";
 import { errorCodes, startTestServer, type TestServer } from "../support/test-server";
 
@@ -68,7 +68,7 @@ it("the sweeper settles expired reservations as EXPIRED with a system ledger ent
   const customer = await server.createCustomer({ initialSeconds: 1000 });
   const id = await reserveSeconds(customer.token, 250);
   advanceBoth(ttlSeconds + 1);
-  const sweeper = new ExpirySweeper(server.services.credits, 20, pino({ level: "silent" }));
+  const sweeper = expirySweeper(server.services.credits, 20, pino({ level: "silent" }));
   sweeper.start();
   try {
     for (let poll = 0; poll < 200; poll += 1) {

@@ -4,7 +4,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { startSmtpSink, type SmtpSink } from "../support/smtp-sink";
-import { startTestServer, type TestServer } from "../support/test-server";
+import { drainOutbox, startTestServer, type TestServer } from "../support/test-server";
 
 const issueMutation = `mutation Issue($id: ID!) { issueLicense(input: { customerId: $id }) { created license { id key } } }`;
 const resendMutation = `mutation Resend($id: ID) { resendLicense(input: { customerId: $id }) { key } }`;
@@ -31,16 +31,6 @@ beforeEach(() => {
 async function issue(customerId: string): Promise<{ id: string; key: string }> {
   const result: any = await server.graphql(issueMutation, { id: customerId }, server.staffToken);
   return result.data.issueLicense.license;
-}
-
-/** Runs the outbox until nothing is due, waiting out retry delays. */
-async function drainOutbox(instance: TestServer, rounds = 50): Promise<void> {
-  for (let round = 0; round < rounds; round += 1) {
-    const pending = await instance.sql.query("SELECT count(*)::int AS n FROM outbox_job WHERE status = 'PENDING'");
-    if (pending.rows[0].n === 0) return;
-    await instance.services.outboxWorker.runOnce();
-    await new Promise((resolve) => setTimeout(resolve, 15));
-  }
 }
 
 it("mails a newly issued key to the customer", async () => {

@@ -3,7 +3,7 @@
 import { expectConsistentLedger } from "../support/ledger-invariants";
 import { startFakeStripe, signedDelivery, stripeEvent, stripeId, type FakeStripe } from "../support/fake-stripe";
 import { startSmtpSink, type SmtpSink } from "../support/smtp-sink";
-import { errorCodes, startTestServer, uniqueEmail, type TestServer } from "../support/test-server";
+import { drainOutbox, errorCodes, startTestServer, uniqueEmail, type TestServer } from "../support/test-server";
 
 const webhookSecret = "whsec_test_secret_for_billing";
 const hour = 3600;
@@ -49,15 +49,6 @@ async function deliver(event: object, secret = webhookSecret): Promise<{ status:
     body,
   });
   return { status: response.status, body: await response.json() };
-}
-
-async function drainOutbox(rounds = 50): Promise<void> {
-  for (let round = 0; round < rounds; round += 1) {
-    const pending = await server.sql.query("SELECT count(*)::int AS n FROM outbox_job WHERE status = 'PENDING'");
-    if (pending.rows[0].n === 0) return;
-    await server.services.outboxWorker.runOnce();
-    await new Promise((resolve) => setTimeout(resolve, 15));
-  }
 }
 
 function checkoutSession(options: { customer: string; email?: string; mode?: "payment" | "subscription"; paid?: boolean; paymentIntent?: string; subscription?: string; id?: string }) {
@@ -125,7 +116,7 @@ describe("checkout.session.completed for a new buyer", () => {
     expect(ledger.rows).toEqual([{ kind: "GRANT", delta_seconds: 36000, actor: expect.stringMatching(/^stripe:evt_/) }]);
     const license = await server.sql.query("SELECT key FROM license WHERE customer_id = $1", [customer.id]);
     expect(license.rows).toHaveLength(1);
-    await drainOutbox();
+    await drainOutbox(server);
     const mails = await smtp.waitFor(1);
     expect(mails.find((mail) => mail.to[0] === email)?.raw).toContain(license.rows[0].key);
     expect(stripe.customerMetadata.get(stripeCustomer)).toEqual({ splice_customer_id: customer.id, splice_license_key: license.rows[0].key });
@@ -358,10 +349,10 @@ describe("the webhook route", () => {
 
 describe("writing back to Stripe", () => {
   it("retries the metadata update through the outbox when Stripe fails", async () => {
-    await drainOutbox();
+    await drainOutbox(server);
     const { stripeCustomer, customer } = await buyHourPack();
     stripe.failNext(2);
-    await drainOutbox();
+    await drainOutbox(server);
     const license = await server.sql.query("SELECT key FROM license WHERE customer_id = $1", [customer.id]);
     expect(stripe.customerMetadata.get(stripeCustomer)).toEqual({ splice_customer_id: customer.id, splice_license_key: license.rows[0].key });
     const attempts = await server.sql.query(

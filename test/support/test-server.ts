@@ -156,3 +156,13 @@ async function createTestDatabase(): Promise<string> {
 export function errorCodes(response: GraphQLResponse<unknown>): string[] {
   return (response.errors ?? []).map((error) => String(error.extensions?.code));
 }
+
+/** Runs the outbox until nothing is due, waiting out retry delays. */
+export async function drainOutbox(instance: TestServer, rounds = 50): Promise<void> {
+  for (let round = 0; round < rounds; round += 1) {
+    const pending = await instance.sql.query("SELECT count(*)::int AS n FROM outbox_job WHERE status = 'PENDING'");
+    if (pending.rows[0].n === 0) return;
+    await instance.services.outboxWorker.runOnce();
+    await new Promise((resolve) => setTimeout(resolve, 15));
+  }
+}

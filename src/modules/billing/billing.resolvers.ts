@@ -4,7 +4,7 @@ import { unwrap } from "../../platform/errors";
 export const billingResolvers: Resolvers = {
   Query: {
     stripeEvents: async (_parent, { status, first }, { caller, services }) =>
-      unwrap(await services.webhooks.recent(caller, status, first, services.pageSizeMax)),
+      unwrap(await services.webhooks.recent(caller, status, first)),
   },
   Mutation: {
     startCheckout: async (_parent, { input }, { caller, services }) => unwrap(await services.checkout.start(caller, input)),

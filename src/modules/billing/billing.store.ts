@@ -125,6 +125,10 @@ export class BillingStore {
     return rows.map(toEvent);
   }
 
+  async countByTypeAndStatus(db: DatabaseClient): Promise<{ type: string; status: string; count: number }[]> {
+    return db.$queryRaw`SELECT type, status::text AS status, count(*)::int AS count FROM stripe_event GROUP BY type, status`;
+  }
+
   async findEffect(tx: Transaction, key: string): Promise<PaymentEffectRecord | undefined> {
     const rows = await tx.$queryRaw<EffectRow[]>`SELECT * FROM payment_effect WHERE key = ${key}`;
     return rows[0] ? toEffect(rows[0]) : undefined;

@@ -19,6 +19,7 @@ export interface WebhooksDependencies {
   handlerContext: HandlerContext;
   logger: Logger;
   now: () => Date;
+  pageSizeMax: number;
 }
 
 /** A handler's expected failure (unknown price, missing customer): recorded, not thrown further. */
@@ -69,10 +70,15 @@ export class WebhooksService {
     }
   }
 
-  async recent(caller: Caller, status: StripeEventStatus | null | undefined, first: number, pageSizeMax: number): Promise<Outcome<StripeEventRecord[]>> {
+  /** Received events by type and status, for metrics. */
+  eventCounts(): Promise<{ type: string; status: string; count: number }[]> {
+    return this.deps.store.countByTypeAndStatus(this.deps.database);
+  }
+
+  async recent(caller: Caller, status: StripeEventStatus | null | undefined, first: number): Promise<Outcome<StripeEventRecord[]>> {
     const denied = requireStaff(caller);
     if (denied) return fail(denied);
-    if (first > pageSizeMax) return badInput("first", `first must be at most ${pageSizeMax}`);
+    if (first > this.deps.pageSizeMax) return badInput("first", `first must be at most ${this.deps.pageSizeMax}`);
     return succeed(await this.deps.store.recentEvents(this.deps.database, status ?? undefined, first));
   }
 

@@ -220,6 +220,11 @@ export class CreditsService {
     return succeed({ takenSeconds, balance });
   }
 
+  /** Stored reservations by status, for metrics. */
+  reservationCounts(): Promise<{ status: string; count: number }[]> {
+    return this.deps.store.countByStatus(this.deps.database);
+  }
+
   async balanceOf(customerId: string): Promise<Balance> {
     const balance = await this.deps.store.effectiveBalance(this.deps.database, customerId, this.deps.now());
     return balance ?? { secondsRemaining: 0, secondsReserved: 0 };

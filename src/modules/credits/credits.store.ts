@@ -193,6 +193,10 @@ export class CreditsStore {
       VALUES ${Prisma.join(values)}`;
   }
 
+  async countByStatus(db: DatabaseClient): Promise<{ status: string; count: number }[]> {
+    return db.$queryRaw`SELECT status::text AS status, count(*)::int AS count FROM credit_reservation GROUP BY status`;
+  }
+
   async listReservations(
     db: DatabaseClient,
     customerId: string,

@@ -17,16 +17,6 @@ export interface ClaimedJob {
   attempt: number;
 }
 
-export interface OutboxJobView {
-  id: string;
-  kind: string;
-  status: "PENDING" | "DONE" | "DEAD";
-  attempts: number;
-  lastError: string | null;
-  nextAttemptAt: Date;
-  doneAt: Date | null;
-}
-
 const errorMaxLength = 2000;
 
 export class OutboxStore {
@@ -74,21 +64,6 @@ export class OutboxStore {
         RETURNING id)
       INSERT INTO outbox_attempt (job_id, attempt, succeeded, error, started_at, ended_at)
       SELECT id, ${job.attempt}, false, ${message}, ${startedAt}, ${now} FROM finished`;
-  }
-
-  async jobsOfCustomer(db: DatabaseClient, customerId: string, kind: string): Promise<OutboxJobView[]> {
-    const rows = await db.$queryRaw<{ id: string; kind: string; status: OutboxJobView["status"]; attempts: number; last_error: string | null; next_attempt_at: Date; done_at: Date | null }[]>`
-      SELECT id, kind, status::text AS status, attempts, last_error, next_attempt_at, done_at FROM outbox_job
-      WHERE customer_id = ${customerId}::uuid AND kind = ${kind} ORDER BY created_at DESC`;
-    return rows.map((row) => ({
-      id: row.id,
-      kind: row.kind,
-      status: row.status,
-      attempts: row.attempts,
-      lastError: row.last_error,
-      nextAttemptAt: row.next_attempt_at,
-      doneAt: row.done_at,
-    }));
   }
 
   async pendingCount(db: DatabaseClient): Promise<number> {

@@ -4,6 +4,7 @@
 import type { Logger } from "pino";
 import type { Config } from "../../config";
 import type { Database } from "../database";
+import { PeriodicTask } from "../periodic-task";
 import type { ClaimedJob, OutboxStore } from "./outbox.store";
 
 export type OutboxHandler = (job: ClaimedJob) => Promise<void>;
@@ -22,9 +23,7 @@ export interface OutboxCounters {
 export class OutboxWorker {
   readonly counters: OutboxCounters = { succeeded: 0, failed: 0, dead: 0 };
   private readonly handlers = new Map<string, OutboxHandler>();
-  private timer: NodeJS.Timeout | undefined;
-  private running: Promise<void> | undefined;
-  private stopped = true;
+  private readonly task: PeriodicTask;
 
   constructor(
     private readonly database: Database,
@@ -32,22 +31,21 @@ export class OutboxWorker {
     private readonly limits: Config["outbox"],
     private readonly logger: Logger,
     private readonly now: () => Date,
-  ) {}
+  ) {
+    this.task = new PeriodicTask("outbox worker", limits.pollIntervalMs, async () => void (await this.runOnce()), logger);
+  }
 
   register(kind: string, handler: OutboxHandler): void {
     this.handlers.set(kind, handler);
   }
 
   start(): void {
-    this.stopped = false;
-    this.schedule();
+    this.task.start();
   }
 
   /** Stops claiming and waits for the jobs under way. */
-  async stop(): Promise<void> {
-    this.stopped = true;
-    if (this.timer) clearTimeout(this.timer);
-    await this.running;
+  stop(): Promise<void> {
+    return this.task.stop();
   }
 
   /** Claims and runs one batch; returns how many jobs it ran. */
@@ -56,21 +54,6 @@ export class OutboxWorker {
     const jobs = await this.store.claimDue(this.database, this.now(), batchSize, leaseSeconds);
     for (const job of jobs) await this.run(job);
     return jobs.length;
-  }
-
-  private schedule(): void {
-    if (this.stopped) return;
-    this.timer = setTimeout(() => {
-      this.running = this.runOnce()
-        .then(
-          () => undefined,
-          (error: unknown) => this.logger.error({ err: error }, "outbox batch failed"),
-        )
-        .finally(() => {
-          this.running = undefined;
-          this.schedule();
-        });
-    }, this.limits.pollIntervalMs);
   }
 
   private async run(job: ClaimedJob): Promise<void> {
