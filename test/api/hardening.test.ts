@@ -18,6 +18,7 @@ describe("a production-configured server", () => {
         INTROSPECTION: "staff",
         QUERY_MAX_DEPTH: "6",
         QUERY_MAX_ALIASES: "3",
+        QUERY_MAX_COST: "150",
         DASHBOARD_ORIGINS: "https://dashboard.splice.test",
       },
       logger: pino({ level: "info", redact: { paths: ["req.headers.authorization"], censor: "[redacted]" } }, sink),
@@ -35,6 +36,19 @@ describe("a production-configured server", () => {
     const depth = await server.graphql(`{ searchCustomers(query: "x") { edges { node { license { auditTrail { edges { node { id } } } } } } } }`, {}, server.staffToken);
     expect(errorCodes(depth)).toEqual(["BAD_USER_INPUT"]);
     expect(depth.errors![0]!.message).toMatch(/depth/i);
+  });
+
+  it("refuses operations over the token, cost and directive limits as BAD_USER_INPUT", async () => {
+    const customer = await server.createCustomer({ initialSeconds: 0 });
+    const refusedFor = async (query: string, reason: RegExp) => {
+      const response = await server.graphql(query, {}, customer.token);
+      expect(new Set(errorCodes(response))).toEqual(new Set(["BAD_USER_INPUT"]));
+      expect(response.errors!.map((error) => error.message).join(" ")).toMatch(reason);
+    };
+    await refusedFor(`{ me { ${"id ".repeat(4100)} } }`, /token/i);
+    const reservationFields = "id customerId endpoint reservedSeconds actualSeconds chargedSeconds unbilledSeconds status reason createdAt expiresAt settledAt";
+    await refusedFor(`{ me { r0: reservations(first: 100) { edges { cursor node { ${reservationFields} } } } r1: reservations(first: 100) { edges { node { ${reservationFields} } } } } }`, /cost/i);
+    await refusedFor(`{ me { id ${"@include(if: true) ".repeat(60)} } }`, /directive/i);
   });
 
   it("refuses batched requests", async () => {
