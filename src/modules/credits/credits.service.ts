@@ -20,15 +20,8 @@ import type { CustomerRecord } from "../customers/customer";
 import * as arithmetic from "./balance";
 import type { Balance } from "./balance";
 import type { CreditsStore, ReservationSettlement } from "./credits.store";
-import {
-  checkAdjustment,
-  checkEndpoint,
-  checkIdempotencyKey,
-  checkSecondsAtMost,
-  checkText,
-  firstFailure,
-  uuidPattern,
-} from "./credits.validation";
+import { checkText, firstFailure, uuidPattern } from "../../platform/validation";
+import { checkAdjustment, checkEndpoint, checkIdempotencyKey, checkSecondsAtMost } from "./credits.validation";
 import type { LedgerEntryKind, LedgerEntryRecord, NewLedgerEntry } from "./ledger";
 import { expiryReason, presentReservation, type ReservationRecord, type ReservationStatus } from "./reservation";
 

@@ -1,15 +1,12 @@
 // Input rules of the credits operations: pure, each limit from configuration.
 import type { Config } from "../../config";
-import { badInput, type Failure } from "../../platform/failures";
+import { badInput } from "../../platform/failures";
+import { failureOf, type Check } from "../../platform/validation";
 
 const endpointPattern = /^[A-Za-z0-9][A-Za-z0-9._:/-]*$/;
 const idempotencyKeyPattern = /^[\x21-\x7E]+$/;
-export const uuidPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 type Limits = Config["limits"] & Config["credits"];
-type Check = Failure | undefined;
-
-const failureOf = (outcome: { failure: Failure }) => outcome.failure;
 
 export function checkEndpoint(endpoint: string, limits: Limits): Check {
   if (endpoint.length < 1 || endpoint.length > limits.endpointMaxLength || !endpointPattern.test(endpoint)) {
@@ -40,16 +37,6 @@ export function checkSecondsAtMost(field: string, seconds: number, maxSeconds: n
   return undefined;
 }
 
-export function checkText(field: string, text: string | null | undefined, maxLength: number, required: boolean): Check {
-  if (text === null || text === undefined) {
-    return required ? failureOf(badInput(field, `${field} is required`)) : undefined;
-  }
-  if ((required && text.trim().length === 0) || text.length > maxLength) {
-    return failureOf(badInput(field, `${field} must be ${required ? "1" : "0"} to ${maxLength} characters`));
-  }
-  return undefined;
-}
-
 export function checkAdjustment(deltaSeconds: number, limits: Limits): Check {
   if (!Number.isSafeInteger(deltaSeconds) || deltaSeconds === 0 || Math.abs(deltaSeconds) > limits.adjustmentMaxAbsSeconds) {
     return failureOf(
@@ -57,8 +44,4 @@ export function checkAdjustment(deltaSeconds: number, limits: Limits): Check {
     );
   }
   return undefined;
-}
-
-export function firstFailure(...checks: Check[]): Check {
-  return checks.find((check) => check !== undefined);
 }

@@ -7,7 +7,7 @@ import type { Database, Transaction, Transactor } from "../../platform/database"
 import { badInput, fail, succeed, type Outcome } from "../../platform/failures";
 import { pageRequest, toPage, type Page } from "../../platform/pagination";
 import type { CreditsService } from "../credits/credits.service";
-import { uuidPattern } from "../credits/credits.validation";
+import { uuidPattern } from "../../platform/validation";
 import type { CustomerRecord } from "./customer";
 import type { CustomersStore } from "./customers.store";
 

@@ -15,7 +15,7 @@ import type { OutboxStore } from "../../platform/outbox/outbox.store";
 import { PermanentJobError } from "../../platform/outbox/outbox.worker";
 import { pageRequest, toPage, type Page } from "../../platform/pagination";
 import type { RateLimiter } from "../../platform/rate-limiter";
-import { checkText, uuidPattern } from "../credits/credits.validation";
+import { checkText, uuidPattern } from "../../platform/validation";
 import { generateDeviceToken, hashDeviceToken, isDeviceToken } from "./device-token";
 import { licenseEmailJobKind, type DeviceRecord, type LicenseEventRecord, type LicenseRecord } from "./license";
 import { generateLicenseKey, normaliseLicenseKey } from "./license-key";
