@@ -9,7 +9,7 @@ export default async function globalSetup(): Promise<void> {
   if (!serverUrl) {
     const cluster = await startEmbeddedPostgres({
       dataDirectory: embeddedTestDirectory,
-      port: embeddedTestPort,
+      port: await embeddedTestPort(),
       user: "splice",
       password: "splice",
     });

@@ -1,8 +1,21 @@
 // Where tests get PostgreSQL: TEST_DATABASE_URL (a server on which the user may create
-// databases) or an embedded one under .data/test-postgres, separate from `npm start`'s.
+// databases) or an embedded one under .data/test-postgres, separate from `npm start`'s, on a
+// free port unless TEST_EMBEDDED_PG_PORT names one (so test runs of several checkouts coexist).
+import net from "node:net";
 import path from "node:path";
 
 export const templateDatabaseName = "splice_test_template";
-export const embeddedTestPort = Number(process.env.TEST_EMBEDDED_PG_PORT ?? 54339);
 export const embeddedTestDirectory = path.resolve(__dirname, "..", "..", ".data", "test-postgres");
 export const serverUrlVariable = "SPLICE_TEST_SERVER_URL";
+
+export async function embeddedTestPort(): Promise<number> {
+  if (process.env.TEST_EMBEDDED_PG_PORT) return Number(process.env.TEST_EMBEDDED_PG_PORT);
+  return new Promise((resolve, reject) => {
+    const probe = net.createServer();
+    probe.once("error", reject);
+    probe.listen(0, "127.0.0.1", () => {
+      const { port } = probe.address() as net.AddressInfo;
+      probe.close(() => resolve(port));
+    });
+  });
+}
