@@ -125,6 +125,26 @@ it("sends each queued email exactly once when two instances work the outbox at o
   expect(new Set(mails.map((mail) => mail.to[0]))).toEqual(new Set(customers.map((customer) => customer.email)));
 });
 
+it("takes over a job whose worker died mid-send once its lease runs out, and fences the dead worker out", async () => {
+  await drainOutbox(server);
+  const customer = await server.createCustomer({ initialSeconds: 0 });
+  const license = await issue(customer.id);
+  // A worker claims the job, then dies before finishing it.
+  const [abandoned] = await server.services.outbox.claimDue(server.database, server.clock.now(), 10, 60);
+  expect(abandoned?.customerId).toBe(customer.id);
+  expect(await secondInstance.services.outboxWorker.runOnce()).toBe(0);
+  secondInstance.clock.advanceSeconds(61);
+  expect(await secondInstance.services.outboxWorker.runOnce()).toBe(1);
+  const mails = await smtp.waitFor(1);
+  expect(mails[0]!.raw).toContain(license.key);
+  // The dead worker's late report changes nothing: its attempt number no longer matches.
+  await server.services.outbox.failed(server.database, abandoned!, "late", new Date(), new Date(), undefined);
+  const job = await server.sql.query("SELECT status, attempts FROM outbox_job WHERE id = $1", [abandoned!.id]);
+  expect(job.rows[0]).toEqual({ status: "DONE", attempts: 2 });
+  const attempts = await server.sql.query("SELECT attempt, succeeded FROM outbox_attempt WHERE job_id = $1", [abandoned!.id]);
+  expect(attempts.rows).toEqual([{ attempt: 2, succeeded: true }]);
+});
+
 it("the background worker delivers without being asked", async () => {
   const customer = await server.createCustomer({ initialSeconds: 0 });
   server.services.outboxWorker.start();

@@ -1,0 +1,53 @@
+import { ConfigError, loadConfig } from "../../src/config";
+
+const production = {
+  NODE_ENV: "production",
+  AUTH_TOKEN_SECRET: "a-production-secret-of-sufficient-length",
+  STRIPE_SECRET_KEY: "sk_live_something",
+  STRIPE_WEBHOOK_SECRET: "whsec_something",
+  SMTP_URL: "smtps://user:pass@smtp.example.com:465",
+};
+
+describe("configuration", () => {
+  it("starts with defaults in development: STARTER 15 h, 2 seats, 6 h reservations", () => {
+    const config = loadConfig({});
+    expect(config.tiers.STARTER).toEqual({ monthlySeconds: 54_000, maxDevices: 2 });
+    expect(config.credits.reservationTtlSeconds).toBe(21_600);
+    expect(config.graphql.introspection).toBe("everyone");
+  });
+
+  it("accepts a complete production configuration, with introspection for staff only", () => {
+    expect(loadConfig(production).graphql.introspection).toBe("staff");
+  });
+
+  it.each(["AUTH_TOKEN_SECRET", "STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET", "SMTP_URL"])("refuses production without %s", (name) => {
+    const environment: Record<string, string> = { ...production };
+    delete environment[name];
+    expect(() => loadConfig(environment)).toThrow(ConfigError);
+  });
+
+  it("names every invalid variable", () => {
+    const message = (() => {
+      try {
+        loadConfig({ PORT: "nope", TX_MAX_ATTEMPTS: "0", PAGE_SIZE_MAX: "1.5" });
+        return "";
+      } catch (error) {
+        return (error as Error).message;
+      }
+    })();
+    for (const name of ["PORT", "TX_MAX_ATTEMPTS", "PAGE_SIZE_MAX"]) expect(message).toContain(`${name}:`);
+    expect(() => loadConfig({ TX_BACKOFF_BASE_MS: "500", TX_BACKOFF_MAX_MS: "100" })).toThrow(/TX_BACKOFF_BASE_MS/);
+    expect(() => loadConfig({ DASHBOARD_ORIGINS: "dashboard.example.com" })).toThrow(/DASHBOARD_ORIGINS/);
+  });
+
+  it("validates the plan table and turns hours into seconds", () => {
+    const plans = loadConfig({
+      STRIPE_PLANS: JSON.stringify({ price_pro: { type: "subscription", tier: "PRO", monthlyHours: 50 }, price_pack: { type: "hours", hours: 10 } }),
+    }).stripe.plans;
+    expect(plans.get("price_pro")).toEqual({ type: "subscription", tier: "PRO", monthlySeconds: 180_000 });
+    expect(plans.get("price_pack")).toEqual({ type: "hours", seconds: 36_000 });
+    for (const bad of ["not json", JSON.stringify({ prod_x: { type: "hours", hours: 1 } }), JSON.stringify({ price_x: { type: "hours", hours: 0 } }), JSON.stringify({ price_x: { type: "subscription", tier: "GOLD", monthlyHours: 1 } })]) {
+      expect(() => loadConfig({ STRIPE_PLANS: bad })).toThrow(/STRIPE_PLANS/);
+    }
+  });
+});
