@@ -23,7 +23,7 @@ const actualSeconds = 45;
 
 interface Result {
   target: "api" | "sql";
-  spread: "1000 customers" | "1 customer";
+  spread: string;
   concurrency: number;
   cycles: number;
   errors: number;
@@ -152,7 +152,8 @@ async function main(): Promise<void> {
     const hotToken = tokens[0]!;
 
     const results: Result[] = [];
-    for (const spread of ["1000 customers", "1 customer"] as const) {
+    const spreads = [`${spreadCustomers} customers`, "1 customer"];
+    for (const spread of spreads) {
       for (const concurrency of concurrencies) {
         const pick = (worker: number, iteration: number) =>
           spread === "1 customer" ? hotToken : tokens[(worker * 7919 + iteration * 104_729) % tokens.length]!;
@@ -165,7 +166,7 @@ async function main(): Promise<void> {
 
     const sqlPool = new pg.Pool({ connectionString: databaseUrl, max: Math.max(...concurrencies) });
     try {
-      for (const spread of ["1000 customers", "1 customer"] as const) {
+      for (const spread of spreads) {
         for (const concurrency of concurrencies) {
           const pick = (worker: number, iteration: number) =>
             spread === "1 customer" ? customerIds[0]! : customerIds[(worker * 7919 + iteration * 104_729) % customerIds.length]!;
