@@ -2,7 +2,7 @@
 // Stripe webhook route (before any JSON parser: Stripe signs the raw bytes), the staff console
 // and the GraphQL endpoint.
 import crypto from "node:crypto";
-import { ApolloServer } from "@apollo/server";
+import { ApolloServer, type ApolloServerPlugin } from "@apollo/server";
 import { ApolloServerPluginLandingPageDisabled } from "@apollo/server/plugin/disabled";
 import { expressMiddleware } from "@as-integrations/express5";
 import cors from "cors";
@@ -135,11 +135,11 @@ export async function buildApp(deps: AppDependencies): Promise<App> {
 }
 
 /** Adds the GraphQL operation and its outcome to the request's log line. */
-const outcomeLoggingPlugin = {
+const outcomeLoggingPlugin: ApolloServerPlugin<RequestContext> = {
   async requestDidStart() {
     return {
-      async willSendResponse({ operationName, response, contextValue }: { operationName?: string | null; response: any; contextValue: RequestContext }) {
-        const errors: { extensions?: { code?: unknown } }[] = response.body.kind === "single" ? response.body.singleResult.errors ?? [] : [];
+      async willSendResponse({ operationName, response, contextValue }) {
+        const errors = response.body.kind === "single" ? response.body.singleResult.errors ?? [] : [];
         Object.assign(contextValue.logFields, {
           operation: operationName ?? "anonymous",
           outcome: errors.length === 0 ? "ok" : errors.map((error) => String(error.extensions?.code ?? "error")).join(","),

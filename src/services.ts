@@ -81,11 +81,12 @@ export function createServices(config: Config, databaseUrl: string, database: Da
     await licenses.deliverKey(licenseId);
   });
   const stripe = createStripeClient(config.stripe);
+  const billingStore = new BillingStore();
   const webhooks = new WebhooksService({
     database,
     transactor,
-    store: new BillingStore(),
-    handlerContext: { config, store: new BillingStore(), customers, credits, licenses, outbox, stripe },
+    store: billingStore,
+    handlerContext: { config, store: billingStore, customers, credits, licenses, outbox, stripe },
     logger,
     now,
     pageSizeMax: config.limits.pageSizeMax,

@@ -25,7 +25,7 @@ export class CheckoutService {
   ) {}
 
   async start(caller: Caller, input: CheckoutInput): Promise<Outcome<{ id: string; url: string }>> {
-    const customer = await this.signedInCustomer(caller);
+    const customer = await this.buyingCustomer(caller);
     if (!customer.ok) return customer;
     const plan = this.config.stripe.plans.get(input.priceId);
     if (!plan) return badInput("priceId", "unknown price");
@@ -48,7 +48,7 @@ export class CheckoutService {
   }
 
   async billingPortal(caller: Caller, returnUrl: string): Promise<Outcome<{ url: string }>> {
-    const customer = await this.signedInCustomer(caller);
+    const customer = await this.buyingCustomer(caller);
     if (!customer.ok) return customer;
     const badUrl = this.checkUrl("returnUrl", returnUrl);
     if (badUrl) return badUrl;
@@ -58,7 +58,7 @@ export class CheckoutService {
   }
 
   /** The customer buying; each call counts against their hourly limit (it costs Stripe calls). */
-  private async signedInCustomer(caller: Caller): Promise<Outcome<CustomerRecord>> {
+  private async buyingCustomer(caller: Caller): Promise<Outcome<CustomerRecord>> {
     const denied = requireSignedIn(caller);
     if (denied) return fail(denied);
     if (caller.kind !== "customer") return fail({ code: "FORBIDDEN", message: "Only a customer can buy for their own account" });

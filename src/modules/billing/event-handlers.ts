@@ -177,6 +177,8 @@ const subscriptionChange: EventHandler = {
 const chargeRefunded: EventHandler = {
   async apply(context, tx, event) {
     const charge = event.data.object;
+    const refundKey = `refund:${charge.id}:`;
+    // Grants are found by the payment; this charge's earlier refunds by the charge.
     const effects = await context.store.effectsOfPayment(tx, idOf(charge.payment_intent), charge.id);
     const grants = effects.filter((effect) => !effect.key.startsWith("refund:"));
     if (grants.length === 0) return succeed("IGNORED");
@@ -185,10 +187,7 @@ const chargeRefunded: EventHandler = {
     // charge.refunded repeats for each partial refund with the running total: take back the
     // share not yet taken back.
     const owedSeconds = Math.floor(grantedSeconds * refundedFraction);
-    const refundKey = `refund:${charge.id}:`;
-    const alreadySeconds = (await context.store.effectsOfPayment(tx, null, charge.id))
-      .filter((effect) => effect.key.startsWith(refundKey))
-      .reduce((sum, effect) => sum + effect.grantedSeconds, 0);
+    const alreadySeconds = effects.filter((effect) => effect.key.startsWith(refundKey)).reduce((sum, effect) => sum + effect.grantedSeconds, 0);
     const dueSeconds = owedSeconds - alreadySeconds;
     const key = `${refundKey}${charge.amount_refunded}`;
     if (dueSeconds <= 0 || (await context.store.findEffect(tx, key))) return succeed("PROCESSED");

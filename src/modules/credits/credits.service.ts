@@ -21,7 +21,7 @@ import * as arithmetic from "./balance";
 import type { Balance } from "./balance";
 import type { CreditsStore, ReservationSettlement } from "./credits.store";
 import { checkText, firstFailure, uuidPattern } from "../../platform/validation";
-import { checkAdjustment, checkEndpoint, checkIdempotencyKey, checkSecondsAtMost } from "./credits.validation";
+import { checkAdjustment, checkEndpoint, checkIdempotencyKey, checkSeconds } from "./credits.validation";
 import type { LedgerEntryKind, LedgerEntryRecord, NewLedgerEntry } from "./ledger";
 import { expiryReason, presentReservation, type ReservationRecord, type ReservationStatus } from "./reservation";
 
@@ -89,8 +89,7 @@ export class CreditsService {
     const target = this.reservingCustomer(caller, input.customerId);
     if (!target.ok) return target;
     const invalid = firstFailure(
-      input.estimatedSeconds < 1 ? { code: "BAD_USER_INPUT", field: "estimatedSeconds", message: "must be positive" } : undefined,
-      checkSecondsAtMost("estimatedSeconds", input.estimatedSeconds, this.limits.reservationMaxSeconds),
+      checkSeconds("estimatedSeconds", input.estimatedSeconds, 1, this.limits.reservationMaxSeconds),
       checkEndpoint(input.endpoint, this.limits),
       checkIdempotencyKey(input.idempotencyKey, this.limits),
     );
@@ -125,7 +124,7 @@ export class CreditsService {
   }
 
   async confirm(caller: Caller, reservationId: string, actualSeconds: number): Promise<Outcome<SettleResult>> {
-    const invalid = checkSecondsAtMost("actualSeconds", actualSeconds, this.limits.actualMaxSeconds);
+    const invalid = checkSeconds("actualSeconds", actualSeconds, 0, this.limits.actualMaxSeconds);
     if (invalid) return fail(invalid);
     return this.settle(caller, reservationId, async ({ tx, customerId, balance, now }, reservation) => {
       if (reservation.status === "CONFIRMED" && reservation.actualSeconds === actualSeconds) {

@@ -30,9 +30,9 @@ export function checkIdempotencyKey(key: string | null | undefined, limits: Limi
   return undefined;
 }
 
-export function checkSecondsAtMost(field: string, seconds: number, maxSeconds: number): Check {
-  if (!Number.isSafeInteger(seconds) || seconds < 0 || seconds > maxSeconds) {
-    return failureOf(badInput(field, `${field} must be a whole number of seconds from 0 to ${maxSeconds}`));
+export function checkSeconds(field: string, seconds: number, minSeconds: number, maxSeconds: number): Check {
+  if (!Number.isSafeInteger(seconds) || seconds < minSeconds || seconds > maxSeconds) {
+    return failureOf(badInput(field, `${field} must be a whole number of seconds from ${minSeconds} to ${maxSeconds}`));
   }
   return undefined;
 }

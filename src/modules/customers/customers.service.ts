@@ -75,12 +75,11 @@ export class CustomersService {
   async findOrCreateForStripeInTransaction(tx: Transaction, stripeCustomerId: string, email: string | null): Promise<CustomerRecord> {
     const linked = await this.deps.store.findByStripeCustomerId(tx, stripeCustomerId);
     if (linked) return linked;
-    const normalised = email ? normaliseEmail(email) : null;
-    const usable = normalised && normalised.length <= this.deps.config.limits.emailMaxLength && emailPattern.test(normalised) ? normalised : null;
+    const usable = email ? this.usableEmail(email) : undefined;
     const sameEmail = usable ? await this.deps.store.findByEmail(tx, usable) : undefined;
     if (sameEmail && !sameEmail.stripeCustomerId) return this.deps.store.linkStripeCustomer(tx, sameEmail.id, stripeCustomerId);
     // The address belongs to a customer of another Stripe account: keep both, this one without it.
-    return this.deps.store.insertFromStripe(tx, sameEmail ? null : usable, stripeCustomerId);
+    return this.deps.store.insertFromStripe(tx, sameEmail ? null : usable ?? null, stripeCustomerId);
   }
 
   async setTierInTransaction(tx: Transaction, customerId: string, tier: Tier): Promise<void> {
@@ -134,12 +133,16 @@ export class CustomersService {
     return succeed(toPage("customer", rows, first, (row) => row.seq));
   }
 
+  /** The address in its stored form, or undefined when it is not a plausible address within the limit. */
+  private usableEmail(email: string): string | undefined {
+    const normalised = normaliseEmail(email);
+    return normalised.length <= this.deps.config.limits.emailMaxLength && emailPattern.test(normalised) ? normalised : undefined;
+  }
+
   private checkNewCustomer(input: CreateCustomerInput) {
     const { limits, tiers, credits } = this.deps.config;
-    const email = normaliseEmail(input.email);
-    if (email.length > limits.emailMaxLength || !emailPattern.test(email)) {
-      return badInput("email", `email must be an address of at most ${limits.emailMaxLength} characters`);
-    }
+    const email = this.usableEmail(input.email);
+    if (!email) return badInput("email", `email must be an address of at most ${limits.emailMaxLength} characters`);
     const stripeCustomerId = input.stripeCustomerId ?? null;
     if (stripeCustomerId !== null && (stripeCustomerId.length > limits.stripeIdMaxLength || !stripeCustomerIdPattern.test(stripeCustomerId))) {
       return badInput("stripeCustomerId", "stripeCustomerId must look like cus_...");

@@ -148,43 +148,26 @@ export class LicensesService {
     if (denied) return fail(denied);
     const invalidReason = checkText("reason", reason, this.deps.config.limits.reasonMaxLength, true);
     if (invalidReason) return fail(invalidReason);
-    return this.changeLicense(rawKey, async (tx, license) => {
-      if (license.status === "DEACTIVATED") return;
-      await this.deps.store.deactivate(tx, license.id, this.deps.now(), reason);
-      await this.deps.store.revokeTokens(tx, license.id);
-      await this.deps.store.appendEvent(tx, { licenseId: license.id, kind: "DEACTIVATED", actor: actorOf(caller), reason, deviceId: null });
-    });
+    return this.changeLicense(rawKey, (tx, license) => this.applyDeactivation(tx, license, reason, actorOf(caller)));
   }
 
   async reactivate(caller: Caller, rawKey: string): Promise<Outcome<LicenseRecord>> {
     const denied = requireStaff(caller);
     if (denied) return fail(denied);
-    return this.changeLicense(rawKey, async (tx, license) => {
-      if (license.status === "ACTIVE") return;
-      await this.deps.store.reactivate(tx, license.id);
-      await this.deps.store.appendEvent(tx, { licenseId: license.id, kind: "REACTIVATED", actor: actorOf(caller), reason: null, deviceId: null });
-    });
+    return this.changeLicense(rawKey, (tx, license) => this.applyReactivation(tx, license, actorOf(caller)));
   }
 
   /** Deactivates the customer's license inside a caller's transaction (a dispute); false when there is none or it already is. */
   async deactivateInTransaction(tx: Transaction, customerId: string, reason: string, actor: string): Promise<boolean> {
-    const license = await this.deps.store.findByCustomer(tx, customerId);
-    if (!license || license.status === "DEACTIVATED") return false;
-    await this.deps.store.lock(tx, license.id);
-    await this.deps.store.deactivate(tx, license.id, this.deps.now(), reason);
-    await this.deps.store.revokeTokens(tx, license.id);
-    await this.deps.store.appendEvent(tx, { licenseId: license.id, kind: "DEACTIVATED", actor, reason, deviceId: null });
-    return true;
+    const license = await this.lockedLicenseOf(tx, customerId);
+    return license ? this.applyDeactivation(tx, license, reason, actor) : false;
   }
 
   /** Reactivates the customer's license when it was deactivated for `reason` (a won dispute). */
   async reactivateInTransaction(tx: Transaction, customerId: string, reason: string, actor: string): Promise<boolean> {
-    const license = await this.deps.store.findByCustomer(tx, customerId);
-    if (!license || license.status !== "DEACTIVATED" || license.deactivationReason !== reason) return false;
-    await this.deps.store.lock(tx, license.id);
-    await this.deps.store.reactivate(tx, license.id);
-    await this.deps.store.appendEvent(tx, { licenseId: license.id, kind: "REACTIVATED", actor, reason: null, deviceId: null });
-    return true;
+    const license = await this.lockedLicenseOf(tx, customerId);
+    if (!license || license.deactivationReason !== reason) return false;
+    return this.applyReactivation(tx, license, actor);
   }
 
   /**
@@ -320,7 +303,30 @@ export class LicensesService {
     return succeed({ device, token });
   }
 
-  private async changeLicense(rawKey: string, change: (tx: Transaction, license: LicenseRecord) => Promise<void>): Promise<Outcome<LicenseRecord>> {
+  /** The customer's license, locked and read again under the lock. */
+  private async lockedLicenseOf(tx: Transaction, customerId: string): Promise<LicenseRecord | undefined> {
+    const license = await this.deps.store.findByCustomer(tx, customerId);
+    return license ? this.deps.store.lock(tx, license.id) : undefined;
+  }
+
+  /** Deactivates a locked license and revokes its tokens; false when it already was. */
+  private async applyDeactivation(tx: Transaction, license: LicenseRecord, reason: string, actor: string): Promise<boolean> {
+    if (license.status === "DEACTIVATED") return false;
+    await this.deps.store.deactivate(tx, license.id, this.deps.now(), reason);
+    await this.deps.store.revokeTokens(tx, license.id);
+    await this.deps.store.appendEvent(tx, { licenseId: license.id, kind: "DEACTIVATED", actor, reason, deviceId: null });
+    return true;
+  }
+
+  /** Reactivates a locked license; its old device tokens stay revoked. False when it was active. */
+  private async applyReactivation(tx: Transaction, license: LicenseRecord, actor: string): Promise<boolean> {
+    if (license.status === "ACTIVE") return false;
+    await this.deps.store.reactivate(tx, license.id);
+    await this.deps.store.appendEvent(tx, { licenseId: license.id, kind: "REACTIVATED", actor, reason: null, deviceId: null });
+    return true;
+  }
+
+  private async changeLicense(rawKey: string, change: (tx: Transaction, license: LicenseRecord) => Promise<unknown>): Promise<Outcome<LicenseRecord>> {
     const key = normaliseLicenseKey(rawKey);
     if (!key) return fail(invalidKey);
     const found = await this.deps.store.findByKey(this.deps.database, key);

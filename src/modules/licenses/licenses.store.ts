@@ -64,21 +64,21 @@ export interface NewLicenseEvent {
 }
 
 export class LicensesStore {
-  async findByKey(db: DatabaseClient, key: string): Promise<LicenseRecord | undefined> {
-    const rows = await db.$queryRaw<LicenseRow[]>`
-      SELECT ${licenseColumns} FROM license l JOIN customer c ON c.id = l.customer_id WHERE l.key = ${key}`;
-    return rows[0] ? toLicense(rows[0]) : undefined;
+  findByKey(db: DatabaseClient, key: string): Promise<LicenseRecord | undefined> {
+    return this.findOne(db, Prisma.sql`l.key = ${key}`);
   }
 
-  async findByCustomer(db: DatabaseClient, customerId: string): Promise<LicenseRecord | undefined> {
-    const rows = await db.$queryRaw<LicenseRow[]>`
-      SELECT ${licenseColumns} FROM license l JOIN customer c ON c.id = l.customer_id WHERE l.customer_id = ${customerId}::uuid`;
-    return rows[0] ? toLicense(rows[0]) : undefined;
+  findByCustomer(db: DatabaseClient, customerId: string): Promise<LicenseRecord | undefined> {
+    return this.findOne(db, Prisma.sql`l.customer_id = ${customerId}::uuid`);
   }
 
-  async findById(db: DatabaseClient, licenseId: string): Promise<LicenseRecord | undefined> {
+  findById(db: DatabaseClient, licenseId: string): Promise<LicenseRecord | undefined> {
+    return this.findOne(db, Prisma.sql`l.id = ${licenseId}::uuid`);
+  }
+
+  private async findOne(db: DatabaseClient, condition: Prisma.Sql): Promise<LicenseRecord | undefined> {
     const rows = await db.$queryRaw<LicenseRow[]>`
-      SELECT ${licenseColumns} FROM license l JOIN customer c ON c.id = l.customer_id WHERE l.id = ${licenseId}::uuid`;
+      SELECT ${licenseColumns} FROM license l JOIN customer c ON c.id = l.customer_id WHERE ${condition}`;
     return rows[0] ? toLicense(rows[0]) : undefined;
   }
 
