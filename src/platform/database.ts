@@ -4,19 +4,46 @@
 import type pg from "pg";
 import { PrismaClient, Prisma } from "../generated/prisma/client";
 import type { Config } from "../config";
-import { ServiceUnavailableError } from "./failures";
+import { ServiceUnavailableError, isFailedOutcome, type Failure } from "./failures";
 import { createPgAdapter } from "./pg-adapter";
 
-/** The one PrismaClient, with the pg pool under it (its own to close; read for pool metrics). */
-export type Database = PrismaClient & { pool: pg.Pool };
+/**
+ * The one PrismaClient, with the pg pool under it (its own to close; read for pool metrics)
+ * and a count of connections the server dropped (restarts, failovers, killed backends).
+ */
+export type Database = PrismaClient & { pool: pg.Pool; health: { connectionErrors: number } };
 /** What a store receives: the root client for plain reads, a transaction for everything else. */
 export type DatabaseClient = PrismaClient | Prisma.TransactionClient;
 export type Transaction = Prisma.TransactionClient;
 
-export function createDatabase(url: string, poolSize: number, acquireTimeoutMs: number): Database {
-  const { adapter, pool } = createPgAdapter(url, poolSize, acquireTimeoutMs);
+/**
+ * Sessions of the service's pools plan lookups with index scans only, whatever the table
+ * statistics say. At Serializable a sequential scan takes a predicate lock on the whole
+ * table, and on a small table (every new deployment) the planner prefers one for a lookup by
+ * id: then transactions on different customers conflict with each other. Index scans lock
+ * only the index pages and rows they read. A query with no index to use still scans.
+ */
+export const indexScanSessionOptions = "-c enable_seqscan=off -c enable_bitmapscan=off";
+
+export function createDatabase(
+  url: string,
+  poolSize: number,
+  acquireTimeoutMs: number,
+  onConnectionError: (error: Error) => void = () => undefined,
+): Database {
+  const health = { connectionErrors: 0 };
+  const { adapter, pool } = createPgAdapter({
+    url,
+    size: poolSize,
+    acquireTimeoutMs,
+    sessionOptions: indexScanSessionOptions,
+    onIdleConnectionError: (error) => {
+      health.connectionErrors += 1;
+      onConnectionError(error);
+    },
+  });
   const client = new PrismaClient({ adapter });
-  return Object.assign(client, { pool });
+  return Object.assign(client, { pool, health });
 }
 
 /** Whether the database answers: for the readiness probe. */
@@ -37,18 +64,27 @@ export interface TransactionCounters {
 }
 
 const retryableMarkers = new Set(["P2034", "40001", "40P01", "TransactionWriteConflict"]);
+// Prisma's connection codes, the driver adapter's kinds, socket errors, and PostgreSQL's
+// SQLSTATEs for a server going away or refusing sessions (classes 08 and 57P, 53300).
 const unavailableMarkers = new Set([
-  "P1001", "P1002", "P1017", "P2024", "P2028", "ECONNREFUSED", "ECONNRESET", "ETIMEDOUT",
-  "57P01", "57P02", "57P03", "53300", "DatabaseNotReachable", "ConnectionClosed", "TooManyConnections",
+  "P1001", "P1002", "P1017", "P2024", "P2028", "ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "EPIPE", "EHOSTUNREACH",
+  "ENOTCONN", "08000", "08001", "08003", "08004", "08006", "57P01", "57P02", "57P03", "53300",
+  "DatabaseNotReachable", "ConnectionClosed", "TooManyConnections", "SocketTimeout",
 ]);
+// node-postgres reports a lost or unobtainable connection as a plain Error with no code.
+const unavailableMessages =
+  /Connection terminated|not queryable|timeout exceeded when trying to connect|Cannot use a pool after calling end|Connection ended unexpectedly|terminating connection due to administrator command|the database system is (starting up|shutting down|in recovery mode)/i;
 const markerSearchDepth = 4;
 
-/** Error codes found on an error and the causes and metadata Prisma and pg nest inside it. */
+/** Error codes and pg's connection messages found on an error and the causes Prisma and pg nest inside it. */
 function errorMarkers(error: unknown, depth = 0, found = new Set<string>()): Set<string> {
   if (depth > markerSearchDepth || error === null || typeof error !== "object") return found;
   const record = error as Record<string, unknown>;
   for (const key of ["code", "originalCode", "kind"]) {
     if (typeof record[key] === "string") found.add(record[key] as string);
+  }
+  for (const key of ["message", "originalMessage", "reason"]) {
+    if (typeof record[key] === "string" && unavailableMessages.test(record[key] as string)) found.add("ConnectionLost");
   }
   for (const key of ["meta", "cause", "driverAdapterError"]) errorMarkers(record[key], depth + 1, found);
   return found;
@@ -57,7 +93,20 @@ function errorMarkers(error: unknown, depth = 0, found = new Set<string>()): Set
 const hasAny = (markers: Set<string>, wanted: Set<string>) => [...markers].some((marker) => wanted.has(marker));
 
 export const isRetryableConflict = (error: unknown) => hasAny(errorMarkers(error), retryableMarkers);
-export const isDatabaseUnavailable = (error: unknown) => hasAny(errorMarkers(error), unavailableMarkers);
+export const isDatabaseUnavailable = (error: unknown) => {
+  const markers = errorMarkers(error);
+  return markers.has("ConnectionLost") || hasAny(markers, unavailableMarkers);
+};
+
+/**
+ * Thrown inside a transaction to roll it back when the work returned a failure, so that nothing
+ * a failed operation wrote before deciding to fail is committed; caught again outside.
+ */
+class RollbackForFailure extends Error {
+  constructor(readonly failure: Failure) {
+    super(`rolled back: ${failure.code}`);
+  }
+}
 
 export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
@@ -69,17 +118,26 @@ export class Transactor {
     private readonly limits: Config["transactions"],
   ) {}
 
-  /** Runs `work` in a Serializable transaction, retrying all of it on conflict. */
+  /**
+   * Runs `work` in a Serializable transaction, retrying all of it on conflict. When `work`
+   * returns a failed Outcome the transaction is rolled back and the failure returned.
+   */
   async serializable<T>(work: (tx: Transaction) => Promise<T>): Promise<T> {
+    const failOnFailure = async (tx: Transaction) => {
+      const result = await work(tx);
+      if (isFailedOutcome(result)) throw new RollbackForFailure(result.failure);
+      return result;
+    };
     for (let attempt = 1; ; attempt += 1) {
       this.counters.attempts += 1;
       try {
-        return await this.database.$transaction(work, {
+        return await this.database.$transaction(failOnFailure, {
           isolationLevel: Prisma.TransactionIsolationLevel.Serializable,
           maxWait: this.limits.maxWaitMs,
           timeout: this.limits.timeoutMs,
         });
       } catch (error) {
+        if (error instanceof RollbackForFailure) return { ok: false, failure: error.failure } as T;
         if (isDatabaseUnavailable(error)) {
           this.counters.unavailable += 1;
           throw new ServiceUnavailableError("database unavailable", { cause: error });

@@ -20,6 +20,12 @@ export type Outcome<T> = { ok: true; value: T } | { ok: false; failure: Failure 
 export const succeed = <T>(value: T): Outcome<T> => ({ ok: true, value });
 export const fail = (failure: Failure): { ok: false; failure: Failure } => ({ ok: false, failure });
 
+export function isFailedOutcome(value: unknown): value is { ok: false; failure: Failure } {
+  if (value === null || typeof value !== "object") return false;
+  const candidate = value as { ok?: unknown; failure?: unknown };
+  return candidate.ok === false && typeof candidate.failure === "object" && candidate.failure !== null;
+}
+
 export const badInput = (field: string, message: string) => fail({ code: "BAD_USER_INPUT", field, message });
 
 /** Thrown (not returned): the database is unreachable or a transaction kept conflicting. */

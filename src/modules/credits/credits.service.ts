@@ -331,8 +331,8 @@ export class CreditsService {
 
   /**
    * One customer's balance transaction: under the customer's lock, `read` and the customer's
-   * ACTIVE reservations are read first, then `work` runs in a Serializable transaction that
-   * starts by locking the customer's row and settling what has expired.
+   * ACTIVE reservations are read first, what has expired is settled, then `work` runs in a
+   * Serializable transaction that starts by locking the customer's row.
    */
   private inCustomerTransaction<T, R>(
     customerId: string,
@@ -343,11 +343,20 @@ export class CreditsService {
       const now = this.deps.now();
       const active = await this.deps.store.activeReservations(this.deps.database, customerId, now);
       const readValue = await read();
+      // Expired reservations are settled in a transaction of their own: that housekeeping is
+      // kept even when the operation then fails and its transaction is rolled back.
+      if (active.expired.length > 0) {
+        const expired = await this.deps.transactor.serializable(async (tx) => {
+          const customer = await this.deps.store.lockCustomer(tx, customerId);
+          if (!customer) return fail(customerNotFound);
+          return succeed(await this.expire(tx, customerId, customer.balance, active.expired, now));
+        });
+        if (!expired.ok) return expired;
+      }
       return this.deps.transactor.serializable(async (tx) => {
         const customer = await this.deps.store.lockCustomer(tx, customerId);
         if (!customer) return fail(customerNotFound);
-        const balance = await this.expire(tx, customerId, customer.balance, active.expired, now);
-        return work({ tx, customerId, balance, now, unexpiredActiveCount: active.unexpiredCount }, readValue);
+        return work({ tx, customerId, balance: customer.balance, now, unexpiredActiveCount: active.unexpiredCount }, readValue);
       });
     });
   }
