@@ -14,8 +14,8 @@ import type { Config } from "./config";
 import type { RequestContext } from "./context";
 import { stripeWebhookRouter } from "./modules/billing/webhook.route";
 import { actorOf, bearerToken, isSignedToken, verifySignedToken, type Caller } from "./platform/auth";
-import { pingDatabase, type Database } from "./platform/database";
-import { createErrorFormatter, httpStatusPlugin } from "./platform/errors";
+import { isDatabaseUnavailable, pingDatabase, type Database } from "./platform/database";
+import { createErrorFormatter, httpStatusPlugin, serviceUnavailableError } from "./platform/errors";
 import { introspectionPolicy, queryLimits } from "./platform/graphql-limits";
 import { createMetrics, httpMetricsMiddleware, metricsHandler, operationMetricsPlugin } from "./platform/metrics";
 import { playgroundMiddleware } from "./platform/playground";
@@ -39,7 +39,7 @@ const requestIdPattern = /^[A-Za-z0-9._-]{1,128}$/;
 
 export async function buildApp(deps: AppDependencies): Promise<App> {
   const { config, logger } = deps;
-  const metrics = createMetrics(deps.services, deps.database);
+  const metrics = createMetrics(deps.services, deps.database, logger);
   const limits = queryLimits(config);
   const apollo = new ApolloServer<RequestContext>({
     schema: buildSchema(),
@@ -48,11 +48,14 @@ export async function buildApp(deps: AppDependencies): Promise<App> {
     allowBatchedHttpRequests: limits.allowBatchedHttpRequests,
     validationRules: limits.validationRules,
     introspection: true,
-    formatError: createErrorFormatter((error) => logger.error({ err: error }, "unexpected error in a GraphQL operation")),
+    formatError: createErrorFormatter(
+      (error) => logger.error({ err: error }, "unexpected error in a GraphQL operation"),
+      config.transactions.unavailableRetryAfterSeconds,
+    ),
     plugins: [
       ...limits.plugins,
       introspectionPolicy(config),
-      httpStatusPlugin,
+      httpStatusPlugin(),
       operationMetricsPlugin(metrics),
       outcomeLoggingPlugin,
       ApolloServerPluginLandingPageDisabled(),
@@ -98,6 +101,7 @@ export async function buildApp(deps: AppDependencies): Promise<App> {
       response.json({ status: "ready" });
     } catch (error) {
       logger.warn({ err: error }, "readiness check failed");
+      response.setHeader("Retry-After", String(config.transactions.unavailableRetryAfterSeconds));
       response.status(503).json({ status: "database unreachable" });
     }
   });
@@ -154,7 +158,14 @@ async function identifyCaller(deps: AppDependencies, authorizationHeader: string
   const token = bearerToken(authorizationHeader);
   if (!token) return { kind: "rejected", reason: "expected 'Authorization: Bearer <token>'" };
   if (isSignedToken(token)) return verifySignedToken(deps.config.auth.tokenSecret, token);
-  return deps.services.licenses.authenticateDevice(token);
+  try {
+    return await deps.services.licenses.authenticateDevice(token);
+  } catch (error) {
+    // A device token is looked up before the operation runs, outside the error translator.
+    if (!isDatabaseUnavailable(error)) throw error;
+    deps.logger.warn({ err: error }, "device token lookup failed: database unavailable");
+    throw serviceUnavailableError(deps.config.transactions.unavailableRetryAfterSeconds);
+  }
 }
 
 /** Body-parser errors carry their status (413 too large, 400 malformed); others are ours. */

@@ -102,6 +102,7 @@ const environmentSchema = z
     TX_MAX_WAIT_MS: int(100, 60_000).default(2000),
     TX_TIMEOUT_MS: int(100, 60_000).default(5000),
     TX_LOCK_TIMEOUT_MS: int(100, 60_000).default(5000),
+    UNAVAILABLE_RETRY_AFTER_SECONDS: int(1, 3600).default(2),
 
     SWEEPER_ENABLED: flag.default(true),
     SWEEPER_INTERVAL_MS: int(100, 3_600_000).default(5000),
@@ -226,6 +227,8 @@ export interface Config {
     maxWaitMs: number;
     timeoutMs: number;
     lockTimeoutMs: number;
+    /** What a 503 tells clients to wait before trying again (Retry-After, retryAfterSeconds). */
+    unavailableRetryAfterSeconds: number;
   };
   sweeper: { enabled: boolean; intervalMs: number; batchSize: number };
   metrics: { token: string | undefined };
@@ -326,6 +329,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
       maxWaitMs: env.TX_MAX_WAIT_MS,
       timeoutMs: env.TX_TIMEOUT_MS,
       lockTimeoutMs: env.TX_LOCK_TIMEOUT_MS,
+      unavailableRetryAfterSeconds: env.UNAVAILABLE_RETRY_AFTER_SECONDS,
     },
     sweeper: { enabled: env.SWEEPER_ENABLED, intervalMs: env.SWEEPER_INTERVAL_MS, batchSize: env.SWEEPER_BATCH_SIZE },
     metrics: { token: env.METRICS_TOKEN },

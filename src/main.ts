@@ -13,7 +13,9 @@ async function main(): Promise<void> {
   const config = loadConfig();
   const logger = createLogger(config);
   const prepared = await prepareDatabase(config, logger);
-  const database = createDatabase(prepared.url, config.database.poolSize, config.transactions.maxWaitMs);
+  const database = createDatabase(prepared.url, config.database.poolSize, config.transactions.maxWaitMs, (error) =>
+    logger.warn({ err: error }, "a database connection was lost; the pool opens another when needed"),
+  );
   const services = createServices(config, prepared.url, database, logger);
   const app = await buildApp({ config, database, services, logger });
   const sweeper = expirySweeper(services.credits, config.sweeper.intervalMs, logger);

@@ -6,9 +6,10 @@
 // Taking a PostgreSQL advisory lock on a separate session *before* the transaction begins
 // makes waiters queue in the database and start their snapshot after the holder committed.
 // An in-process queue in front means one instance holds at most one lock session per customer.
-import pg from "pg";
+import type pg from "pg";
 import { ServiceUnavailableError } from "./failures";
 import { KeyedMutex } from "./keyed-mutex";
+import { createPool } from "./pg-adapter";
 
 export interface CustomerSerializerLimits {
   /** Sessions held for advisory locks: customers with work in flight at once on this instance. */
@@ -20,19 +21,31 @@ export interface CustomerSerializerLimits {
 const lockNamespace = "splice:customer:";
 
 export class CustomerSerializer {
+  /** Lock sessions the server dropped, idle or held. */
+  lostSessions = 0;
   private readonly local = new KeyedMutex();
   private readonly sessions: pg.Pool;
 
-  constructor(url: string, limits: CustomerSerializerLimits, onIdleSessionError: (error: Error) => void) {
-    this.sessions = new pg.Pool({
-      connectionString: url,
-      max: limits.lockSessions,
-      connectionTimeoutMillis: limits.lockTimeoutMs,
-      options: `-c lock_timeout=${limits.lockTimeoutMs}`,
+  constructor(
+    url: string,
+    limits: CustomerSerializerLimits,
+    private readonly onSessionError: (error: Error) => void,
+  ) {
+    this.sessions = createPool({
+      url,
+      size: limits.lockSessions,
+      acquireTimeoutMs: limits.lockTimeoutMs,
+      sessionOptions: `-c lock_timeout=${limits.lockTimeoutMs}`,
+      onIdleConnectionError: (error) => {
+        this.lostSessions += 1;
+        onSessionError(error);
+      },
     });
-    // An idle session dropped by the server (restart, failover) must not crash the process:
-    // the pool discards it and opens another when next needed.
-    this.sessions.on("error", onIdleSessionError);
+  }
+
+  /** Sessions open and idle, for metrics. */
+  get sessionCounts(): { total: number; idle: number; waiting: number } {
+    return { total: this.sessions.totalCount, idle: this.sessions.idleCount, waiting: this.sessions.waitingCount };
   }
 
   run<T>(customerId: string, work: () => Promise<T>): Promise<T> {
@@ -46,23 +59,42 @@ export class CustomerSerializer {
   private async withAdvisoryLock<T>(customerId: string, work: () => Promise<T>): Promise<T> {
     const key = lockNamespace + customerId;
     let session: pg.PoolClient;
+    // A held session is no longer watched by the pool: a server restart or a killed backend
+    // would emit 'error' on it with no listener and end the process. The lock went with the
+    // session; the work's own Serializable transaction still keeps it correct.
+    let lost: Error | undefined;
+    const onLost = (error: Error) => {
+      lost = error;
+      this.lostSessions += 1;
+      this.onSessionError(error);
+    };
     try {
       session = await this.sessions.connect();
-      await session.query("SELECT pg_advisory_lock(hashtextextended($1, 0))", [key]).catch((error: unknown) => {
-        session.release(error as Error);
-        throw error;
-      });
     } catch (error) {
+      throw new ServiceUnavailableError("could not open a session for the customer's lock", { cause: error });
+    }
+    session.on("error", onLost);
+    const release = (error?: Error) => {
+      session.removeListener("error", onLost);
+      session.release(error ?? lost);
+    };
+    try {
+      await session.query("SELECT pg_advisory_lock(hashtextextended($1, 0))", [key]);
+    } catch (error) {
+      release(error as Error);
       throw new ServiceUnavailableError("could not take the customer's lock in time", { cause: error });
     }
     try {
       return await work();
     } finally {
       // Ending the session releases the lock too; a failed unlock therefore discards it.
-      await session.query("SELECT pg_advisory_unlock(hashtextextended($1, 0))", [key]).then(
-        () => session.release(),
-        (error: unknown) => session.release(error as Error),
-      );
+      if (lost) release();
+      else {
+        await session.query("SELECT pg_advisory_unlock(hashtextextended($1, 0))", [key]).then(
+          () => release(),
+          (error: unknown) => release(error as Error),
+        );
+      }
     }
   }
 }

@@ -27,11 +27,14 @@ export function databaseNameOf(url: string): string {
 
 async function withAdminClient<T>(url: string, work: (client: pg.Client) => Promise<T>): Promise<T> {
   const client = new pg.Client({ connectionString: withDatabase(url) });
+  // A server that goes away mid-command fails the command, which reports it; without a
+  // listener the client would also emit an 'error' that ends the process.
+  client.on("error", () => undefined);
   await client.connect();
   try {
     return await work(client);
   } finally {
-    await client.end();
+    await client.end().catch(() => undefined);
   }
 }
 

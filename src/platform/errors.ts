@@ -52,6 +52,18 @@ function extensionsOf(failure: Failure): Record<string, unknown> {
   }
 }
 
+/**
+ * SERVICE_UNAVAILABLE raised before the operation runs (while identifying the caller), where
+ * Apollo takes the HTTP status and headers from the error itself.
+ */
+export function serviceUnavailableError(retryAfterSeconds: number): GraphQLError {
+  // Apollo reads `http` (status, and headers as a Map) from the error and strips it from the answer.
+  const http = { status: 503, headers: new Map([["retry-after", String(retryAfterSeconds)]]) };
+  return new TranslatedError(defaultMessages.SERVICE_UNAVAILABLE, {
+    extensions: { code: "SERVICE_UNAVAILABLE", retryAfterSeconds, http } as Record<string, unknown>,
+  });
+}
+
 export function toGraphQLError(failure: Failure): GraphQLError {
   const message = "message" in failure && failure.message ? failure.message : defaultMessages[failure.code];
   return new TranslatedError(message, { extensions: { code: failure.code, ...extensionsOf(failure) } });
@@ -80,16 +92,21 @@ export type UnexpectedErrorReporter = (error: unknown) => void;
  * validation, variable coercion) become BAD_USER_INPUT; database outages SERVICE_UNAVAILABLE;
  * anything else is reported and masked as INTERNAL_SERVER_ERROR.
  */
-export function createErrorFormatter(report: UnexpectedErrorReporter) {
+export function createErrorFormatter(report: UnexpectedErrorReporter, unavailableRetryAfterSeconds: number) {
   return (formatted: GraphQLFormattedError, error: unknown): GraphQLFormattedError => {
     const original = unwrapResolverError(error);
     const base = { message: formatted.message, locations: formatted.locations, path: formatted.path };
     if (original instanceof TranslatedError) {
-      return { ...base, extensions: { ...original.extensions } };
+      const { http: _http, ...extensions } = original.extensions;
+      return { ...base, extensions };
     }
     if (original instanceof ServiceUnavailableError || isDatabaseUnavailable(original)) {
       report(original);
-      return { ...base, message: defaultMessages.SERVICE_UNAVAILABLE, extensions: { code: "SERVICE_UNAVAILABLE" } };
+      return {
+        ...base,
+        message: defaultMessages.SERVICE_UNAVAILABLE,
+        extensions: { code: "SERVICE_UNAVAILABLE", retryAfterSeconds: unavailableRetryAfterSeconds },
+      };
     }
     const code = String(formatted.extensions?.code ?? "");
     if (clientErrorCodes.has(code) && original instanceof GraphQLError) {
@@ -100,18 +117,26 @@ export function createErrorFormatter(report: UnexpectedErrorReporter) {
   };
 }
 
-/** Sets the HTTP status the contract gives a code when it is the response's only kind of error. */
-export const httpStatusPlugin: ApolloServerPlugin = {
-  async requestDidStart() {
-    return {
-      async willSendResponse({ response }) {
-        if (response.body.kind !== "single") return;
-        const errors = response.body.singleResult.errors ?? [];
-        const codes = new Set(errors.map((error) => String(error.extensions?.code ?? "")));
-        if (codes.size !== 1) return;
-        const status = httpStatusByCode[[...codes][0] as ErrorCode];
-        if (status !== undefined) response.http.status = status;
-      },
-    };
-  },
-};
+/**
+ * Sets the HTTP status the contract gives a code when it is the response's only kind of error,
+ * and for 429 and 503 the Retry-After header from the errors' `retryAfterSeconds`.
+ */
+export function httpStatusPlugin(): ApolloServerPlugin {
+  return {
+    async requestDidStart() {
+      return {
+        async willSendResponse({ response }) {
+          if (response.body.kind !== "single") return;
+          const errors = response.body.singleResult.errors ?? [];
+          const codes = new Set(errors.map((error) => String(error.extensions?.code ?? "")));
+          if (codes.size !== 1) return;
+          const status = httpStatusByCode[[...codes][0] as ErrorCode];
+          if (status === undefined) return;
+          response.http.status = status;
+          const retryAfterSeconds = Math.max(0, ...errors.map((error) => Number(error.extensions?.retryAfterSeconds ?? 0)));
+          if (retryAfterSeconds > 0) response.http.headers.set("retry-after", String(retryAfterSeconds));
+        },
+      };
+    },
+  };
+}

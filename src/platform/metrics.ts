@@ -9,18 +9,35 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom
 import type { Config } from "../config";
 import type { RequestContext } from "../context";
 import type { Services } from "../services";
+import type { Logger } from "pino";
 import type { Database } from "./database";
 
 export interface Metrics {
   registry: Registry;
   httpDuration: Histogram<"route" | "method" | "status">;
   operationDuration: Histogram<"operation" | "outcome">;
+  unavailableResponses: Counter<"route">;
 }
 
 const knownRoutes = new Set(["/graphql", "/webhooks/stripe", "/healthz", "/readyz", "/metrics"]);
 
-export function createMetrics(services: Services, database: Database): Metrics {
+export function createMetrics(services: Services, database: Database, logger: Logger): Metrics {
   const registry = new Registry();
+  // Counts read from the database are skipped while it is unreachable, so that /metrics keeps
+  // answering with everything else (the outage itself among it).
+  const collectFailures = new Counter({
+    name: "splice_metrics_collect_failures_total",
+    help: "Metrics left out of a scrape because the database did not answer",
+    registers: [registry],
+  });
+  const fromDatabase = async (read: () => Promise<void>) => {
+    try {
+      await read();
+    } catch (error) {
+      collectFailures.inc();
+      logger.debug({ err: error }, "metrics: a database count was skipped");
+    }
+  };
   collectDefaultMetrics({ register: registry, prefix: "splice_" });
   const fromCounter = (name: string, help: string, read: () => number) =>
     new Counter({
@@ -37,6 +54,8 @@ export function createMetrics(services: Services, database: Database): Metrics {
   fromCounter("splice_transaction_conflicts_total", "Serialization failures and deadlocks that caused a retry", () => counters.conflicts);
   fromCounter("splice_transaction_exhausted_total", "Transactions that ran out of attempts (answered 503)", () => counters.exhausted);
   fromCounter("splice_database_unavailable_total", "Transactions that failed because the database was unreachable", () => counters.unavailable);
+  fromCounter("splice_database_connection_errors_total", "Pooled connections the database dropped (restart, failover, killed backend)", () => database.health.connectionErrors);
+  fromCounter("splice_database_lock_sessions_lost_total", "Customer lock sessions the database dropped", () => services.customerSerializer.lostSessions);
   fromCounter("splice_outbox_delivered_total", "Outbox jobs done", () => services.outboxWorker.counters.succeeded);
   fromCounter("splice_outbox_failures_total", "Failed outbox attempts (email, Stripe)", () => services.outboxWorker.counters.failed);
   fromCounter("splice_outbox_dead_total", "Outbox jobs given up after their last attempt", () => services.outboxWorker.counters.dead);
@@ -58,7 +77,9 @@ export function createMetrics(services: Services, database: Database): Metrics {
     registers: [registry],
     async collect() {
       this.reset();
-      for (const row of await services.credits.reservationCounts()) this.set({ status: row.status }, row.count);
+      await fromDatabase(async () => {
+        for (const row of await services.credits.reservationCounts()) this.set({ status: row.status }, row.count);
+      });
     },
   });
   new Gauge({
@@ -68,7 +89,9 @@ export function createMetrics(services: Services, database: Database): Metrics {
     registers: [registry],
     async collect() {
       this.reset();
-      for (const row of await services.webhooks.eventCounts()) this.set({ type: row.type, status: row.status }, row.count);
+      await fromDatabase(async () => {
+        for (const row of await services.webhooks.eventCounts()) this.set({ type: row.type, status: row.status }, row.count);
+      });
     },
   });
   new Gauge({
@@ -76,7 +99,8 @@ export function createMetrics(services: Services, database: Database): Metrics {
     help: "Outbox jobs waiting to be done",
     registers: [registry],
     async collect() {
-      this.set(await services.outbox.pendingCount(database));
+      this.reset();
+      await fromDatabase(async () => this.set(await services.outbox.pendingCount(database)));
     },
   });
   new Gauge({
@@ -89,6 +113,24 @@ export function createMetrics(services: Services, database: Database): Metrics {
       this.set({ state: "idle" }, database.pool.idleCount);
       this.set({ state: "waiting_clients" }, database.pool.waitingCount);
     },
+  });
+  new Gauge({
+    name: "splice_database_lock_sessions",
+    help: "Sessions holding or waiting to hold customers' advisory locks, by state",
+    labelNames: ["state"],
+    registers: [registry],
+    collect() {
+      const sessions = services.customerSerializer.sessionCounts;
+      this.set({ state: "total" }, sessions.total);
+      this.set({ state: "idle" }, sessions.idle);
+      this.set({ state: "waiting_clients" }, sessions.waiting);
+    },
+  });
+  const unavailableResponses = new Counter({
+    name: "splice_unavailable_responses_total",
+    help: "Answers with HTTP 503 (database unreachable, retries exhausted)",
+    labelNames: ["route"],
+    registers: [registry],
   });
 
   const httpDuration = new Histogram({
@@ -105,15 +147,18 @@ export function createMetrics(services: Services, database: Database): Metrics {
     buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
     registers: [registry],
   });
-  return { registry, httpDuration, operationDuration };
+  return { registry, httpDuration, operationDuration, unavailableResponses };
 }
 
 export function httpMetricsMiddleware(metrics: Metrics) {
   return (request: Request, response: Response, next: NextFunction) => {
     const end = metrics.httpDuration.startTimer();
     response.on("finish", () => {
-      const route = knownRoutes.has(request.path) ? request.path : "other";
+      // request.path is relative to the router's mount point by now; the original URL is not.
+      const path = request.originalUrl.split("?")[0] ?? "";
+      const route = knownRoutes.has(path) ? path : "other";
       end({ route, method: request.method, status: String(response.statusCode) });
+      if (response.statusCode === 503) metrics.unavailableResponses.inc({ route });
     });
     next();
   };

@@ -1,11 +1,13 @@
-// The PostgreSQL driver adapter for Prisma, hardened against a connection leak.
+// The PostgreSQL driver adapter for Prisma, hardened against connection leaks and dead
+// connections.
 //
-// Prisma 6.19's client engine ends a transaction by running COMMIT through the adapter and only
-// then calling the adapter's commit(), which is what returns the connection to the pool. When
-// COMMIT itself fails (at Serializable a conflict is often reported there, SQLSTATE 40001),
-// commit() is never called: the connection leaks, and after pool-size leaks every query waits
-// forever. Here a failed COMMIT releases the connection (PostgreSQL has already ended the
-// transaction), and each transaction releases its connection at most once.
+// Prisma 6.19's client engine ends a transaction by running COMMIT or ROLLBACK through the
+// adapter and only then calling the adapter's commit() or rollback(), which is what returns the
+// connection to the pool. When that statement itself fails (at Serializable a conflict is often
+// reported at COMMIT; a connection killed mid-transaction fails its ROLLBACK), the engine never
+// calls them: the connection leaks, and after pool-size leaks every query waits. Here a failed
+// COMMIT or ROLLBACK destroys the connection (PostgreSQL ends the transaction with the session),
+// and each transaction gives its connection back exactly once.
 import { PrismaPg } from "@prisma/adapter-pg";
 import pg from "pg";
 
@@ -13,7 +15,10 @@ interface AdapterQuery {
   sql: string;
 }
 
+/** The parts of the adapter's transaction (PgTransaction in @prisma/adapter-pg 7.10) used here. */
 interface AdapterTransaction {
+  client: pg.PoolClient;
+  cleanup?: () => void;
   executeRaw(query: AdapterQuery): Promise<number>;
   commit(): Promise<void>;
   rollback(): Promise<void>;
@@ -23,44 +28,67 @@ interface TransactionalAdapter {
   startTransaction(isolationLevel?: string): Promise<AdapterTransaction>;
 }
 
-function releaseAtMostOnce(transaction: AdapterTransaction): AdapterTransaction {
+export interface PoolSettings {
+  url: string;
+  size: number;
+  /** Waiting for a pooled connection, or for a new one to open, fails after this. */
+  acquireTimeoutMs: number;
+  /** Server settings for every session (planner choices that keep predicate locks narrow). */
+  sessionOptions?: string;
+  onIdleConnectionError: (error: Error) => void;
+}
+
+const endingStatements = new Set(["COMMIT", "ROLLBACK"]);
+
+function releaseExactlyOnce(transaction: AdapterTransaction): AdapterTransaction {
   let released = false;
-  const commit = transaction.commit.bind(transaction);
-  const rollback = transaction.rollback.bind(transaction);
+  const release = (error?: Error) => {
+    if (released) return;
+    released = true;
+    transaction.cleanup?.();
+    // With an error, pg's pool destroys the connection instead of reusing it.
+    transaction.client.release(error);
+  };
   const executeRaw = transaction.executeRaw.bind(transaction);
-  transaction.commit = async () => {
-    if (released) return;
-    released = true;
-    await commit();
-  };
-  transaction.rollback = async () => {
-    if (released) return;
-    released = true;
-    await rollback();
-  };
+  transaction.commit = async () => release();
+  transaction.rollback = async () => release();
   transaction.executeRaw = async (query) => {
     try {
       return await executeRaw(query);
     } catch (error) {
-      if (query.sql.trim().toUpperCase() === "COMMIT") await transaction.rollback();
+      if (endingStatements.has(query.sql.trim().toUpperCase())) {
+        release(error instanceof Error ? error : new Error(String(error)));
+      }
       throw error;
     }
   };
   return transaction;
 }
 
-export function createPgAdapter(url: string, poolSize: number, acquireTimeoutMs: number): { adapter: PrismaPg; pool: pg.Pool } {
-  // connectionTimeoutMillis: waiting for a pooled connection fails after this instead of forever.
-  const pool = new pg.Pool({ connectionString: url, max: poolSize, connectionTimeoutMillis: acquireTimeoutMs });
-  // An idle connection dropped by the server must not crash the process; the pool replaces it.
-  pool.on("error", () => undefined);
-  const factory = new PrismaPg(pool);
+export function createPool(settings: PoolSettings): pg.Pool {
+  const pool = new pg.Pool({
+    connectionString: settings.url,
+    max: settings.size,
+    connectionTimeoutMillis: settings.acquireTimeoutMs,
+    // A peer that vanished without closing is noticed by TCP keepalive rather than never.
+    keepAlive: true,
+    options: settings.sessionOptions,
+  });
+  // An idle connection dropped by the server must not crash the process; the pool discards it
+  // and opens another when next needed.
+  pool.on("error", settings.onIdleConnectionError);
+  return pool;
+}
+
+export function createPgAdapter(settings: PoolSettings): { adapter: PrismaPg; pool: pg.Pool } {
+  const pool = createPool(settings);
+  const factory = new PrismaPg(pool, { onConnectionError: settings.onIdleConnectionError });
   const connect = factory.connect.bind(factory);
   factory.connect = async () => {
     const adapter = await connect();
     const transactional = adapter as unknown as TransactionalAdapter;
     const startTransaction = transactional.startTransaction.bind(transactional);
-    transactional.startTransaction = async (isolationLevel) => releaseAtMostOnce(await startTransaction(isolationLevel));
+    transactional.startTransaction = async (isolationLevel) => releaseExactlyOnce(await startTransaction(isolationLevel));
     return adapter;
   };
   return { adapter: factory, pool };
