@@ -21,8 +21,7 @@ export interface CustomerSerializerLimits {
 const lockNamespace = "splice:customer:";
 
 export class CustomerSerializer {
-  /** Lock sessions the server dropped, idle or held. */
-  lostSessions = 0;
+  private lostSessionCount = 0;
   private readonly local = new KeyedMutex();
   private readonly sessions: pg.Pool;
 
@@ -37,13 +36,18 @@ export class CustomerSerializer {
       acquireTimeoutMs: limits.lockTimeoutMs,
       sessionOptions: `-c lock_timeout=${limits.lockTimeoutMs}`,
       onIdleConnectionError: (error) => {
-        this.lostSessions += 1;
+        this.lostSessionCount += 1;
         onSessionError(error);
       },
     });
   }
 
-  /** Sessions open and idle, for metrics. */
+  /** Lock sessions the server dropped, idle or held, for metrics. */
+  get lostSessions(): number {
+    return this.lostSessionCount;
+  }
+
+  /** Sessions open, idle, and callers waiting for one, for metrics. */
   get sessionCounts(): { total: number; idle: number; waiting: number } {
     return { total: this.sessions.totalCount, idle: this.sessions.idleCount, waiting: this.sessions.waitingCount };
   }
@@ -64,8 +68,10 @@ export class CustomerSerializer {
     // session; the work's own Serializable transaction still keeps it correct.
     let lost: Error | undefined;
     const onLost = (error: Error) => {
+      // pg may report one lost connection twice (the server's message, then the socket's end).
+      if (lost) return;
       lost = error;
-      this.lostSessions += 1;
+      this.lostSessionCount += 1;
       this.onSessionError(error);
     };
     try {

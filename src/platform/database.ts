@@ -17,13 +17,14 @@ export type DatabaseClient = PrismaClient | Prisma.TransactionClient;
 export type Transaction = Prisma.TransactionClient;
 
 /**
- * Sessions of the service's pools plan lookups with index scans only, whatever the table
- * statistics say. At Serializable a sequential scan takes a predicate lock on the whole
- * table, and on a small table (every new deployment) the planner prefers one for a lookup by
- * id: then transactions on different customers conflict with each other. Index scans lock
- * only the index pages and rows they read. A query with no index to use still scans.
+ * Every session of the Prisma pool (transactions, plain reads, metrics, the audit) plans with
+ * index scans only, whatever the table statistics say. At Serializable a sequential scan takes
+ * a predicate lock on the whole table, and on a small table (every new deployment) the planner
+ * prefers one for a lookup by id: then transactions on different customers conflict with each
+ * other. Index scans lock only the index pages and rows they read. A query with no index to
+ * use still scans.
  */
-export const indexScanSessionOptions = "-c enable_seqscan=off -c enable_bitmapscan=off";
+const indexScanSessionOptions = "-c enable_seqscan=off -c enable_bitmapscan=off";
 
 export function createDatabase(
   url: string,
@@ -68,12 +69,12 @@ const retryableMarkers = new Set(["P2034", "40001", "40P01", "TransactionWriteCo
 // SQLSTATEs for a server going away or refusing sessions (classes 08 and 57P, 53300).
 const unavailableMarkers = new Set([
   "P1001", "P1002", "P1017", "P2024", "P2028", "ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "EPIPE", "EHOSTUNREACH",
-  "ENOTCONN", "08000", "08001", "08003", "08004", "08006", "57P01", "57P02", "57P03", "53300",
+  "ENETUNREACH", "ECONNABORTED", "ENOTFOUND", "EAI_AGAIN", "ENOTCONN", "08000", "08001", "08003", "08004", "08006", "57P01", "57P02", "57P03", "53300",
   "DatabaseNotReachable", "ConnectionClosed", "TooManyConnections", "SocketTimeout",
 ]);
 // node-postgres reports a lost or unobtainable connection as a plain Error with no code.
 const unavailableMessages =
-  /Connection terminated|not queryable|timeout exceeded when trying to connect|Cannot use a pool after calling end|Connection ended unexpectedly|terminating connection due to administrator command|the database system is (starting up|shutting down|in recovery mode)/i;
+  /Connection terminated|not queryable|timeout exceeded when trying to connect|Cannot use a pool after calling end|terminating connection due to administrator command|the database system is (starting up|shutting down|in recovery mode)/i;
 const markerSearchDepth = 4;
 
 /** Error codes and pg's connection messages found on an error and the causes Prisma and pg nest inside it. */
@@ -86,6 +87,8 @@ function errorMarkers(error: unknown, depth = 0, found = new Set<string>()): Set
   for (const key of ["message", "originalMessage", "reason"]) {
     if (typeof record[key] === "string" && unavailableMessages.test(record[key] as string)) found.add("ConnectionLost");
   }
+  // A failed system call (socket, DNS) with no answer from PostgreSQL: the network is the problem.
+  if (typeof record.syscall === "string") found.add("ConnectionLost");
   for (const key of ["meta", "cause", "driverAdapterError"]) errorMarkers(record[key], depth + 1, found);
   return found;
 }

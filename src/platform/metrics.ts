@@ -54,7 +54,7 @@ export function createMetrics(services: Services, database: Database, logger: Lo
   fromCounter("splice_transaction_conflicts_total", "Serialization failures and deadlocks that caused a retry", () => counters.conflicts);
   fromCounter("splice_transaction_exhausted_total", "Transactions that ran out of attempts (answered 503)", () => counters.exhausted);
   fromCounter("splice_database_unavailable_total", "Transactions that failed because the database was unreachable", () => counters.unavailable);
-  fromCounter("splice_database_connection_errors_total", "Pooled connections the database dropped (restart, failover, killed backend)", () => database.health.connectionErrors);
+  fromCounter("splice_database_connection_errors_total", "Errors reported by pooled database connections (restart, failover, killed backend; one loss may report twice)", () => database.health.connectionErrors);
   fromCounter("splice_database_lock_sessions_lost_total", "Customer lock sessions the database dropped", () => services.customerSerializer.lostSessions);
   fromCounter("splice_outbox_delivered_total", "Outbox jobs done", () => services.outboxWorker.counters.succeeded);
   fromCounter("splice_outbox_failures_total", "Failed outbox attempts (email, Stripe)", () => services.outboxWorker.counters.failed);

@@ -6,8 +6,9 @@
 // connection to the pool. When that statement itself fails (at Serializable a conflict is often
 // reported at COMMIT; a connection killed mid-transaction fails its ROLLBACK), the engine never
 // calls them: the connection leaks, and after pool-size leaks every query waits. Here a failed
-// COMMIT or ROLLBACK destroys the connection (PostgreSQL ends the transaction with the session),
-// and each transaction gives its connection back exactly once.
+// COMMIT or ROLLBACK gives the connection back at once: to the pool when PostgreSQL refused the
+// statement (a serialization failure ends the transaction and leaves the session sound),
+// destroyed when the connection itself failed. Each transaction gives it back exactly once.
 import { PrismaPg } from "@prisma/adapter-pg";
 import pg from "pg";
 
@@ -39,6 +40,23 @@ export interface PoolSettings {
 }
 
 const endingStatements = new Set(["COMMIT", "ROLLBACK"]);
+const sqlStatePattern = /^[0-9A-Z]{5}$/;
+
+/** The SQLSTATE PostgreSQL answered with, as the adapter reports it; none for a lost connection. */
+function sqlStateOf(error: unknown): string | undefined {
+  const candidates = [error, (error as { cause?: unknown } | null)?.cause];
+  for (const candidate of candidates) {
+    const code = (candidate as { originalCode?: unknown; code?: unknown } | null)?.originalCode ?? (candidate as { code?: unknown } | null)?.code;
+    if (typeof code === "string" && sqlStatePattern.test(code)) return code;
+  }
+  return undefined;
+}
+
+/** Whether a session that failed a statement can be reused: PostgreSQL answered, and not to say it is going away. */
+function sessionSurvived(error: unknown): boolean {
+  const sqlState = sqlStateOf(error);
+  return sqlState !== undefined && !sqlState.startsWith("08") && !sqlState.startsWith("57P");
+}
 
 function releaseExactlyOnce(transaction: AdapterTransaction): AdapterTransaction {
   let released = false;
@@ -57,7 +75,7 @@ function releaseExactlyOnce(transaction: AdapterTransaction): AdapterTransaction
       return await executeRaw(query);
     } catch (error) {
       if (endingStatements.has(query.sql.trim().toUpperCase())) {
-        release(error instanceof Error ? error : new Error(String(error)));
+        release(sessionSurvived(error) ? undefined : error instanceof Error ? error : new Error(String(error)));
       }
       throw error;
     }
@@ -65,13 +83,16 @@ function releaseExactlyOnce(transaction: AdapterTransaction): AdapterTransaction
   return transaction;
 }
 
+const keepAliveInitialDelayMs = 10_000;
+
 export function createPool(settings: PoolSettings): pg.Pool {
   const pool = new pg.Pool({
     connectionString: settings.url,
     max: settings.size,
     connectionTimeoutMillis: settings.acquireTimeoutMs,
-    // A peer that vanished without closing is noticed by TCP keepalive rather than never.
+    // A peer that vanished without closing is probed after 10 s idle instead of the OS's 2 hours.
     keepAlive: true,
+    keepAliveInitialDelayMillis: keepAliveInitialDelayMs,
     options: settings.sessionOptions,
   });
   // An idle connection dropped by the server must not crash the process; the pool discards it

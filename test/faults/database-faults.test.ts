@@ -161,14 +161,27 @@ it(
     }
     expect(failures).toEqual([]);
 
-    // Every connection is back in its pool: none busy, none waited for.
-    const metrics = (await api.get("/metrics")).text;
-    const pool = (state: string) => metricValue(metrics, `splice_database_pool_connections{state="${state}"}`);
-    const locks = (state: string) => metricValue(metrics, `splice_database_lock_sessions{state="${state}"}`);
-    const leaked = pool("total")! - pool("idle")! + (locks("total")! - locks("idle")!);
+    // Every connection is back in its pool: none busy, none waited for. The sweeper and the
+    // outbox worker borrow one now and then, so the count is polled until it settles.
+    const poolState = async () => {
+      const page = (await api.get("/metrics")).text;
+      const read = (sample: string) => metricValue(page, sample)!;
+      return {
+        page,
+        busy: read('splice_database_pool_connections{state="total"}') - read('splice_database_pool_connections{state="idle"}') +
+          read('splice_database_lock_sessions{state="total"}') - read('splice_database_lock_sessions{state="idle"}'),
+        waiting: read('splice_database_pool_connections{state="waiting_clients"}') + read('splice_database_lock_sessions{state="waiting_clients"}'),
+      };
+    };
+    let state = await poolState();
+    for (let attempt = 0; attempt < 50 && (state.busy > 0 || state.waiting > 0); attempt += 1) {
+      await sleep(50);
+      state = await poolState();
+    }
+    const leaked = state.busy;
+    const metrics = state.page;
     expect(leaked).toBe(0);
-    expect(pool("waiting_clients")).toBe(0);
-    expect(locks("waiting_clients")).toBe(0);
+    expect(state.waiting).toBe(0);
     expect(metricValue(metrics, "splice_database_connection_errors_total")).toBeGreaterThan(0);
     await expectAuditPasses();
     figures.terminatedConnections = { rounds: 5, terminated, answers: Object.fromEntries(tally.answers), leaked };
@@ -179,6 +192,7 @@ it(
 it(
   "while PostgreSQL is down every operation answers 503 SERVICE_UNAVAILABLE with Retry-After, quickly; then it heals",
   async () => {
+    const unavailableBefore = metricValue((await api.get("/metrics")).text, 'splice_unavailable_responses_total{route="/graphql"}') ?? 0;
     await postgres.stop();
     const customerToken = api.customerToken(customerIds[2]!);
     const staff = api.staffToken();
@@ -207,7 +221,8 @@ it(
     expect((await api.get("/readyz")).status).toBe(503);
     const metrics = await api.get("/metrics");
     expect(metrics.status).toBe(200);
-    expect(metricValue(metrics.text, 'splice_unavailable_responses_total{route="/graphql"}')).toBeGreaterThanOrEqual([...answers.values()].reduce((a, b) => a + b, 0));
+    const answered = [...answers.values()].reduce((sum, count) => sum + count, 0);
+    expect(metricValue(metrics.text, 'splice_unavailable_responses_total{route="/graphql"}')! - unavailableBefore).toBe(answered);
     expect(slowestMs).toBeLessThan(2000);
 
     await postgres.start();

@@ -57,6 +57,8 @@ it("16 clients over 50 freshly analysed customers: under 0.05 retries per operat
     figuresFile,
     `${JSON.stringify({ operations, retries, retriesPerOperation, statuses: Object.fromEntries(statuses), plannerChoiceOutsideTheService: plan.rows[0]["QUERY PLAN"] }, null, 2)}\n`,
   );
+  // The dangerous case: outside the service's sessions the planner does choose a sequential scan.
+  expect(plan.rows[0]["QUERY PLAN"]).toMatch(/^Seq Scan on customer/);
   expect(Object.fromEntries(statuses)).toEqual({ "200 ok": clientCount * cyclesPerClient * 2 });
   expect(retriesPerOperation).toBeLessThan(retriesPerOperationMax);
 });

@@ -53,10 +53,6 @@ export class StandalonePostgres {
     return `postgresql://splice:splice@127.0.0.1:${this.port}/${databaseName}`;
   }
 
-  get pid(): number | undefined {
-    return this.process?.pid;
-  }
-
   /** Starts the server; retried while a killed server's backends still hold its shared memory. */
   async start(): Promise<void> {
     for (let attempt = 1; ; attempt += 1) {

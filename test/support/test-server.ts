@@ -97,6 +97,7 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
   });
   const baseUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   const sql = new pg.Pool({ connectionString: databaseUrl, max: 2 });
+  sql.on("error", () => undefined);
   const tokenFor = (customerId: string) => mintSignedToken(config.auth.tokenSecret, "customer", customerId, 3600);
   const staffToken = mintSignedToken(config.auth.tokenSecret, "staff", "test-staff", 3600);
 

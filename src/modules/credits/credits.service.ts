@@ -260,7 +260,11 @@ export class CreditsService {
     const customerIds = await this.deps.store.customersWithExpiredReservations(this.deps.database, this.deps.now(), batchSize);
     let swept = 0;
     for (const customerId of customerIds) {
-      const outcome = await this.inCustomerTransaction(customerId, nothingToRead, async () => succeed(undefined));
+      const outcome = await this.deps.customerSerializer.run(customerId, async () => {
+        const now = this.deps.now();
+        const active = await this.deps.store.activeReservations(this.deps.database, customerId, now);
+        return this.settleExpired(customerId, active.expired, now);
+      });
       if (outcome.ok) swept += 1;
     }
     return swept;
@@ -345,14 +349,8 @@ export class CreditsService {
       const readValue = await read();
       // Expired reservations are settled in a transaction of their own: that housekeeping is
       // kept even when the operation then fails and its transaction is rolled back.
-      if (active.expired.length > 0) {
-        const expired = await this.deps.transactor.serializable(async (tx) => {
-          const customer = await this.deps.store.lockCustomer(tx, customerId);
-          if (!customer) return fail(customerNotFound);
-          return succeed(await this.expire(tx, customerId, customer.balance, active.expired, now));
-        });
-        if (!expired.ok) return expired;
-      }
+      const expired = await this.settleExpired(customerId, active.expired, now);
+      if (!expired.ok) return expired;
       return this.deps.transactor.serializable(async (tx) => {
         const customer = await this.deps.store.lockCustomer(tx, customerId);
         if (!customer) return fail(customerNotFound);
@@ -361,7 +359,18 @@ export class CreditsService {
     });
   }
 
-  private async expire(tx: Transaction, customerId: string, start: Balance, expired: ReservationRecord[], now: Date): Promise<Balance> {
+  /** Settles the customer's expired reservations in one transaction; call under the customer's lock. */
+  private async settleExpired(customerId: string, expired: ReservationRecord[], now: Date): Promise<Outcome<number>> {
+    if (expired.length === 0) return succeed(0);
+    return this.deps.transactor.serializable(async (tx) => {
+      const customer = await this.deps.store.lockCustomer(tx, customerId);
+      if (!customer) return fail(customerNotFound);
+      await this.expire(tx, customerId, customer.balance, expired, now);
+      return succeed(expired.length);
+    });
+  }
+
+  private async expire(tx: Transaction, customerId: string, start: Balance, expired: ReservationRecord[], now: Date): Promise<void> {
     let balance = start;
     const entries: NewLedgerEntry[] = [];
     for (const reservation of expired) {
@@ -369,11 +378,8 @@ export class CreditsService {
       await this.settleActive(tx, reservation.id, { status: "EXPIRED", reason: expiryReason, settledAt: now });
       entries.push(ledgerEntry(customerId, "EXPIRE", reservation.reservedSeconds, balance, reservation.id, null, "system"));
     }
-    if (entries.length > 0) {
-      await this.deps.store.saveBalance(tx, customerId, balance);
-      await this.deps.store.appendLedger(tx, entries);
-    }
-    return balance;
+    await this.deps.store.saveBalance(tx, customerId, balance);
+    await this.deps.store.appendLedger(tx, entries);
   }
 
   /** Reservations change only under their customer's lock; finding one already settled is a bug. */
