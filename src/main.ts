@@ -19,18 +19,24 @@ async function main(): Promise<void> {
   const services = createServices(config, prepared.url, database, logger);
   const app = await buildApp({ config, database, services, logger });
   const sweeper = expirySweeper(services.credits, config.sweeper.intervalMs, logger);
-  if (config.sweeper.enabled) sweeper.start();
-  if (config.outbox.enabled) services.outboxWorker.start();
 
-  const server: Server = app.express.listen(config.http.port, config.http.host, () => {
+  const server: Server = app.express.listen(config.http.port, config.http.host, (error?: Error) => {
+    if (error) {
+      // Express 5 hands listen errors (port taken, no permission) to this callback.
+      process.stderr.write(`Splice API could not listen on ${config.http.host}:${config.http.port}: ${error.message}\n`);
+      void stop("listen error", 1);
+      return;
+    }
+    if (config.sweeper.enabled) sweeper.start();
+    if (config.outbox.enabled) services.outboxWorker.start();
     logger.info({ port: config.http.port }, `Splice API listening on http://localhost:${config.http.port}/graphql`);
   });
 
   let stopping = false;
-  const stop = async (signal: string) => {
+  const stop = async (reason: string, exitCode = 0) => {
     if (stopping) return;
     stopping = true;
-    logger.info({ signal }, "shutting down");
+    logger.info({ reason }, "shutting down");
     const deadline = setTimeout(() => {
       logger.error("shutdown timed out; exiting");
       process.exit(1);
@@ -47,7 +53,7 @@ async function main(): Promise<void> {
     await closeDatabase(database);
     await prepared.stop();
     logger.info("stopped");
-    process.exit(0);
+    process.exit(exitCode);
   };
   process.on("SIGTERM", (signal) => void stop(signal));
   process.on("SIGINT", (signal) => void stop(signal));

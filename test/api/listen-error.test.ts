@@ -1,0 +1,34 @@
+// The real entry point on a port another process holds: it says so and exits 1 at once,
+// instead of logging "listening" and serving nothing.
+import { spawn } from "node:child_process";
+import net from "node:net";
+import path from "node:path";
+import { createDatabase, dropDatabase, withDatabase } from "../../src/platform/database-admin";
+import { serverUrlVariable, templateDatabaseName } from "../support/test-database";
+
+const root = path.resolve(__dirname, "..", "..");
+
+it("exits 1 with a clear message when its port is taken", async () => {
+  const databaseUrl = withDatabase(process.env[serverUrlVariable]!, `splice_listen_${process.pid}`);
+  await createDatabase(databaseUrl, templateDatabaseName);
+  const holder = net.createServer();
+  await new Promise<void>((resolve) => holder.listen(0, "127.0.0.1", resolve));
+  const port = (holder.address() as net.AddressInfo).port;
+  try {
+    const server = spawn(process.execPath, ["--import", "tsx", path.join(root, "src", "main.ts")], {
+      cwd: root,
+      env: { ...process.env, NODE_ENV: "test", DATABASE_URL: databaseUrl, PORT: String(port), HOST: "127.0.0.1", LOG_LEVEL: "info" },
+    });
+    let output = "";
+    server.stdout!.on("data", (chunk) => (output += chunk));
+    server.stderr!.on("data", (chunk) => (output += chunk));
+    const exitCode = await new Promise<number | null>((resolve) => server.on("exit", (code) => resolve(code)));
+    expect(exitCode).toBe(1);
+    expect(output).toContain(`Splice API could not listen on 127.0.0.1:${port}`);
+    expect(output).toContain("EADDRINUSE");
+    expect(output).not.toContain("Splice API listening");
+  } finally {
+    holder.close();
+    await dropDatabase(databaseUrl);
+  }
+});
