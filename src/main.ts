@@ -6,6 +6,7 @@ import { ConfigError, loadConfig } from "./config";
 import { expirySweeper } from "./modules/credits/expiry-sweeper";
 import { closeDatabase, createDatabase } from "./platform/database";
 import { prepareDatabase } from "./platform/database-bootstrap";
+import { EmbeddedPostgresError } from "./platform/embedded-postgres";
 import { createLogger } from "./platform/logger";
 import { createServices } from "./services";
 
@@ -13,9 +14,11 @@ async function main(): Promise<void> {
   const config = loadConfig();
   const logger = createLogger(config);
   const prepared = await prepareDatabase(config, logger);
-  const database = createDatabase(prepared.url, config.database.poolSize, config.transactions.maxWaitMs, (error) =>
-    logger.warn({ err: error }, "a database connection was lost; the pool opens another when needed"),
-  );
+  let stopping = false;
+  // While stopping, PostgreSQL ending the last sessions is expected, not worth a warning.
+  const database = createDatabase(prepared.url, config.database.poolSize, config.transactions.maxWaitMs, (error) => {
+    if (!stopping) logger.warn({ error: describeConnectionError(error) }, "a database connection was lost; the pool opens another when needed");
+  });
   const services = createServices(config, prepared.url, database, logger);
   const app = await buildApp({ config, database, services, logger });
   const sweeper = expirySweeper(services.credits, config.sweeper.intervalMs, logger);
@@ -32,7 +35,6 @@ async function main(): Promise<void> {
     logger.info({ port: config.http.port }, `Splice API listening on http://localhost:${config.http.port}/graphql`);
   });
 
-  let stopping = false;
   const stop = async (reason: string, exitCode = 0) => {
     if (stopping) return;
     stopping = true;
@@ -57,10 +59,36 @@ async function main(): Promise<void> {
   };
   process.on("SIGTERM", (signal) => void stop(signal));
   process.on("SIGINT", (signal) => void stop(signal));
+  stopWhenOrphaned(() => void stop("the npm process that started the server exited"));
+}
+
+/** What a dropped connection's error says, without the client object pg attaches to it. */
+function describeConnectionError(error: Error): { message: string; code?: string } {
+  const code = (error as { code?: unknown }).code;
+  return typeof code === "string" ? { message: error.message, code } : { message: error.message };
+}
+
+const parentPollIntervalMs = 500;
+
+/**
+ * Under `npm start` npm is the parent, and npm does not pass a SIGTERM sent to it on to the
+ * server: it exits and leaves the server running. A server whose parent changed stops as if
+ * it had been signalled.
+ */
+function stopWhenOrphaned(stop: () => void): void {
+  if (!process.env.npm_lifecycle_event) return;
+  const parentPid = process.ppid;
+  const timer = setInterval(() => {
+    if (process.ppid === parentPid) return;
+    clearInterval(timer);
+    stop();
+  }, parentPollIntervalMs);
+  timer.unref();
 }
 
 main().catch((error: unknown) => {
-  const message = error instanceof ConfigError ? error.message : error instanceof Error ? error.stack : String(error);
+  const expected = error instanceof ConfigError || error instanceof EmbeddedPostgresError;
+  const message = expected ? error.message : error instanceof Error ? error.stack : String(error);
   process.stderr.write(`Splice API failed to start: ${message}\n`);
   process.exit(1);
 });

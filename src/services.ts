@@ -46,7 +46,7 @@ export function createServices(config: Config, databaseUrl: string, database: Da
   const customerSerializer = new CustomerSerializer(
     databaseUrl,
     { lockSessions: config.database.lockSessions, lockTimeoutMs: config.transactions.lockTimeoutMs },
-    (error) => logger.warn({ err: error }, "a customer lock session was lost; the pool opens another when needed"),
+    (error) => logger.warn({ error: { message: error.message } }, "a customer lock session was lost; the pool opens another when needed"),
   );
   const customersStore = new CustomersStore();
   const outbox = new OutboxStore();

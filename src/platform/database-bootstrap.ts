@@ -20,7 +20,13 @@ export async function prepareDatabase(config: Config, logger: Logger): Promise<P
     return { url: config.database.url, stop: async () => undefined };
   }
   const { directory, port, databaseName } = config.database.embedded;
-  const cluster = await startEmbeddedPostgres({ dataDirectory: directory, port, ...embeddedCredentials });
+  const cluster = await startEmbeddedPostgres({
+    dataDirectory: directory,
+    port,
+    ...embeddedCredentials,
+    onLog: (line) => logger.debug({ postgres: line }, "embedded PostgreSQL"),
+    onNotice: (message) => logger.warn({ directory }, message),
+  });
   const url = cluster.urlFor(databaseName);
   await createDatabase(url);
   await migrateDatabase(url);

@@ -15,7 +15,7 @@ it("finishes in-flight requests on SIGTERM and exits 0", async () => {
   const databaseUrl = withDatabase(process.env[serverUrlVariable]!, `splice_shutdown_${process.pid}`);
   await createDatabase(databaseUrl, templateDatabaseName);
   const environment = { ...process.env, NODE_ENV: "test", DATABASE_URL: databaseUrl, PORT: String(port), HOST: "127.0.0.1", LOG_LEVEL: "info" };
-  const server: ChildProcess = spawn(process.execPath, [require.resolve("tsx/cli"), path.join(root, "src", "main.ts")], { env: environment });
+  const server: ChildProcess = spawn(process.execPath, ["--import", "tsx", path.join(root, "src", "main.ts")], { cwd: root, env: environment });
   let output = "";
   server.stdout!.on("data", (chunk) => (output += chunk));
   server.stderr!.on("data", (chunk) => (output += chunk));

