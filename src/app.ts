@@ -16,7 +16,7 @@ import { stripeWebhookRouter } from "./modules/billing/webhook.route";
 import { actorOf, bearerToken, isSignedToken, verifySignedToken, type Caller } from "./platform/auth";
 import { isDatabaseUnavailable, pingDatabase, type Database } from "./platform/database";
 import { createErrorFormatter, httpStatusPlugin, serviceUnavailableError } from "./platform/errors";
-import { introspectionPolicy, queryLimits } from "./platform/graphql-limits";
+import { controlCharacterPolicy, introspectionPolicy, queryLimits } from "./platform/graphql-limits";
 import { createMetrics, httpMetricsMiddleware, metricsHandler, operationMetricsPlugin } from "./platform/metrics";
 import { playgroundMiddleware } from "./platform/playground";
 import { buildSchema } from "./schema";
@@ -47,6 +47,7 @@ export async function buildApp(deps: AppDependencies): Promise<App> {
     stopOnTerminationSignals: false,
     allowBatchedHttpRequests: limits.allowBatchedHttpRequests,
     validationRules: limits.validationRules,
+    parseOptions: limits.parseOptions,
     introspection: true,
     formatError: createErrorFormatter(
       (error) => logger.error({ err: error }, "unexpected error in a GraphQL operation"),
@@ -55,6 +56,7 @@ export async function buildApp(deps: AppDependencies): Promise<App> {
     plugins: [
       ...limits.plugins,
       introspectionPolicy(config),
+      controlCharacterPolicy,
       httpStatusPlugin(),
       operationMetricsPlugin(metrics),
       outcomeLoggingPlugin,

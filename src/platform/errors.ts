@@ -127,11 +127,19 @@ export function httpStatusPlugin(): ApolloServerPlugin {
       return {
         async willSendResponse({ response }) {
           if (response.body.kind !== "single") return;
-          const errors = response.body.singleResult.errors ?? [];
+          const result = response.body.singleResult;
+          const errors = result.errors ?? [];
           const codes = new Set(errors.map((error) => String(error.extensions?.code ?? "")));
           if (codes.size !== 1) return;
-          const status = httpStatusByCode[[...codes][0] as ErrorCode];
+          const code = [...codes][0] as ErrorCode;
+          const status = httpStatusByCode[code];
           if (status === undefined) return;
+          // GraphQL over HTTP: a response that carries data is 2xx. During an outage partial
+          // data is not worth keeping, so it is dropped and the answer is a plain 503; other
+          // refusals that came with data (one field of several) stay 200.
+          const hasData = result.data !== null && result.data !== undefined;
+          if (hasData && code !== "SERVICE_UNAVAILABLE") return;
+          if (hasData) result.data = null;
           response.http.status = status;
           const retryAfterSeconds = Math.max(0, ...errors.map((error) => Number(error.extensions?.retryAfterSeconds ?? 0)));
           if (retryAfterSeconds > 0) response.http.headers.set("retry-after", String(retryAfterSeconds));

@@ -1,9 +1,11 @@
-// Limits for a public GraphQL endpoint: depth, cost, aliases, directives and tokens per
-// operation (graphql-armor; refusals are validation errors, answered as BAD_USER_INPUT),
-// batched requests off, and introspection for staff only where configured so.
+// Limits for a public GraphQL endpoint, each refused with HTTP 400 and BAD_USER_INPUT:
+// tokens (graphql-js's own parser limit, so an over-long document is a parse error), depth,
+// cost and directives (graphql-armor validation rules), aliases (our rule: graphql-armor's does
+// not count `__typename`), control characters in string inputs; batched requests off; and
+// introspection for staff only where configured so (403).
 import type { ApolloServerPlugin } from "@apollo/server";
 import { ApolloArmor } from "@escape.tech/graphql-armor";
-import { visit, type DocumentNode } from "graphql";
+import { GraphQLError, Kind, visit, type ASTVisitor, type DocumentNode, type ValidationContext } from "graphql";
 import type { Config } from "../config";
 import type { RequestContext } from "../context";
 import { toGraphQLError } from "./errors";
@@ -13,13 +15,71 @@ export function queryLimits(config: Config) {
   const armor = new ApolloArmor({
     maxDepth: { n: limits.maxDepth, ignoreIntrospection: true, flattenFragments: true },
     costLimit: { maxCost: limits.maxCost, ignoreIntrospection: true },
-    maxAliases: { n: limits.maxAliases },
+    maxAliases: { enabled: false },
     maxDirectives: { n: limits.maxDirectives },
-    maxTokens: { n: limits.maxTokens },
+    maxTokens: { enabled: false },
     blockFieldSuggestion: { enabled: config.environment === "production" },
   });
-  return armor.protect();
+  const protection = armor.protect();
+  return {
+    ...protection,
+    validationRules: [...protection.validationRules, maxAliasesRule(limits.maxAliases)],
+    parseOptions: { maxTokens: limits.maxTokens },
+  };
 }
+
+/** Every alias in the document counts, `__typename` ones included. */
+function maxAliasesRule(maxAliases: number) {
+  return (context: ValidationContext): ASTVisitor => {
+    let aliases = 0;
+    return {
+      Field(node) {
+        if (!node.alias) return;
+        aliases += 1;
+        if (aliases === maxAliases + 1) {
+          context.reportError(new GraphQLError(`Aliases limit of ${maxAliases} exceeded`, { nodes: [node] }));
+        }
+      },
+    };
+  };
+}
+
+// NUL and the other C0 controls but tab, line feed and carriage return, and DEL: PostgreSQL
+// refuses NUL in text, and none of them belongs in an email, a name, a key or a note.
+const controlCharacters = /[\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F]/;
+
+function containsControlCharacter(value: unknown, depth = 0): boolean {
+  if (typeof value === "string") return controlCharacters.test(value);
+  if (depth > 32 || value === null || typeof value !== "object") return false;
+  return Object.values(value).some((nested) => containsControlCharacter(nested, depth + 1));
+}
+
+function documentContainsControlCharacter(document: DocumentNode): boolean {
+  let found = false;
+  visit(document, {
+    [Kind.STRING](node) {
+      if (controlCharacters.test(node.value)) found = true;
+    },
+  });
+  return found;
+}
+
+const badRequest = { status: 400, headers: new Map<string, string>() };
+
+/** Refuses control characters in variables and inline strings before anything runs. */
+export const controlCharacterPolicy: ApolloServerPlugin<RequestContext> = {
+  async requestDidStart() {
+    return {
+      async didResolveOperation({ document, request }) {
+        if (containsControlCharacter(request.variables) || documentContainsControlCharacter(document)) {
+          throw new GraphQLError("String inputs may not contain control characters", {
+            extensions: { code: "BAD_USER_INPUT", http: badRequest } as Record<string, unknown>,
+          });
+        }
+      },
+    };
+  },
+};
 
 function isIntrospection(document: DocumentNode): boolean {
   let found = false;
@@ -38,7 +98,9 @@ export function introspectionPolicy(config: Config): ApolloServerPlugin<RequestC
         async didResolveOperation({ document, contextValue }) {
           if (config.graphql.introspection === "everyone" || contextValue.caller.kind === "staff") return;
           if (isIntrospection(document)) {
-            throw toGraphQLError({ code: "FORBIDDEN", message: "Introspection is available to staff tokens only" });
+            const refusal = toGraphQLError({ code: "FORBIDDEN", message: "Introspection is available to staff tokens only" });
+            Object.assign(refusal.extensions, { http: { status: 403, headers: new Map<string, string>() } });
+            throw refusal;
           }
         },
       };
