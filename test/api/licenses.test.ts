@@ -239,6 +239,14 @@ describe("rate limits on failed activations", () => {
     expect(errorCodes(await attempt(generateLicenseKey(), "192.0.2.11"))).toEqual(["LICENSE_NOT_FOUND"]);
   });
 
+  it("64 simultaneous wrong guesses from one address: exactly the limit are evaluated, the rest get 429", async () => {
+    const answers = await Promise.all(Array.from({ length: 64 }, () => attempt(generateLicenseKey(), "192.0.2.64")));
+    const codes = answers.flatMap((answer) => errorCodes(answer));
+    expect(codes.filter((code) => code === "LICENSE_NOT_FOUND")).toHaveLength(5);
+    expect(codes.filter((code) => code === "TOO_MANY_REQUESTS")).toHaveLength(59);
+    expect(answers.filter((answer) => answer.status === 429)).toHaveLength(59);
+  });
+
   it("blocks one key guessed from many addresses", async () => {
     const key = generateLicenseKey();
     for (let address = 1; address <= 3; address += 1) expect(errorCodes(await attempt(key, `198.51.100.${address}`))).toEqual(["LICENSE_NOT_FOUND"]);

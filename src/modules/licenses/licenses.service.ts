@@ -118,29 +118,39 @@ export class LicensesService {
     return outcome;
   }
 
+  /**
+   * Failed guesses are limited per client address and per key. A request is evaluated only
+   * while its buckets are under their limits, and a failed guess is counted and checked in one
+   * statement (increment, then compare what it returns): however many guesses race, exactly
+   * the limit are answered as failed guesses and the rest TOO_MANY_REQUESTS. Successful
+   * activations are never counted, so a storm of real activations is never refused.
+   */
   private async activateOnce(clientAddress: string, rawKey: string, device: DeviceInput | null | undefined): Promise<Outcome<ActivationResult>> {
     const now = this.deps.now();
-    const addressBucket = `activation:address:${clientAddress}`;
-    const limited = await this.activationLimited(addressBucket, now, this.deps.config.licenses.activationFailuresPerAddressMax);
+    const limits = this.deps.config.licenses;
+    const addressBucket = { name: `activation:address:${clientAddress}`, max: limits.activationFailuresPerAddressMax };
+    const limited = await this.activationLimited(addressBucket.name, now, addressBucket.max);
     if (limited) return fail(limited);
     const key = normaliseLicenseKey(rawKey);
-    if (!key) {
-      await this.deps.activationFailures.hit(addressBucket, now);
-      return fail(invalidKey);
-    }
-    const keyBucket = `activation:key:${key}`;
-    const keyLimited = await this.activationLimited(keyBucket, now, this.deps.config.licenses.activationFailuresPerKeyMax);
+    if (!key) return this.failedGuess([addressBucket], now, invalidKey);
+    const keyBucket = { name: `activation:key:${key}`, max: limits.activationFailuresPerKeyMax };
+    const keyLimited = await this.activationLimited(keyBucket.name, now, keyBucket.max);
     if (keyLimited) return fail(keyLimited);
     const invalidDevice = device ? this.checkDevice(device) : undefined;
     if (invalidDevice) return fail(invalidDevice);
     const found = await this.deps.store.findByKey(this.deps.database, key);
-    if (!found) {
-      await Promise.all([this.deps.activationFailures.hit(addressBucket, now), this.deps.activationFailures.hit(keyBucket, now)]);
-      return fail(licenseNotFound);
-    }
+    if (!found) return this.failedGuess([addressBucket, keyBucket], now, licenseNotFound);
     return this.deps.customerSerializer.run(found.customerId, () =>
       this.deps.transactor.serializable((tx) => this.activateInTransaction(tx, found.id, device ?? null)),
     );
+  }
+
+  /** Counts a failed guess in each bucket; past any bucket's limit the answer is TOO_MANY_REQUESTS. */
+  private async failedGuess(buckets: { name: string; max: number }[], now: Date, failure: Failure): Promise<Outcome<never>> {
+    const counts = await Promise.all(buckets.map((bucket) => this.deps.activationFailures.hit(bucket.name, now)));
+    const over = buckets.find((bucket, index) => counts[index]! > bucket.max);
+    if (!over) return fail(failure);
+    return fail({ code: "TOO_MANY_REQUESTS", retryAfterSeconds: await this.deps.activationFailures.retryAfterSeconds(over.name, now) });
   }
 
   async deactivate(caller: Caller, rawKey: string, reason: string): Promise<Outcome<LicenseRecord>> {
