@@ -31,7 +31,7 @@ const environmentSchema = z
   .object({
     NODE_ENV: z.enum(["development", "production", "test"]).default("development"),
     PORT: int(0, 65_535).default(4000),
-    HOST: z.string().min(1).default("0.0.0.0"),
+    HOST: z.string().min(1).optional(),
     DATABASE_URL: z.string().url().optional(),
     DATABASE_POOL_SIZE: int(1, 100).default(10),
     DATABASE_LOCK_SESSIONS: int(1, 100).default(10),
@@ -132,6 +132,14 @@ const environmentSchema = z
     if (env.NODE_ENV === "production" && (!env.STRIPE_SECRET_KEY || !env.STRIPE_WEBHOOK_SECRET)) {
       context.addIssue({ code: "custom", path: ["STRIPE_SECRET_KEY"], message: "STRIPE_SECRET_KEY and STRIPE_WEBHOOK_SECRET are required in production" });
     }
+    if (env.NODE_ENV === "production") {
+      for (const name of ["AUTH_TOKEN_SECRET", "STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET", "METRICS_TOKEN"] as const) {
+        const value = env[name];
+        if (value !== undefined && Buffer.byteLength(value) < productionSecretMinBytes) {
+          context.addIssue({ code: "custom", path: [name], message: `must be at least ${productionSecretMinBytes} bytes in production` });
+        }
+      }
+    }
     const plans = planTableSchema.safeParse(parseJson(env.STRIPE_PLANS));
     if (!plans.success) {
       context.addIssue({ code: "custom", path: ["STRIPE_PLANS"], message: `invalid plan table: ${plans.error.issues.map((issue) => `${issue.path.join(".")} ${issue.message}`).join("; ")}` });
@@ -148,11 +156,40 @@ const environmentSchema = z
 
 type Environment = z.infer<typeof environmentSchema>;
 
+const productionSecretMinBytes = 32;
+
 // Development and tests sign tokens with a fixed secret so `npm start` works with no setup;
 // production refuses to start without its own (validated above).
 const developmentTokenSecret = "splice-development-token-secret-not-for-production";
 const developmentStripeSecretKey = "sk_test_splice_development";
 const developmentStripeWebhookSecret = "whsec_splice_development";
+
+/**
+ * What a non-production configuration leaves open, for the one line logged at start: the
+ * published development secrets, introspection and metrics for anyone, Stripe placeholders.
+ */
+export function openWithoutProduction(config: Config): string[] {
+  if (config.environment === "production") return [];
+  const open: string[] = [];
+  if (config.auth.tokenSecret === developmentTokenSecret) open.push("the published development token secret (anyone can mint staff tokens)");
+  if (config.graphql.introspection === "everyone") open.push("introspection for everyone");
+  if (!config.metrics.token) open.push("/metrics without a token");
+  if (config.stripe.secretKey === developmentStripeSecretKey || config.stripe.webhookSecret === developmentStripeWebhookSecret) {
+    open.push("Stripe placeholder credentials (checkout and webhooks will not work against Stripe)");
+  }
+  return open;
+}
+
+/** The secrets production must not take from this repository (see published-secrets.ts). */
+export function secretsOf(config: Config): Record<string, string | undefined> {
+  return {
+    AUTH_TOKEN_SECRET: config.auth.tokenSecret,
+    STRIPE_SECRET_KEY: config.stripe.secretKey,
+    STRIPE_WEBHOOK_SECRET: config.stripe.webhookSecret,
+    METRICS_TOKEN: config.metrics.token,
+    SMTP_URL: config.mail.smtpUrl,
+  };
+}
 
 function toPlans(table: z.infer<typeof planTableSchema>): Map<string, Plan> {
   return new Map(
@@ -268,7 +305,8 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
   const env = parsed.data;
   return {
     environment: env.NODE_ENV,
-    http: { port: env.PORT, host: env.HOST },
+    // Development answers on this machine only: its secrets are published in this repository.
+    http: { port: env.PORT, host: env.HOST ?? (env.NODE_ENV === "production" ? "0.0.0.0" : "127.0.0.1") },
     database: {
       url: env.DATABASE_URL,
       poolSize: env.DATABASE_POOL_SIZE,

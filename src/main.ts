@@ -2,17 +2,23 @@
 // SIGINT an orderly stop: stop accepting, drain requests, stop workers, close the database.
 import type { Server } from "node:http";
 import { buildApp } from "./app";
-import { ConfigError, loadConfig } from "./config";
+import { ConfigError, loadConfig, openWithoutProduction, secretsOf } from "./config";
 import { expirySweeper } from "./modules/credits/expiry-sweeper";
 import { closeDatabase, createDatabase } from "./platform/database";
 import { prepareDatabase } from "./platform/database-bootstrap";
 import { EmbeddedPostgresError } from "./platform/embedded-postgres";
+import { publishedSecretNames } from "./platform/published-secrets";
 import { createLogger } from "./platform/logger";
 import { createServices } from "./services";
 
 async function main(): Promise<void> {
   const config = loadConfig();
+  if (config.environment === "production") {
+    const published = publishedSecretNames(secretsOf(config));
+    if (published.length > 0) throw new ConfigError(`invalid configuration: ${published.join(", ")} appear${published.length === 1 ? "s" : ""} in this repository; production needs secrets of its own`);
+  }
   const logger = createLogger(config);
+  const open = openWithoutProduction(config);
   const prepared = await prepareDatabase(config, logger);
   let stopping = false;
   // While stopping, PostgreSQL ending the last sessions is expected, not worth a warning.
@@ -32,7 +38,8 @@ async function main(): Promise<void> {
     }
     if (config.sweeper.enabled) sweeper.start();
     if (config.outbox.enabled) services.outboxWorker.start();
-    logger.info({ port: config.http.port }, `Splice API listening on http://localhost:${config.http.port}/graphql`);
+    logger.info({ host: config.http.host, port: config.http.port }, `Splice API listening on http://${config.http.host}:${config.http.port}/graphql`);
+    if (open.length > 0) logger.warn({ environment: config.environment, open }, `not production: ${open.join("; ")}`);
   });
 
   const stop = async (reason: string, exitCode = 0) => {

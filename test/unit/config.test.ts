@@ -1,10 +1,12 @@
-import { ConfigError, loadConfig } from "../../src/config";
+import crypto from "node:crypto";
+import { ConfigError, loadConfig, openWithoutProduction, secretsOf } from "../../src/config";
+import { publishedSecretNames } from "../../src/platform/published-secrets";
 
 const production = {
   NODE_ENV: "production",
   AUTH_TOKEN_SECRET: "a-production-secret-of-sufficient-length",
-  STRIPE_SECRET_KEY: "sk_live_something",
-  STRIPE_WEBHOOK_SECRET: "whsec_something",
+  STRIPE_SECRET_KEY: "sk_live_something-of-sufficient-length",
+  STRIPE_WEBHOOK_SECRET: "whsec_something-of-sufficient-length",
   SMTP_URL: "smtps://user:pass@smtp.example.com:465",
 };
 
@@ -24,6 +26,33 @@ describe("configuration", () => {
     const environment: Record<string, string> = { ...production };
     delete environment[name];
     expect(() => loadConfig(environment)).toThrow(ConfigError);
+  });
+
+  it.each(["AUTH_TOKEN_SECRET", "STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET", "METRICS_TOKEN"])("refuses a production %s shorter than 32 bytes", (name) => {
+    expect(() => loadConfig({ ...production, [name]: "x".repeat(31) })).toThrow(`${name}: must be at least 32 bytes in production`);
+    expect(() => loadConfig({ ...production, [name]: "x".repeat(32) })).not.toThrow();
+  });
+
+  it("binds 127.0.0.1 unless in production, and says what a development setup leaves open", () => {
+    expect(loadConfig({}).http.host).toBe("127.0.0.1");
+    expect(loadConfig(production).http.host).toBe("0.0.0.0");
+    expect(openWithoutProduction(loadConfig({}))).toEqual([
+      "the published development token secret (anyone can mint staff tokens)",
+      "introspection for everyone",
+      "/metrics without a token",
+      "Stripe placeholder credentials (checkout and webhooks will not work against Stripe)",
+    ]);
+    expect(openWithoutProduction(loadConfig(production))).toEqual([]);
+  });
+
+  it("finds secrets published in this repository, and no others", () => {
+    const config = loadConfig({});
+    expect(publishedSecretNames({ ...secretsOf(config), METRICS_TOKEN: crypto.randomBytes(32).toString("hex") }).sort()).toEqual([
+      "AUTH_TOKEN_SECRET",
+      "STRIPE_SECRET_KEY",
+      "STRIPE_WEBHOOK_SECRET",
+    ]);
+    expect(publishedSecretNames({ AUTH_TOKEN_SECRET: production.AUTH_TOKEN_SECRET })).toEqual(["AUTH_TOKEN_SECRET"]);
   });
 
   it("names every invalid variable", () => {

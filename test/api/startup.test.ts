@@ -1,5 +1,6 @@
-// The real entry point on a port another process holds: it says so and exits 1 at once,
-// instead of logging "listening" and serving nothing.
+// The real entry point refusing to start: on a port another process holds (it says so and
+// exits 1 at once, instead of logging "listening" and serving nothing), and in production with
+// secrets that anyone can read in this repository.
 import { spawn } from "node:child_process";
 import net from "node:net";
 import path from "node:path";
@@ -31,4 +32,24 @@ it("exits 1 with a clear message when its port is taken", async () => {
     holder.close();
     await dropDatabase(databaseUrl);
   }
+});
+
+it("refuses to start in production with secrets published in this repository, naming them", async () => {
+  const server = spawn(process.execPath, ["--import", "tsx", path.join(root, "src", "main.ts")], {
+    cwd: root,
+    env: {
+      ...process.env,
+      NODE_ENV: "production",
+      AUTH_TOKEN_SECRET: "splice-development-token-secret-not-for-production",
+      STRIPE_SECRET_KEY: `sk_live_${"a".repeat(40)}`,
+      STRIPE_WEBHOOK_SECRET: `whsec_${"b".repeat(40)}`,
+      SMTP_URL: "smtps://user:password@smtp.example.com:465",
+      DATABASE_URL: "postgresql://nobody@127.0.0.1:1/none",
+    },
+  });
+  let output = "";
+  server.stderr!.on("data", (chunk) => (output += chunk));
+  const exitCode = await new Promise<number | null>((resolve) => server.on("exit", (code) => resolve(code)));
+  expect(exitCode).toBe(1);
+  expect(output).toContain("AUTH_TOKEN_SECRET, SMTP_URL appear in this repository; production needs secrets of its own");
 });
