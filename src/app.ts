@@ -112,7 +112,7 @@ export async function buildApp(deps: AppDependencies): Promise<App> {
   app.use(
     "/graphql",
     cors({ origin: config.dashboard.origins, methods: ["GET", "POST"], allowedHeaders: ["content-type", "authorization", "x-request-id", "apollo-require-preflight"], maxAge: 600 }),
-    playgroundMiddleware(),
+    playgroundMiddleware(config.consoleEnabled),
     express.json({ limit: graphqlBodyLimit }),
     expressMiddleware(apollo, {
       context: async ({ req, res }) => {

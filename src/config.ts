@@ -118,6 +118,7 @@ const environmentSchema = z
     RESEND_LICENSE_PER_HOUR_MAX: int(1, 1000).default(5),
     CHECKOUT_PER_HOUR_MAX: int(1, 10_000).default(30),
     SHUTDOWN_TIMEOUT_MS: int(100, 120_000).default(10_000),
+    CONSOLE_ENABLED: flag.default(true),
   })
   .superRefine((env, context) => {
     if (env.NODE_ENV === "production" && !env.AUTH_TOKEN_SECRET) {
@@ -291,6 +292,8 @@ export interface Config {
   };
   dashboard: { origins: string[]; urlMaxLength: number };
   shutdownTimeoutMs: number;
+  /** Whether GET /graphql serves the staff console to browsers. */
+  consoleEnabled: boolean;
 }
 
 export class ConfigError extends Error {}
@@ -394,5 +397,6 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
       urlMaxLength: env.CHECKOUT_URL_MAX_LENGTH,
     },
     shutdownTimeoutMs: env.SHUTDOWN_TIMEOUT_MS,
+    consoleEnabled: env.CONSOLE_ENABLED,
   };
 }
