@@ -3,6 +3,8 @@ module.exports = {
   testEnvironment: "node",
   roots: ["<rootDir>/test"],
   testMatch: ["**/*.test.ts"],
+  // SPLICE_SKIP_BROWSER_TEST=1 leaves the console's browser test out (no Chromium on this machine).
+  testPathIgnorePatterns: process.env.SPLICE_SKIP_BROWSER_TEST === "1" ? ["/node_modules/", "<rootDir>/test/e2e/"] : ["/node_modules/"],
   transform: {
     "^.+\\.ts$": ["@swc/jest", { jsc: { parser: { syntax: "typescript" }, target: "es2022" }, module: { type: "commonjs" } }],
   },

@@ -133,7 +133,7 @@ async function main(): Promise<void> {
       // 64 clients on one customer hold up to 64 reservations at once; the default limit is 50.
       ACTIVE_RESERVATIONS_PER_CUSTOMER_MAX: "100" };
     const config = loadConfig(environment);
-    server = spawn(process.execPath, [require.resolve("tsx/cli"), path.join(root, "src", "main.ts")], { env: environment, stdio: "inherit" });
+    server = spawn(process.execPath, ["--import", "tsx", path.join(root, "src", "main.ts")], { cwd: root, env: environment, stdio: "inherit" });
     await waitForReady(server);
 
     const staff = mintSignedToken(config.auth.tokenSecret, "staff", "bench", 3600);

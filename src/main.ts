@@ -66,7 +66,7 @@ async function main(): Promise<void> {
   };
   process.on("SIGTERM", (signal) => void stop(signal));
   process.on("SIGINT", (signal) => void stop(signal));
-  stopWhenOrphaned(() => void stop("the npm process that started the server exited"));
+  stopWhenOrphaned(() => void stop("the npm process that started the server is gone"));
 }
 
 /** What a dropped connection's error says, without the client object pg attaches to it. */
@@ -78,9 +78,9 @@ function describeConnectionError(error: Error): { message: string; code?: string
 const parentPollIntervalMs = 500;
 
 /**
- * Under `npm start` npm is the parent, and npm does not pass a SIGTERM sent to it on to the
- * server: it exits and leaves the server running. A server whose parent changed stops as if
- * it had been signalled.
+ * Under `npm start` npm is the parent. npm 11 passes SIGINT and SIGTERM on, but when npm itself
+ * is killed (kill -9, an out-of-memory kill) the server would run on as an orphan holding the
+ * port and the database: a server whose parent changed stops as if it had been signalled.
  */
 function stopWhenOrphaned(stop: () => void): void {
   if (!process.env.npm_lifecycle_event) return;

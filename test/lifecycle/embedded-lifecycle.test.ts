@@ -142,6 +142,22 @@ it(
 );
 
 it(
+  "kill -9 of the npm process: the server notices it is orphaned and stops cleanly, PostgreSQL too",
+  async () => {
+    const npm = await start("npm");
+    const pid = postmasterPid();
+    npm.child.kill("SIGKILL");
+    await npm.exited;
+    const deadline = Date.now() + 15_000;
+    while (isAlive(pid) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(isAlive(pid)).toBe(false);
+    expect(await fetch(`http://127.0.0.1:${npm.port}/healthz`).then(() => "answered", () => "refused")).toBe("refused");
+    expect(fs.existsSync(path.join(dataDirectory, "splice-owner.pid"))).toBe(false);
+  },
+  lifecycleTimeoutMs,
+);
+
+it(
   "after kill -9 of the server, the next start stops the PostgreSQL it left behind and serves",
   async () => {
     const crashed = await start("node");
