@@ -181,6 +181,9 @@ export function openWithoutProduction(config: Config): string[] {
   return open;
 }
 
+/** The development defaults: published here, refused in production even where the repository's files are not deployed. */
+export const developmentSecrets: readonly string[] = [developmentTokenSecret, developmentStripeSecretKey, developmentStripeWebhookSecret];
+
 /** The secrets production must not take from this repository (see published-secrets.ts). */
 export function secretsOf(config: Config): Record<string, string | undefined> {
   return {

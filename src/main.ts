@@ -1,72 +1,84 @@
-// `npm start`: configuration, database, HTTP server, background workers; and on SIGTERM or
-// SIGINT an orderly stop: stop accepting, drain requests, stop workers, close the database.
+// `npm start`: configuration, database, HTTP server, background workers, each registered with
+// the Lifecycle as it comes up; on SIGTERM or SIGINT (or when npm is gone) an orderly stop:
+// stop accepting, answer requests in flight, stop workers, close the pools, stop PostgreSQL.
 import type { Server } from "node:http";
-import { buildApp } from "./app";
-import { ConfigError, loadConfig, openWithoutProduction, secretsOf } from "./config";
+import { buildApp, type App } from "./app";
+import { ConfigError, developmentSecrets, loadConfig, openWithoutProduction, secretsOf, type Config } from "./config";
 import { expirySweeper } from "./modules/credits/expiry-sweeper";
 import { closeDatabase, createDatabase } from "./platform/database";
 import { prepareDatabase } from "./platform/database-bootstrap";
 import { EmbeddedPostgresError } from "./platform/embedded-postgres";
-import { publishedSecretNames } from "./platform/published-secrets";
+import { Lifecycle } from "./platform/lifecycle";
 import { createLogger } from "./platform/logger";
+import { publishedSecretNames } from "./platform/published-secrets";
 import { createServices } from "./services";
+
+let lifecycle: Lifecycle | undefined;
 
 async function main(): Promise<void> {
   const config = loadConfig();
-  if (config.environment === "production") {
-    const published = publishedSecretNames(secretsOf(config));
-    if (published.length > 0) throw new ConfigError(`invalid configuration: ${published.join(", ")} appear${published.length === 1 ? "s" : ""} in this repository; production needs secrets of its own`);
-  }
+  refusePublishedSecrets(config);
   const logger = createLogger(config);
-  const open = openWithoutProduction(config);
+  const owner = new Lifecycle(logger, config.shutdownTimeoutMs);
+  lifecycle = owner;
+  process.on("SIGTERM", (signal) => owner.requestStop(signal));
+  process.on("SIGINT", (signal) => owner.requestStop(signal));
+  stopWhenOrphaned(() => owner.requestStop("the npm process that started the server is gone"));
+
   const prepared = await prepareDatabase(config, logger);
-  let stopping = false;
+  owner.own("PostgreSQL", () => prepared.stop(), () => prepared.stopNow());
   // While stopping, PostgreSQL ending the last sessions is expected, not worth a warning.
   const database = createDatabase(prepared.url, config.database.poolSize, config.transactions.maxWaitMs, (error) => {
-    if (!stopping) logger.warn({ error: describeConnectionError(error) }, "a database connection was lost; the pool opens another when needed");
+    if (!owner.isStopping) logger.warn({ error: describeConnectionError(error) }, "a database connection was lost; the pool opens another when needed");
   });
+  owner.own("database pool", () => closeDatabase(database));
   const services = createServices(config, prepared.url, database, logger);
-  const app = await buildApp({ config, database, services, logger });
+  owner.own("customer lock sessions", () => services.customerSerializer.close());
+  owner.own("mailer", () => services.mailer.close());
+  owner.own("outbox worker", () => services.outboxWorker.stop());
   const sweeper = expirySweeper(services.credits, config.sweeper.intervalMs, logger);
+  owner.own("expiry sweeper", () => sweeper.stop());
+  const app = await buildApp({ config, database, services, logger });
+  owner.own("GraphQL server", () => app.apollo.stop());
+  const server = await listen(app, config);
+  owner.own("HTTP server", () => closeHttpServer(server));
 
-  const server: Server = app.express.listen(config.http.port, config.http.host, (error?: Error) => {
-    if (error) {
-      // Express 5 hands listen errors (port taken, no permission) to this callback.
-      process.stderr.write(`Splice API could not listen on ${config.http.host}:${config.http.port}: ${error.message}\n`);
-      void stop("listen error", 1);
-      return;
-    }
-    if (config.sweeper.enabled) sweeper.start();
-    if (config.outbox.enabled) services.outboxWorker.start();
-    logger.info({ host: config.http.host, port: config.http.port }, `Splice API listening on http://${config.http.host}:${config.http.port}/graphql`);
-    if (open.length > 0) logger.warn({ environment: config.environment, open }, `not production: ${open.join("; ")}`);
+  if (config.sweeper.enabled) sweeper.start();
+  if (config.outbox.enabled) services.outboxWorker.start();
+  logger.info({ host: config.http.host, port: config.http.port }, `Splice API listening on http://${config.http.host}:${config.http.port}/graphql`);
+  const open = openWithoutProduction(config);
+  if (open.length > 0) logger.warn({ environment: config.environment, open }, `not production: ${open.join("; ")}`);
+  owner.markStarted();
+}
+
+function refusePublishedSecrets(config: Config): void {
+  if (config.environment !== "production") return;
+  const secrets = secretsOf(config);
+  const defaults = Object.keys(secrets).filter((name) => developmentSecrets.includes(secrets[name] ?? ""));
+  const published = [...new Set([...defaults, ...publishedSecretNames(secrets)])].sort();
+  if (published.length === 0) return;
+  throw new ConfigError(`invalid configuration: ${published.join(", ")} appear${published.length === 1 ? "s" : ""} in this repository; production needs secrets of its own`);
+}
+
+class ListenError extends Error {
+  override readonly name = "ListenError";
+}
+
+/** Express 5 hands listen errors (port taken, no permission) to the callback. */
+function listen(app: App, config: Config): Promise<Server> {
+  return new Promise((resolve, reject) => {
+    const server: Server = app.express.listen(config.http.port, config.http.host, (error?: Error) => {
+      if (error) reject(new ListenError(`could not listen on ${config.http.host}:${config.http.port}: ${error.message}`));
+      else resolve(server);
+    });
   });
+}
 
-  const stop = async (reason: string, exitCode = 0) => {
-    if (stopping) return;
-    stopping = true;
-    logger.info({ reason }, "shutting down");
-    const deadline = setTimeout(() => {
-      logger.error("shutdown timed out; exiting");
-      process.exit(1);
-    }, config.shutdownTimeoutMs);
-    deadline.unref();
-    const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-    server.closeIdleConnections();
-    await closed;
-    await app.apollo.stop();
-    await sweeper.stop();
-    await services.outboxWorker.stop();
-    services.mailer.close();
-    await services.customerSerializer.close();
-    await closeDatabase(database);
-    await prepared.stop();
-    logger.info("stopped");
-    process.exit(exitCode);
-  };
-  process.on("SIGTERM", (signal) => void stop(signal));
-  process.on("SIGINT", (signal) => void stop(signal));
-  stopWhenOrphaned(() => void stop("the npm process that started the server is gone"));
+/** Stops accepting, lets requests in flight finish, closes idle keep-alive connections. */
+async function closeHttpServer(server: Server): Promise<void> {
+  const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+  server.closeIdleConnections();
+  await closed;
 }
 
 /** What a dropped connection's error says, without the client object pg attaches to it. */
@@ -93,8 +105,10 @@ function stopWhenOrphaned(stop: () => void): void {
   timer.unref();
 }
 
-main().catch((error: unknown) => {
-  const expected = error instanceof ConfigError || error instanceof EmbeddedPostgresError;
+main().catch(async (error: unknown) => {
+  // Whatever was started before the failure (PostgreSQL above all) is stopped before exiting.
+  await lifecycle?.closeAll();
+  const expected = error instanceof ConfigError || error instanceof EmbeddedPostgresError || error instanceof ListenError;
   const message = expected ? error.message : error instanceof Error ? error.stack : String(error);
   process.stderr.write(`Splice API failed to start: ${message}\n`);
   process.exit(1);

@@ -9,6 +9,8 @@ export interface PreparedDatabase {
   url: string;
   /** Stops the embedded PostgreSQL; nothing for an external one. */
   stop(): Promise<void>;
+  /** The same, at once and synchronously, for a process that must exit now. */
+  stopNow(): void;
 }
 
 const embeddedCredentials = { user: "splice", password: "splice" };
@@ -17,7 +19,7 @@ export async function prepareDatabase(config: Config, logger: Logger): Promise<P
   if (config.database.url) {
     await migrateDatabase(config.database.url);
     logger.info("migrations applied to the database at DATABASE_URL");
-    return { url: config.database.url, stop: async () => undefined };
+    return { url: config.database.url, stop: async () => undefined, stopNow: () => undefined };
   }
   const { directory, port, databaseName } = config.database.embedded;
   const cluster = await startEmbeddedPostgres({
@@ -28,8 +30,13 @@ export async function prepareDatabase(config: Config, logger: Logger): Promise<P
     onNotice: (message) => logger.warn({ directory }, message),
   });
   const url = cluster.urlFor(databaseName);
-  await createDatabase(url);
-  await migrateDatabase(url);
+  try {
+    await createDatabase(url);
+    await migrateDatabase(url);
+  } catch (error) {
+    await cluster.stop();
+    throw error;
+  }
   logger.info({ directory, port, database: databaseName }, "embedded PostgreSQL started and migrated");
-  return { url, stop: () => cluster.stop() };
+  return { url, stop: () => cluster.stop(), stopNow: () => cluster.stopNow() };
 }

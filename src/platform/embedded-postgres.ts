@@ -31,6 +31,8 @@ export interface RunningPostgres {
   /** Connection URL for the given database on this cluster. */
   urlFor(databaseName: string): string;
   stop(): Promise<void>;
+  /** Synchronous, for a process about to exit without waiting. */
+  stopNow(): void;
 }
 
 export class EmbeddedPostgresError extends Error {
@@ -43,7 +45,6 @@ export interface Binaries {
 }
 
 const readyLine = "database system is ready to accept connections";
-const ownerFileName = "splice-owner.pid";
 const startTimeoutMs = 60_000;
 const orphanStopTimeoutMs = 15_000;
 const pollIntervalMs = 50;
@@ -114,6 +115,31 @@ function readPid(file: string): number | undefined {
   }
 }
 
+/** A process's command line, or undefined where /proc cannot tell (gone, or not Linux). */
+function commandLineOf(pid: number): string[] | undefined {
+  try {
+    return fs.readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0");
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Whether `pid` is still the process that wrote the owner file: alive and a Node.js process.
+ * A pid reused by something else after a reboot does not count.
+ */
+function isOwnerProcess(pid: number): boolean {
+  if (pid === process.pid || !isAlive(pid)) return false;
+  const commandLine = commandLineOf(pid);
+  return commandLine === undefined || commandLine.some((part) => /node/.test(path.basename(part)));
+}
+
+/** Whether `pid` is a PostgreSQL server on this data directory (as this module starts them). */
+function isPostmasterOf(pid: number, dataDirectory: string): boolean {
+  const commandLine = commandLineOf(pid);
+  return commandLine !== undefined && path.basename(commandLine[0] ?? "") === "postgres" && commandLine.includes(dataDirectory);
+}
+
 async function waitUntilGone(pid: number, timeoutMs: number): Promise<boolean> {
   const deadline = Date.now() + timeoutMs;
   while (isAlive(pid)) {
@@ -123,35 +149,58 @@ async function waitUntilGone(pid: number, timeoutMs: number): Promise<boolean> {
   return true;
 }
 
+/** Beside the data directory (initdb wants it empty): the pid of the process that owns it. */
+const ownerFileOf = (dataDirectory: string) => `${dataDirectory}.owner`;
+
 /**
- * Makes this process the data directory's owner. Another live owner is refused by name; a
- * PostgreSQL whose owner died (kill -9 of `npm start`) is shut down first.
+ * Makes this process the data directory's owner, atomically (the file is created only if it
+ * does not exist). A live owner is refused by name; a dead owner's file is taken over. Returns
+ * the release, which removes the file only while it is still ours.
  */
-async function takeOwnership(dataDirectory: string, onNotice?: (message: string) => void): Promise<void> {
-  const ownerFile = path.join(dataDirectory, ownerFileName);
-  const owner = readPid(ownerFile);
-  if (owner !== undefined && owner !== process.pid && isAlive(owner)) {
-    throw new EmbeddedPostgresError(
-      `the embedded database in ${dataDirectory} is in use by process ${owner} (another \`npm start\`, \`npm test\` or \`npm run audit\`). ` +
-        "Stop it, or reach its PostgreSQL with DATABASE_URL (for `npm start`'s: postgresql://splice:splice@127.0.0.1:54329/splice).",
-    );
-  }
-  const postmaster = readPid(path.join(dataDirectory, "postmaster.pid"));
-  if (postmaster !== undefined && isAlive(postmaster)) {
-    onNotice?.(`stopping PostgreSQL (pid ${postmaster}) left running by a process that died (pid ${owner ?? "unknown"})`);
-    process.kill(postmaster, "SIGINT");
-    if (!(await waitUntilGone(postmaster, orphanStopTimeoutMs))) {
-      throw new EmbeddedPostgresError(`PostgreSQL pid ${postmaster} (data in ${dataDirectory}) did not stop within ${orphanStopTimeoutMs} ms; stop it by hand`);
+function takeOwnership(dataDirectory: string): () => void {
+  const ownerFile = ownerFileOf(dataDirectory);
+  for (let attempt = 1; attempt <= 2; attempt += 1) {
+    try {
+      fs.writeFileSync(ownerFile, `${process.pid}\n`, { flag: "wx" });
+      return () => {
+        if (readPid(ownerFile) === process.pid) fs.rmSync(ownerFile, { force: true });
+      };
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
+      const owner = readPid(ownerFile);
+      if (owner !== undefined && isOwnerProcess(owner)) {
+        throw new EmbeddedPostgresError(
+          `the embedded database in ${dataDirectory} is in use by process ${owner} (another \`npm start\`, \`npm test\` or \`npm run audit\`). ` +
+            "Stop it, or reach its PostgreSQL with DATABASE_URL (for `npm start`'s: postgresql://splice:splice@127.0.0.1:54329/splice).",
+        );
+      }
+      fs.rmSync(ownerFile, { force: true });
     }
   }
-  fs.writeFileSync(ownerFile, `${process.pid}\n`);
+  throw new EmbeddedPostgresError(`could not take ${ownerFile}: another process started on ${dataDirectory} at the same moment`);
+}
+
+/** A PostgreSQL left running on this data directory by an owner that died (kill -9) is shut down. */
+async function stopLeftBehind(dataDirectory: string, onNotice?: (message: string) => void): Promise<void> {
+  const postmaster = readPid(path.join(dataDirectory, "postmaster.pid"));
+  if (postmaster === undefined || !isPostmasterOf(postmaster, dataDirectory)) return;
+  onNotice?.(`stopping PostgreSQL (pid ${postmaster}) left running on ${dataDirectory} by a process that died`);
+  try {
+    process.kill(postmaster, "SIGINT");
+  } catch (error) {
+    throw new EmbeddedPostgresError(`PostgreSQL pid ${postmaster} still runs on ${dataDirectory} and cannot be stopped by this user (${(error as Error).message}); stop it by hand`);
+  }
+  if (!(await waitUntilGone(postmaster, orphanStopTimeoutMs))) {
+    throw new EmbeddedPostgresError(`PostgreSQL pid ${postmaster} (data in ${dataDirectory}) did not stop within ${orphanStopTimeoutMs} ms; stop it by hand`);
+  }
 }
 
 async function initialise(bins: Binaries, options: EmbeddedPostgresOptions, dataDirectory: string, user: { uid: number; gid: number } | undefined): Promise<void> {
   fs.mkdirSync(dataDirectory, { recursive: true, mode: 0o700 });
   if (user) fs.chownSync(dataDirectory, user.uid, user.gid);
   const passwordFile = path.join(os.tmpdir(), `splice-pg-password-${crypto.randomBytes(6).toString("hex")}`);
-  fs.writeFileSync(passwordFile, `${options.password}\n`, { mode: 0o644 });
+  fs.writeFileSync(passwordFile, `${options.password}\n`, { mode: 0o600 });
+  if (user) fs.chownSync(passwordFile, user.uid, user.gid);
   try {
     await execFileAsync(
       bins.initdb,
@@ -212,14 +261,15 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
     letPostgresUserTraverse(bins.postgres, options.onNotice);
     letPostgresUserTraverse(dataDirectory, options.onNotice);
   }
-  // initdb refuses a non-empty directory: initialise only a cluster that does not exist yet.
-  if (!fs.existsSync(path.join(dataDirectory, "PG_VERSION"))) await initialise(bins, options, dataDirectory, user);
-  await takeOwnership(dataDirectory, options.onNotice);
+  const releaseOwnership = takeOwnership(dataDirectory);
   let child: ChildProcess;
   try {
+    await stopLeftBehind(dataDirectory, options.onNotice);
+    // initdb refuses a non-empty directory: initialise only a cluster that does not exist yet.
+    if (!fs.existsSync(path.join(dataDirectory, "PG_VERSION"))) await initialise(bins, options, dataDirectory, user);
     child = await launch(bins, options, dataDirectory, user);
   } catch (error) {
-    fs.rmSync(path.join(dataDirectory, ownerFileName), { force: true });
+    releaseOwnership();
     throw error;
   }
   const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
@@ -231,7 +281,12 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
       // SIGINT: PostgreSQL's fast shutdown (sessions end, a checkpoint is written).
       if (child.exitCode === null && child.signalCode === null) child.kill("SIGINT");
       await exited;
-      fs.rmSync(path.join(dataDirectory, ownerFileName), { force: true });
+      releaseOwnership();
+    },
+    stopNow() {
+      // SIGQUIT: immediate shutdown, for a process that must exit now; recovery runs at next start.
+      if (child.exitCode === null && child.signalCode === null) child.kill("SIGQUIT");
+      releaseOwnership();
     },
   };
 }

@@ -125,7 +125,7 @@ export function httpStatusPlugin(): ApolloServerPlugin {
   return {
     async requestDidStart() {
       return {
-        async willSendResponse({ response }) {
+        async willSendResponse({ response, operation }) {
           if (response.body.kind !== "single") return;
           const result = response.body.singleResult;
           const errors = result.errors ?? [];
@@ -134,11 +134,12 @@ export function httpStatusPlugin(): ApolloServerPlugin {
           const code = [...codes][0] as ErrorCode;
           const status = httpStatusByCode[code];
           if (status === undefined) return;
-          // GraphQL over HTTP: a response that carries data is 2xx. During an outage partial
-          // data is not worth keeping, so it is dropped and the answer is a plain 503; other
-          // refusals that came with data (one field of several) stay 200.
+          // GraphQL over HTTP: a response that carries data is 2xx. During an outage a query's
+          // partial data is not worth keeping, so it is dropped and the answer is a plain 503.
+          // A mutation's data is kept (and the answer stays 200): fields that did commit must
+          // not look failed, or a client retrying the whole document would apply them twice.
           const hasData = result.data !== null && result.data !== undefined;
-          if (hasData && code !== "SERVICE_UNAVAILABLE") return;
+          if (hasData && (code !== "SERVICE_UNAVAILABLE" || operation?.operation === "mutation")) return;
           if (hasData) result.data = null;
           response.http.status = status;
           const retryAfterSeconds = Math.max(0, ...errors.map((error) => Number(error.extensions?.retryAfterSeconds ?? 0)));

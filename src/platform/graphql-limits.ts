@@ -48,9 +48,13 @@ function maxAliasesRule(maxAliases: number) {
 // refuses NUL in text, and none of them belongs in an email, a name, a key or a note.
 const controlCharacters = /[\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F]/;
 
+const variableDepthMax = 32;
+
+/** Past variableDepthMax the answer is yes: what cannot be checked is refused. */
 function containsControlCharacter(value: unknown, depth = 0): boolean {
   if (typeof value === "string") return controlCharacters.test(value);
-  if (depth > 32 || value === null || typeof value !== "object") return false;
+  if (value === null || typeof value !== "object") return false;
+  if (depth > variableDepthMax) return true;
   return Object.values(value).some((nested) => containsControlCharacter(nested, depth + 1));
 }
 

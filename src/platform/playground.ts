@@ -73,12 +73,17 @@ export function playgroundMiddleware(enabled: boolean) {
       next();
       return;
     }
-    assets ??= buildAssets();
+    // A failed build is not kept: the next request tries again.
+    assets ??= buildAssets().catch((error: unknown) => {
+      assets = undefined;
+      throw error;
+    });
     const { etag, gzipped, plain } = await assets;
     response.setHeader("Content-Security-Policy", contentSecurityPolicy);
     response.setHeader("ETag", etag);
     response.setHeader("Cache-Control", "no-cache");
-    response.setHeader("Vary", "Accept-Encoding");
+    // The same URL answers JSON to API clients: caches must key on Accept as well.
+    response.setHeader("Vary", "Accept, Accept-Encoding");
     if (request.header("if-none-match") === etag) {
       response.status(304).end();
       return;

@@ -25,7 +25,7 @@ it("exits 1 with a clear message when its port is taken", async () => {
     server.stderr!.on("data", (chunk) => (output += chunk));
     const exitCode = await new Promise<number | null>((resolve) => server.on("exit", (code) => resolve(code)));
     expect(exitCode).toBe(1);
-    expect(output).toContain(`Splice API could not listen on 127.0.0.1:${port}`);
+    expect(output).toContain(`Splice API failed to start: could not listen on 127.0.0.1:${port}`);
     expect(output).toContain("EADDRINUSE");
     expect(output).not.toContain("Splice API listening");
   } finally {

@@ -74,6 +74,14 @@ function postmasterPid(): number | undefined {
   }
 }
 
+const ownerPid = () => Number(fs.readFileSync(`${dataDirectory}.owner`, "utf8"));
+
+/** Waits until every given process is gone (at most 15 s). */
+async function waitUntilGone(...pids: (number | undefined)[]): Promise<void> {
+  const deadline = Date.now() + 15_000;
+  while (pids.some(isAlive) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 100));
+}
+
 function isAlive(pid: number | undefined): boolean {
   if (pid === undefined) return false;
   try {
@@ -130,12 +138,13 @@ it(
   async () => {
     const npm = await start("npm");
     const pid = postmasterPid();
+    const serverPid = ownerPid();
     expect(isAlive(pid)).toBe(true);
     npm.child.kill("SIGTERM");
-    await npm.exited;
-    const deadline = Date.now() + 15_000;
-    while (isAlive(pid) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 100));
+    await waitUntilGone(serverPid, pid);
+    expect(isAlive(serverPid)).toBe(false);
     expect(isAlive(pid)).toBe(false);
+    expect(npm.output()).toContain('"msg":"stopped"');
     expect(await fetch(`http://127.0.0.1:${npm.port}/healthz`).then(() => "answered", () => "refused")).toBe("refused");
   },
   lifecycleTimeoutMs,
@@ -146,13 +155,14 @@ it(
   async () => {
     const npm = await start("npm");
     const pid = postmasterPid();
+    const serverPid = ownerPid();
     npm.child.kill("SIGKILL");
-    await npm.exited;
-    const deadline = Date.now() + 15_000;
-    while (isAlive(pid) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 100));
+    await waitUntilGone(serverPid, pid);
+    expect(isAlive(serverPid)).toBe(false);
     expect(isAlive(pid)).toBe(false);
+    expect(npm.output()).toContain('"msg":"stopped"');
     expect(await fetch(`http://127.0.0.1:${npm.port}/healthz`).then(() => "answered", () => "refused")).toBe("refused");
-    expect(fs.existsSync(path.join(dataDirectory, "splice-owner.pid"))).toBe(false);
+    expect(fs.existsSync(`${dataDirectory}.owner`)).toBe(false);
   },
   lifecycleTimeoutMs,
 );
@@ -166,7 +176,7 @@ it(
     await crashed.exited;
     expect(isAlive(leftBehind)).toBe(true);
     const restarted = await start("node");
-    expect(restarted.output()).toContain(`stopping PostgreSQL (pid ${leftBehind}) left running by a process that died (pid ${crashed.child.pid})`);
+    expect(restarted.output()).toContain(`stopping PostgreSQL (pid ${leftBehind}) left running on ${dataDirectory} by a process that died`);
     expect(isAlive(leftBehind)).toBe(false);
     expect((await post(restarted.port, staffToken, "{ __typename }")).status).toBe(200);
     restarted.child.kill("SIGTERM");

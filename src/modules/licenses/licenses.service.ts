@@ -119,11 +119,13 @@ export class LicensesService {
   }
 
   /**
-   * Failed guesses are limited per client address and per key. A request is evaluated only
-   * while its buckets are under their limits, and a failed guess is counted and checked in one
-   * statement (increment, then compare what it returns): however many guesses race, exactly
-   * the limit are answered as failed guesses and the rest TOO_MANY_REQUESTS. Successful
-   * activations are never counted, so a storm of real activations is never refused.
+   * Failed guesses are limited per client address and per key. A request whose buckets are
+   * already at their limits is refused before anything is looked up. A failed guess is counted
+   * and checked in one statement (increment, then compare what it returns), so however many
+   * guesses race, exactly the limit are answered as failed guesses and the rest
+   * TOO_MANY_REQUESTS. Requests that race past the first check are still looked up: a correct
+   * key among them activates. Successful activations are never counted, so a storm of real
+   * activations is never refused.
    */
   private async activateOnce(clientAddress: string, rawKey: string, device: DeviceInput | null | undefined): Promise<Outcome<ActivationResult>> {
     const now = this.deps.now();
