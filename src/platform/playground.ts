@@ -57,7 +57,7 @@ interface ConsoleAssets {
 async function buildAssets(): Promise<ConsoleAssets> {
   const plain = Buffer.from(playgroundPage());
   const gzipped = await gzip(plain, { level: zlib.constants.Z_BEST_COMPRESSION });
-  return { etag: `"${crypto.createHash("sha256").update(plain).digest("base64url").slice(0, 27)}"`, gzipped, plain };
+  return { etag: crypto.createHash("sha256").update(plain).digest("base64url").slice(0, 27), gzipped, plain };
 }
 
 // The page's scripts and styles are inline: a policy for this page alone allows them and
@@ -79,21 +79,20 @@ export function playgroundMiddleware(enabled: boolean) {
       throw error;
     });
     const { etag, gzipped, plain } = await assets;
+    // Each encoding is its own representation, with its own strong ETag.
+    const compressed = request.acceptsEncodings("gzip") === "gzip";
+    const representationTag = compressed ? `"${etag}-gzip"` : `"${etag}"`;
     response.setHeader("Content-Security-Policy", contentSecurityPolicy);
-    response.setHeader("ETag", etag);
+    response.setHeader("ETag", representationTag);
     response.setHeader("Cache-Control", "no-cache");
     // The same URL answers JSON to API clients: caches must key on Accept as well.
     response.setHeader("Vary", "Accept, Accept-Encoding");
-    if (request.header("if-none-match") === etag) {
+    if (request.header("if-none-match") === representationTag) {
       response.status(304).end();
       return;
     }
     response.type("html");
-    if (request.acceptsEncodings("gzip") === "gzip") {
-      response.setHeader("Content-Encoding", "gzip");
-      response.end(gzipped);
-    } else {
-      response.end(plain);
-    }
+    if (compressed) response.setHeader("Content-Encoding", "gzip");
+    response.end(compressed ? gzipped : plain);
   };
 }

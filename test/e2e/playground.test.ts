@@ -38,7 +38,7 @@ it("serves a self-contained console to browsers and the API to everyone else", a
   expect(await api.json()).toEqual({ data: { __typename: "Query" } });
 });
 
-it("sends the page compressed, with an ETag that answers 304, built once", async () => {
+it("sends the page compressed, with an ETag per encoding that answers 304", async () => {
   const first = await fetch(`${server.baseUrl}/graphql`, { headers: { accept: "text/html", "accept-encoding": "gzip" } });
   expect(first.status).toBe(200);
   expect(first.headers.get("content-encoding")).toBe("gzip");
@@ -46,8 +46,13 @@ it("sends the page compressed, with an ETag that answers 304, built once", async
   expect((await first.text()).length).toBeGreaterThan(3 * compressedBytes);
   const etag = first.headers.get("etag")!;
   expect(etag).toMatch(/^"[\w-]+"$/);
-  const again = await fetch(`${server.baseUrl}/graphql`, { headers: { accept: "text/html", "if-none-match": etag } });
+  const again = await fetch(`${server.baseUrl}/graphql`, { headers: { accept: "text/html", "accept-encoding": "gzip", "if-none-match": etag } });
   expect(again.status).toBe(304);
+  const plain = await fetch(`${server.baseUrl}/graphql`, { headers: { accept: "text/html", "accept-encoding": "identity", "if-none-match": etag } });
+  expect(plain.status).toBe(200);
+  expect(plain.headers.get("content-encoding")).toBeNull();
+  expect(plain.headers.get("etag")).not.toBe(etag);
+  await plain.arrayBuffer();
 });
 
 it("can be switched off (CONSOLE_ENABLED=false): browsers then reach the API", async () => {

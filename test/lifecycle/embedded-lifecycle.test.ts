@@ -8,7 +8,7 @@ import path from "node:path";
 import pg from "pg";
 import { loadConfig } from "../../src/config";
 import { mintSignedToken } from "../../src/platform/auth";
-import { embeddedTestPort } from "../support/test-database";
+import { freePort } from "../support/test-database";
 
 const root = path.resolve(__dirname, "..", "..");
 const lifecycleTimeoutMs = 120_000;
@@ -21,7 +21,7 @@ let postgresPort: number;
 
 beforeAll(async () => {
   dataDirectory = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "splice-lifecycle-")), "postgres");
-  postgresPort = await embeddedTestPort();
+  postgresPort = await freePort();
 });
 
 afterAll(() => {
@@ -37,7 +37,7 @@ interface Started {
 
 /** `node --import tsx src/main.ts` (what `npm start` execs), or `npm start` itself. */
 async function start(how: "node" | "npm", waitUntilReady = true): Promise<Started> {
-  const port = await embeddedTestPort();
+  const port = await freePort();
   const environment: NodeJS.ProcessEnv = { ...process.env, NODE_ENV: "test", PORT: String(port), HOST: "127.0.0.1", LOG_LEVEL: "info", EMBEDDED_PG_DIR: dataDirectory, EMBEDDED_PG_PORT: String(postgresPort) };
   delete environment.DATABASE_URL;
   const child =

@@ -4,7 +4,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import path from "node:path";
 import { loadConfig } from "../../src/config";
 import { mintSignedToken } from "../../src/platform/auth";
-import { embeddedTestPort } from "./test-database";
+import { freePort } from "./test-database";
 
 const root = path.resolve(__dirname, "..", "..");
 const startTimeoutMs = 60_000;
@@ -30,7 +30,7 @@ export class ApiProcess {
   }
 
   static async start(databaseUrl: string, environment: Record<string, string> = {}): Promise<ApiProcess> {
-    const port = await embeddedTestPort();
+    const port = await freePort();
     const child = spawn(process.execPath, ["--import", "tsx", path.join(root, "src", "main.ts")], {
       cwd: root,
       env: { ...process.env, NODE_ENV: "test", DATABASE_URL: databaseUrl, PORT: String(port), HOST: "127.0.0.1", LOG_LEVEL: "warn", ...environment },

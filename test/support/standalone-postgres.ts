@@ -5,7 +5,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { postgresBinaries, postgresRunAsUser, type Binaries } from "../../src/platform/embedded-postgres";
-import { embeddedTestPort } from "./test-database";
+import { freePort } from "./test-database";
 
 const readyLine = "database system is ready to accept connections";
 const startTimeoutMs = 30_000;
@@ -34,7 +34,7 @@ export class StandalonePostgres {
       ...(user ?? {}),
       stdio: "pipe",
     });
-    return new StandalonePostgres(dataDirectory, await embeddedTestPort(), user, binaries);
+    return new StandalonePostgres(dataDirectory, await freePort(), user, binaries);
   }
 
   urlFor(databaseName: string): string {
