@@ -21,6 +21,7 @@ const defaultMessages: Record<ErrorCode, string> = {
   LICENSE_DEACTIVATED: "License key deactivated",
   DEVICE_LIMIT_REACHED: "Every device seat of this license is taken",
   TOO_MANY_REQUESTS: "Too many requests",
+  PAYMENT_PROVIDER_ERROR: "The payment provider refused the request",
   SERVICE_UNAVAILABLE: "Service temporarily unavailable, retry later",
   INTERNAL_SERVER_ERROR: "Internal server error",
 };
@@ -29,6 +30,7 @@ const defaultMessages: Record<ErrorCode, string> = {
 const httpStatusByCode: Partial<Record<ErrorCode, number>> = {
   INSUFFICIENT_CREDITS: 402,
   TOO_MANY_REQUESTS: 429,
+  PAYMENT_PROVIDER_ERROR: 502,
   SERVICE_UNAVAILABLE: 503,
 };
 

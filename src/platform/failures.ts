@@ -13,7 +13,8 @@ export type Failure =
   | { code: "LICENSE_NOT_FOUND" }
   | { code: "LICENSE_DEACTIVATED" }
   | { code: "DEVICE_LIMIT_REACHED"; maxDevices: number }
-  | { code: "TOO_MANY_REQUESTS"; retryAfterSeconds: number };
+  | { code: "TOO_MANY_REQUESTS"; retryAfterSeconds: number }
+  | { code: "PAYMENT_PROVIDER_ERROR"; message: string };
 
 export type Outcome<T> = { ok: true; value: T } | { ok: false; failure: Failure };
 

@@ -382,6 +382,28 @@ describe("checkout for the dashboard", () => {
     expect(portal.data.openBillingPortal.url).toBe(`https://billing.stripe.test/session/${linked.rows[0].stripe_customer_id}`);
   });
 
+  it("a refusal by Stripe that retrying cannot fix is PAYMENT_PROVIDER_ERROR (502, no key); Stripe failing is 503", async () => {
+    const start = `mutation($input: StartCheckoutInput!) { startCheckout(input: $input) { url } }`;
+    const input = { priceId: "price_pack10", successUrl: "https://dashboard.splice.test/ok", cancelUrl: "https://dashboard.splice.test/no" };
+    const answerTo = async (customer: { token: string }) => {
+      const response = await server.graphql(start, { input }, customer.token);
+      return { status: response.status, code: errorCodes(response), message: response.errors?.[0]?.message, retryAfter: response.headers.get("retry-after") };
+    };
+
+    stripe.refuseNext(401, "authentication_error", "Invalid API Key provided: sk_test_****************WXYZ");
+    const badKey = await answerTo(await server.createCustomer({ initialSeconds: 0 }));
+    expect(badKey).toMatchObject({ status: 502, code: ["PAYMENT_PROVIDER_ERROR"], retryAfter: null });
+    expect(badKey.message).toBe("Stripe refused the request: Invalid API Key provided: [key]");
+
+    const customer = await server.createCustomer({ initialSeconds: 0 });
+    expect((await server.graphql(start, { input }, customer.token)).status).toBe(200);
+    stripe.refuseNext(400, "invalid_request_error", "No such price: 'price_pack10'");
+    expect(await answerTo(customer)).toEqual({ status: 502, code: ["PAYMENT_PROVIDER_ERROR"], message: "Stripe refused the request: No such price: 'price_pack10'", retryAfter: null });
+
+    stripe.failNext(1);
+    expect(await answerTo(customer)).toMatchObject({ status: 503, code: ["SERVICE_UNAVAILABLE"], retryAfter: "2" });
+  });
+
   it("refuses unknown prices, foreign return URLs and callers who are not customers", async () => {
     const customer = await server.createCustomer({ initialSeconds: 0 });
     const start = `mutation($input: StartCheckoutInput!) { startCheckout(input: $input) { url } }`;

@@ -22,6 +22,8 @@ export interface FakeStripe {
   customerMetadata: Map<string, Record<string, string>>;
   /** Answer this many of the next requests with a 500. */
   failNext(count: number): void;
+  /** Answer the next request with this status and Stripe error (a refusal: 400, 401, 403). */
+  refuseNext(status: number, type: string, message: string): void;
   close(): Promise<void>;
 }
 
@@ -32,6 +34,7 @@ export async function startFakeStripe(): Promise<FakeStripe> {
   const customerMetadata = new Map<string, Record<string, string>>();
   const customersByIdempotencyKey = new Map<string, string>();
   let failuresLeft = 0;
+  let refusal: { status: number; type: string; message: string } | undefined;
 
   const server = http.createServer((request, response) => {
     const chunks: Buffer[] = [];
@@ -44,6 +47,12 @@ export async function startFakeStripe(): Promise<FakeStripe> {
         response.writeHead(status, { "content-type": "application/json", "request-id": `req_${crypto.randomBytes(6).toString("hex")}` });
         response.end(JSON.stringify(payload));
       };
+      if (refusal) {
+        const { status, type, message } = refusal;
+        refusal = undefined;
+        send(status, { error: { type, message } });
+        return;
+      }
       if (failuresLeft > 0) {
         failuresLeft -= 1;
         send(500, { error: { type: "api_error", message: "fake Stripe failure" } });
@@ -95,6 +104,9 @@ export async function startFakeStripe(): Promise<FakeStripe> {
     customerMetadata,
     failNext: (count) => {
       failuresLeft = count;
+    },
+    refuseNext: (status, type, message) => {
+      refusal = { status, type, message };
     },
     close: () => new Promise<void>((resolve) => server.close(() => resolve())),
   };

@@ -1,6 +1,9 @@
 // Purchases started from the dashboard: a Stripe Checkout session for a plan or hour pack,
 // and the Stripe billing portal. Stripe calls happen outside any transaction; the Stripe
-// customer is created once per Splice customer (Stripe idempotency key), then linked.
+// customer is created once per Splice customer (Stripe idempotency key), then linked. A request
+// Stripe refuses (bad API key, unknown price at Stripe) is PAYMENT_PROVIDER_ERROR (502: retrying
+// cannot help); Stripe unreachable, timing out or failing on its side is SERVICE_UNAVAILABLE.
+import Stripe from "stripe";
 import { actorOf, type Caller } from "../../platform/auth";
 import { requireSignedIn } from "../../platform/authorization";
 import type { Config } from "../../config";
@@ -32,19 +35,21 @@ export class CheckoutService {
     const badUrl = this.checkUrl("successUrl", input.successUrl) ?? this.checkUrl("cancelUrl", input.cancelUrl);
     if (badUrl) return badUrl;
     const linked = await this.withStripeCustomer(customer.value);
+    if (!linked.ok) return linked;
     const session = await this.call(() =>
       this.stripe.checkout.sessions.create({
         mode: plan.type === "subscription" ? "subscription" : "payment",
-        customer: linked.stripeCustomerId!,
+        customer: linked.value.stripeCustomerId!,
         line_items: [{ price: input.priceId, quantity: 1 }],
         success_url: input.successUrl,
         cancel_url: input.cancelUrl,
-        client_reference_id: linked.id,
-        metadata: { splice_customer_id: linked.id, splice_price_id: input.priceId, started_by: actorOf(caller) },
+        client_reference_id: linked.value.id,
+        metadata: { splice_customer_id: linked.value.id, splice_price_id: input.priceId, started_by: actorOf(caller) },
       }),
     );
-    if (!session.url) throw new ServiceUnavailableError("Stripe returned a checkout session without a URL");
-    return succeed({ id: session.id, url: session.url });
+    if (!session.ok) return session;
+    if (!session.value.url) throw new ServiceUnavailableError("Stripe returned a checkout session without a URL");
+    return succeed({ id: session.value.id, url: session.value.url });
   }
 
   async billingPortal(caller: Caller, returnUrl: string): Promise<Outcome<{ url: string }>> {
@@ -53,8 +58,9 @@ export class CheckoutService {
     const badUrl = this.checkUrl("returnUrl", returnUrl);
     if (badUrl) return badUrl;
     const linked = await this.withStripeCustomer(customer.value);
-    const session = await this.call(() => this.stripe.billingPortal.sessions.create({ customer: linked.stripeCustomerId!, return_url: returnUrl }));
-    return succeed({ url: session.url });
+    if (!linked.ok) return linked;
+    const session = await this.call(() => this.stripe.billingPortal.sessions.create({ customer: linked.value.stripeCustomerId!, return_url: returnUrl }));
+    return session.ok ? succeed({ url: session.value.url }) : session;
   }
 
   /** The customer buying; each call counts against their hourly limit (it costs Stripe calls). */
@@ -71,15 +77,16 @@ export class CheckoutService {
     return customer ? succeed(customer) : fail({ code: "CUSTOMER_NOT_FOUND" });
   }
 
-  private async withStripeCustomer(customer: CustomerRecord): Promise<CustomerRecord> {
-    if (customer.stripeCustomerId) return customer;
+  private async withStripeCustomer(customer: CustomerRecord): Promise<Outcome<CustomerRecord>> {
+    if (customer.stripeCustomerId) return succeed(customer);
     const created = await this.call(() =>
       this.stripe.customers.create(
         { email: customer.email ?? undefined, metadata: { splice_customer_id: customer.id } },
         { idempotencyKey: `splice-customer-${customer.id}` },
       ),
     );
-    return this.customers.linkStripeCustomer(customer.id, created.id);
+    if (!created.ok) return created;
+    return succeed(await this.customers.linkStripeCustomer(customer.id, created.value.id));
   }
 
   /** Return URLs must lead back to the dashboard. */
@@ -91,11 +98,26 @@ export class CheckoutService {
     return undefined;
   }
 
-  private async call<T>(request: () => Promise<T>): Promise<T> {
+  private async call<T>(request: () => Promise<T>): Promise<Outcome<T>> {
     try {
-      return await request();
+      return succeed(await request());
     } catch (error) {
+      if (isRefusal(error)) return fail({ code: "PAYMENT_PROVIDER_ERROR", message: `Stripe refused the request: ${withoutKeys(error.message)}` });
       throw new ServiceUnavailableError("Stripe did not answer as expected", { cause: error });
     }
   }
+}
+
+/** What Stripe answered with a refusal that the same request would get again. */
+function isRefusal(error: unknown): error is Stripe.errors.StripeError {
+  return (
+    error instanceof Stripe.errors.StripeAuthenticationError ||
+    error instanceof Stripe.errors.StripePermissionError ||
+    error instanceof Stripe.errors.StripeInvalidRequestError
+  );
+}
+
+/** Stripe's messages may quote the key that was used; none reaches a client. */
+function withoutKeys(message: string): string {
+  return message.replace(/\b(sk|rk|pk)_(live|test)_[A-Za-z0-9*]+/g, "[key]");
 }
