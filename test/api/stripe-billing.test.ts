@@ -51,7 +51,7 @@ async function deliver(event: object, secret = webhookSecret): Promise<{ status:
   return { status: response.status, body: await response.json() };
 }
 
-function checkoutSession(options: { customer: string; email?: string; mode?: "payment" | "subscription"; paid?: boolean; paymentIntent?: string; subscription?: string; id?: string }) {
+function checkoutSession(options: { customer: string | null; email?: string; mode?: "payment" | "subscription"; paid?: boolean; paymentIntent?: string; subscription?: string; id?: string }) {
   return {
     id: options.id ?? stripeId("cs_test"),
     object: "checkout.session",
@@ -106,6 +106,44 @@ async function buyHourPack(options: { paymentIntent?: string } = {}) {
   const [customer] = await customerByStripeId(stripeCustomer);
   return { stripeCustomer, email, session, customer };
 }
+
+describe("a guest checkout (no Stripe customer)", () => {
+  it("finds the buyer by email: hours granted and a license mailed; a later Stripe customer links to the same account", async () => {
+    smtp.received.length = 0;
+    const email = uniqueEmail("guest");
+    const session = checkoutSession({ customer: null, email });
+    stripe.lineItems.set(session.id, "price_pack10");
+    const event = stripeEvent("checkout.session.completed", session);
+    expect((await deliver(event)).status).toBe(200);
+    const stored = await server.sql.query("SELECT status FROM stripe_event WHERE id = $1", [event.id]);
+    expect(stored.rows).toEqual([{ status: "PROCESSED" }]);
+    const buyer = await server.sql.query("SELECT id, stripe_customer_id, seconds_remaining FROM customer WHERE email = $1", [email]);
+    expect(buyer.rows).toEqual([{ id: expect.any(String), stripe_customer_id: null, seconds_remaining: 10 * hour }]);
+    const license = await server.sql.query("SELECT key FROM license WHERE customer_id = $1", [buyer.rows[0].id]);
+    expect(license.rows).toHaveLength(1);
+    const jobs = await server.sql.query("SELECT kind FROM outbox_job WHERE customer_id = $1 ORDER BY kind", [buyer.rows[0].id]);
+    expect(jobs.rows.map((row) => row.kind)).not.toContain("stripe_customer_metadata");
+    await drainOutbox(server);
+    const mails = await smtp.waitFor(1);
+    expect(mails.find((mail) => mail.to[0] === email)?.raw).toContain(license.rows[0].key);
+
+    const stripeCustomer = stripeId("cus");
+    const later = checkoutSession({ customer: stripeCustomer, email });
+    stripe.lineItems.set(later.id, "price_pack10");
+    expect((await deliver(stripeEvent("checkout.session.completed", later))).status).toBe(200);
+    expect(await customerByStripeId(stripeCustomer)).toEqual([expect.objectContaining({ id: buyer.rows[0].id, seconds_remaining: 20 * hour })]);
+    await expectConsistentLedger(server.sql, buyer.rows[0].id);
+  });
+
+  it("without a customer or an email, the event fails and stays FAILED for Stripe to retry", async () => {
+    const session = checkoutSession({ customer: null });
+    stripe.lineItems.set(session.id, "price_pack10");
+    const event = stripeEvent("checkout.session.completed", session);
+    expect((await deliver(event)).status).toBe(500);
+    const stored = await server.sql.query("SELECT status, last_error FROM stripe_event WHERE id = $1", [event.id]);
+    expect(stored.rows).toEqual([{ status: "FAILED", last_error: expect.stringContaining("neither a customer nor a usable email") }]);
+  });
+});
 
 describe("checkout.session.completed for a new buyer", () => {
   it("yields one customer with the pack's hours and one license, mailed and written to Stripe", async () => {

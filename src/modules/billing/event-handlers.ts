@@ -72,7 +72,8 @@ async function grantOnce(
 async function ensureLicenseAndWriteBack(context: HandlerContext, tx: Transaction, event: StripeEventPayload, customer: CustomerRecord): Promise<Outcome<void>> {
   const issued = await context.licenses.issueInTransaction(tx, customer.id, actorOf(event));
   if (!issued.ok) return issued;
-  if (issued.value.created) {
+  // Without a Stripe customer (a guest checkout) there is nothing at Stripe to write back to.
+  if (issued.value.created && customer.stripeCustomerId) {
     await context.outbox.enqueue(tx, { kind: stripeMetadataJobKind, customerId: customer.id, payload: { customerId: customer.id } });
   }
   return succeed(undefined);
@@ -91,9 +92,12 @@ const checkoutFulfilment: EventHandler<string | null> = {
     const plan = planOf(context, priceId);
     if (!plan.ok) return plan;
     const stripeCustomerId = idOf(session.customer);
-    if (!stripeCustomerId) return processingFailure(`checkout session ${session.id} has no customer`);
     const email = session.customer_details?.email ?? session.customer_email ?? null;
-    const customer = await context.customers.findOrCreateForStripeInTransaction(tx, stripeCustomerId, email);
+    // A guest checkout has no Stripe customer: the buyer is found or created by email.
+    const customer = stripeCustomerId
+      ? await context.customers.findOrCreateForStripeInTransaction(tx, stripeCustomerId, email)
+      : await context.customers.findOrCreateForGuestInTransaction(tx, email);
+    if (!customer) return processingFailure(`checkout session ${session.id} has neither a customer nor a usable email`);
     if (plan.value.type === "subscription") {
       await context.customers.setTierInTransaction(tx, customer.id, plan.value.tier);
     } else if (session.payment_status === "paid") {

@@ -82,6 +82,17 @@ export class CustomersService {
     return this.deps.store.insertFromStripe(tx, sameEmail ? null : usable ?? null, stripeCustomerId);
   }
 
+  /**
+   * The buyer of a guest checkout (no Stripe customer: Payment Links, guest mode), by the email
+   * Stripe collected: an existing customer with that address, else a new one. A Stripe customer
+   * that appears later with the same address is linked to it (findOrCreateForStripeInTransaction).
+   */
+  async findOrCreateForGuestInTransaction(tx: Transaction, email: string | null): Promise<CustomerRecord | undefined> {
+    const usable = email ? this.usableEmail(email) : undefined;
+    if (!usable) return undefined;
+    return (await this.deps.store.findByEmail(tx, usable)) ?? this.deps.store.insertFromStripe(tx, usable, null);
+  }
+
   async setTierInTransaction(tx: Transaction, customerId: string, tier: Tier): Promise<void> {
     await this.deps.store.setTier(tx, customerId, tier);
   }

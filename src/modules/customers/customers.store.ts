@@ -38,7 +38,7 @@ export class CustomersStore {
   }
 
   /** A customer Stripe brought: no seconds until a payment grants them. */
-  async insertFromStripe(tx: Transaction, email: string | null, stripeCustomerId: string): Promise<CustomerRecord> {
+  async insertFromStripe(tx: Transaction, email: string | null, stripeCustomerId: string | null): Promise<CustomerRecord> {
     return tx.customer.create({ data: { email, stripeCustomerId, tier: "STARTER", secondsRemaining: 0, secondsReserved: 0 } });
   }
 
