@@ -254,6 +254,49 @@ describe("subscriptions", () => {
   });
 });
 
+describe("one ordering rule for the tier: a cancellation is final", () => {
+  async function subscribed(price: "price_pro" | "price_studio", createdSeconds: number) {
+    const stripeCustomer = stripeId("cus");
+    const subscriptionId = stripeId("sub");
+    const session = checkoutSession({ customer: stripeCustomer, email: uniqueEmail(), mode: "subscription", subscription: subscriptionId });
+    stripe.lineItems.set(session.id, price);
+    const checkout = stripeEvent("checkout.session.completed", session, createdSeconds);
+    return { stripeCustomer, subscriptionId, checkout };
+  }
+
+  it("a checkout.session.completed delivered after the subscription was deleted does not restore its tier", async () => {
+    const now = Math.floor(Date.now() / 1000);
+    const { stripeCustomer, subscriptionId, checkout } = await subscribed("price_pro", now);
+    expect((await deliver(stripeEvent("customer.subscription.deleted", subscription(subscriptionId, stripeCustomer, "price_pro", "canceled"), now + 60))).status).toBe(200);
+    expect((await deliver(checkout)).body.status).toBe("PROCESSED");
+    const [customer] = await customerByStripeId(stripeCustomer);
+    expect(customer.tier).toBe("STARTER");
+    // The buyer still gets the license the checkout brings.
+    expect((await server.sql.query("SELECT count(*)::int AS n FROM license WHERE customer_id = $1", [customer.id])).rows[0].n).toBe(1);
+  });
+
+  it("an update stamped in the same second as the deletion, delivered after it, is ignored", async () => {
+    const now = Math.floor(Date.now() / 1000);
+    const { stripeCustomer, subscriptionId, checkout } = await subscribed("price_studio", now);
+    await deliver(checkout);
+    expect((await customerByStripeId(stripeCustomer))[0].tier).toBe("STUDIO");
+    await deliver(stripeEvent("customer.subscription.deleted", subscription(subscriptionId, stripeCustomer, "price_studio", "canceled"), now + 30));
+    const sameSecond = await deliver(stripeEvent("customer.subscription.updated", subscription(subscriptionId, stripeCustomer, "price_studio"), now + 30));
+    expect(sameSecond.body.status).toBe("IGNORED");
+    expect((await customerByStripeId(stripeCustomer))[0].tier).toBe("STARTER");
+  });
+
+  it("a new subscription brings a paid tier back after a cancellation", async () => {
+    const now = Math.floor(Date.now() / 1000);
+    const { stripeCustomer, subscriptionId, checkout } = await subscribed("price_pro", now);
+    await deliver(checkout);
+    await deliver(stripeEvent("customer.subscription.deleted", subscription(subscriptionId, stripeCustomer, "price_pro", "canceled"), now + 10));
+    const renewed = stripeId("sub");
+    expect((await deliver(stripeEvent("customer.subscription.updated", subscription(renewed, stripeCustomer, "price_pro"), now + 20))).body.status).toBe("PROCESSED");
+    expect((await customerByStripeId(stripeCustomer))[0].tier).toBe("PRO");
+  });
+});
+
 it("a downgrade releases the newest devices beyond the new tier's seats", async () => {
   const stripeCustomer = stripeId("cus");
   const subscriptionId = stripeId("sub");

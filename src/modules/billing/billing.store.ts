@@ -151,10 +151,11 @@ export class BillingStore {
     return rows.map(toEffect);
   }
 
-  async subscriptionLastEventCreated(tx: Transaction, subscriptionId: string): Promise<Date | undefined> {
-    const rows = await tx.$queryRaw<{ last_event_created: Date }[]>`
-      SELECT last_event_created FROM stripe_subscription WHERE id = ${subscriptionId} FOR UPDATE`;
-    return rows[0]?.last_event_created;
+  /** The subscription's stored state, locked for this transaction. */
+  async lockSubscription(tx: Transaction, subscriptionId: string): Promise<{ status: string; lastEventCreated: Date } | undefined> {
+    const rows = await tx.$queryRaw<{ status: string; last_event_created: Date }[]>`
+      SELECT status, last_event_created FROM stripe_subscription WHERE id = ${subscriptionId} FOR UPDATE`;
+    return rows[0] ? { status: rows[0].status, lastEventCreated: rows[0].last_event_created } : undefined;
   }
 
   async saveSubscription(

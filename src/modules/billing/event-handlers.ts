@@ -1,7 +1,7 @@
 // What each Stripe event does. A handler may first read from Stripe (outside any transaction),
 // then applies its effects inside the event's Serializable transaction. Effects are keyed by
 // what was paid for, so a payment never grants twice, whichever events bring it.
-import type { Config, Plan } from "../../config";
+import type { Config, Plan, Tier } from "../../config";
 import type { Transaction } from "../../platform/database";
 import { fail, succeed, type Outcome } from "../../platform/failures";
 import type { CreditsService } from "../credits/credits.service";
@@ -99,7 +99,16 @@ const checkoutFulfilment: EventHandler<string | null> = {
       : await context.customers.findOrCreateForGuestInTransaction(tx, email);
     if (!customer) return processingFailure(`checkout session ${session.id} has neither a customer nor a usable email`);
     if (plan.value.type === "subscription") {
-      await context.customers.setTierInTransaction(tx, customer.id, plan.value.tier);
+      const subscriptionId = idOf(session.subscription);
+      if (!subscriptionId) return processingFailure(`subscription checkout session ${session.id} has no subscription`);
+      await applySubscriptionState(context, tx, event, {
+        subscriptionId,
+        customer,
+        status: "active",
+        priceId,
+        tier: plan.value.tier,
+        eventCreated: new Date(event.created * 1000),
+      });
     } else if (session.payment_status === "paid") {
       const granted = await grantOnce(context, tx, event, {
         key: `checkout_session:${session.id}`,
@@ -151,30 +160,64 @@ const invoicePaid: EventHandler<{ paymentIntentIds: string[] }> = {
 
 const endedSubscriptionStatuses = new Set(["canceled", "unpaid", "incomplete_expired"]);
 
+interface SubscriptionState {
+  subscriptionId: string;
+  customer: CustomerRecord;
+  status: string;
+  priceId: string | null;
+  /** STARTER when the subscription ended. */
+  tier: Tier;
+  eventCreated: Date;
+}
+
+/**
+ * The one ordering rule for everything that sets a customer's tier from a subscription
+ * (checkout, subscription created/updated/deleted): an event older than the newest applied is
+ * ignored, and an ended subscription is final against any later or same-second event that
+ * would revive it. Only a new subscription (another id) brings a paid tier back.
+ */
+async function applySubscriptionState(context: HandlerContext, tx: Transaction, event: StripeEventPayload, state: SubscriptionState): Promise<boolean> {
+  const stored = await context.store.lockSubscription(tx, state.subscriptionId);
+  const ending = endedSubscriptionStatuses.has(state.status);
+  if (stored && endedSubscriptionStatuses.has(stored.status) && !ending) return false;
+  if (stored && stored.lastEventCreated.getTime() > state.eventCreated.getTime()) return false;
+  await context.customers.setTierInTransaction(tx, state.customer.id, state.tier);
+  await context.licenses.enforceSeatsInTransaction(tx, state.customer.id, actorOf(event));
+  await context.store.saveSubscription(tx, {
+    id: state.subscriptionId,
+    customerId: state.customer.id,
+    status: state.status,
+    priceId: state.priceId,
+    eventCreated: state.eventCreated,
+  });
+  return true;
+}
+
 const subscriptionChange: EventHandler = {
   async apply(context, tx, event) {
     const subscription = event.data.object;
-    const eventCreated = new Date(event.created * 1000);
-    const lastApplied = await context.store.subscriptionLastEventCreated(tx, subscription.id);
-    // Stripe delivers out of order: an event older than the one applied changes nothing.
-    if (lastApplied && lastApplied.getTime() > eventCreated.getTime()) return succeed("IGNORED");
     const stripeCustomerId = idOf(subscription.customer);
     if (!stripeCustomerId) return processingFailure(`subscription ${subscription.id} has no customer`);
     const customer = await context.customers.findOrCreateForStripeInTransaction(tx, stripeCustomerId, null);
     const priceId = idOf(subscription.items?.data?.[0]?.price);
-    const ended = event.type === "customer.subscription.deleted" || endedSubscriptionStatuses.has(subscription.status);
-    if (ended) {
-      // Renewals stop; hours already granted stay.
-      await context.customers.setTierInTransaction(tx, customer.id, "STARTER");
-    } else {
+    const status = event.type === "customer.subscription.deleted" ? "canceled" : String(subscription.status);
+    let tier: Tier = "STARTER";
+    if (!endedSubscriptionStatuses.has(status)) {
+      // Renewals stop on cancellation; hours already granted stay.
       const plan = planOf(context, priceId);
       if (!plan.ok) return plan;
       if (plan.value.type !== "subscription") return processingFailure(`price ${priceId} is an hour pack, not a subscription`);
-      await context.customers.setTierInTransaction(tx, customer.id, plan.value.tier);
+      tier = plan.value.tier;
     }
-    await context.licenses.enforceSeatsInTransaction(tx, customer.id, actorOf(event));
-    await context.store.saveSubscription(tx, { id: subscription.id, customerId: customer.id, status: subscription.status, priceId, eventCreated });
-    return succeed("PROCESSED");
+    const applied = await applySubscriptionState(context, tx, event, {
+      subscriptionId: subscription.id,
+      customer,
+      status,
+      priceId,
+      tier,
+      eventCreated: new Date(event.created * 1000),
+    });
+    return succeed(applied ? "PROCESSED" : "IGNORED");
   },
 };
 
