@@ -76,6 +76,7 @@ const environmentSchema = z
     STRIPE_API_PROTOCOL: z.enum(["http", "https"]).optional(),
     STRIPE_TIMEOUT_MS: int(100, 120_000).default(10_000),
     STRIPE_PLANS: z.string().default("{}"),
+    ZERO_AMOUNT_INVOICES_GRANT: flag.default(false),
     STRIPE_WEBHOOK_MAX_BYTES: int(1024, 10_000_000).default(1_000_000),
     STRIPE_WEBHOOK_TOLERANCE_SECONDS: int(1, 86_400).default(300),
     DASHBOARD_ORIGINS: z.string().default("http://localhost:3000"),
@@ -292,6 +293,8 @@ export interface Config {
     webhookToleranceSeconds: number;
     /** Stripe price id -> what it buys. */
     plans: Map<string, Plan>;
+    /** Whether a paid invoice of amount 0 (a trial period) grants the plan's monthly hours. */
+    zeroAmountInvoicesGrant: boolean;
   };
   dashboard: { origins: string[]; urlMaxLength: number };
   shutdownTimeoutMs: number;
@@ -394,6 +397,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
       webhookMaxBytes: env.STRIPE_WEBHOOK_MAX_BYTES,
       webhookToleranceSeconds: env.STRIPE_WEBHOOK_TOLERANCE_SECONDS,
       plans: toPlans(planTableSchema.parse(JSON.parse(env.STRIPE_PLANS))),
+      zeroAmountInvoicesGrant: env.ZERO_AMOUNT_INVOICES_GRANT,
     },
     dashboard: {
       origins: env.DASHBOARD_ORIGINS.split(",").map((origin) => origin.trim()).filter(Boolean),

@@ -41,9 +41,9 @@ afterAll(async () => {
   await stripe.close();
 });
 
-async function deliver(event: object, secret = webhookSecret): Promise<{ status: number; body: any }> {
+async function deliver(event: object, secret = webhookSecret, target = server): Promise<{ status: number; body: any }> {
   const { body, signature } = signedDelivery(event, secret);
-  const response = await fetch(`${server.baseUrl}/webhooks/stripe`, {
+  const response = await fetch(`${target.baseUrl}/webhooks/stripe`, {
     method: "POST",
     headers: { "content-type": "application/json", "stripe-signature": signature },
     body,
@@ -67,7 +67,29 @@ function checkoutSession(options: { customer: string | null; email?: string; mod
   };
 }
 
-function invoice(options: { customer: string; subscription: string; price: string; id?: string }) {
+const month = 30 * 24 * 3600;
+
+/** An invoice line shaped like Stripe's (fixtures3.json `invoice.lines`), for a price and a period. */
+function invoiceLine(price: string, options: { proration?: boolean; periodStart?: number; amount?: number } = {}) {
+  const start = options.periodStart ?? Math.floor(Date.now() / 1000);
+  return {
+    id: stripeId("il"),
+    object: "line_item",
+    amount: options.amount ?? 5000,
+    currency: "usd",
+    period: { start, end: start + month },
+    parent: {
+      type: "subscription_item_details",
+      invoice_item_details: null,
+      subscription_item_details: { invoice_item: null, proration: options.proration ?? false, proration_details: { credited_items: null }, subscription: "sub", subscription_item: "si" },
+    },
+    pricing: { type: "price_details", price_details: { price, product: "prod_1" }, unit_amount_decimal: null },
+    quantity: 1,
+  };
+}
+
+function invoice(options: { customer: string; subscription: string; price: string; id?: string; lines?: ReturnType<typeof invoiceLine>[]; amountPaid?: number }) {
+  const lines = options.lines ?? [invoiceLine(options.price)];
   return {
     id: options.id ?? stripeId("in"),
     object: "invoice",
@@ -75,11 +97,9 @@ function invoice(options: { customer: string; subscription: string; price: strin
     customer_email: null,
     status: "paid",
     billing_reason: "subscription_cycle",
+    amount_paid: options.amountPaid ?? lines.reduce((sum, line) => sum + line.amount, 0),
     parent: { type: "subscription_details", subscription_details: { subscription: options.subscription, metadata: {} } },
-    lines: {
-      object: "list",
-      data: [{ id: stripeId("il"), object: "line_item", pricing: { type: "price_details", price_details: { price: options.price, product: "prod_1" } } }],
-    },
+    lines: { object: "list", data: lines },
   };
 }
 
@@ -251,6 +271,58 @@ describe("subscriptions", () => {
     expect(seats.data.customer.license.maxDevices).toBe(5);
     await deliver(stripeEvent("customer.subscription.deleted", subscription(subscriptionId, stripeCustomer, "price_studio", "canceled"), now + 20));
     expect((await customerByStripeId(stripeCustomer))[0]).toMatchObject({ tier: "STARTER", seconds_remaining: 50 * hour });
+  });
+});
+
+describe("subscription invoices grant what they bill for the new period", () => {
+  async function subscriber() {
+    const stripeCustomer = stripeId("cus");
+    const subscriptionId = stripeId("sub");
+    const session = checkoutSession({ customer: stripeCustomer, email: uniqueEmail(), mode: "subscription", subscription: subscriptionId });
+    stripe.lineItems.set(session.id, "price_pro");
+    await deliver(stripeEvent("checkout.session.completed", session));
+    return { stripeCustomer, subscriptionId };
+  }
+
+  it("a renewal after an upgrade grants the new plan's hours, whatever proration lines come first", async () => {
+    const { stripeCustomer, subscriptionId } = await subscriber();
+    const now = Math.floor(Date.now() / 1000);
+    const lines = [
+      invoiceLine("price_pro", { proration: true, amount: -2500, periodStart: now - month / 2 }),
+      invoiceLine("price_studio", { proration: true, amount: 7500, periodStart: now - month / 2 }),
+      invoiceLine("price_studio", { periodStart: now }),
+    ];
+    const paid = stripeEvent("invoice.paid", invoice({ customer: stripeCustomer, subscription: subscriptionId, price: "price_pro", lines }));
+    expect((await deliver(paid)).body.status).toBe("PROCESSED");
+    expect((await customerByStripeId(stripeCustomer))[0].seconds_remaining).toBe(150 * hour);
+  });
+
+  it("a proration-only invoice grants nothing", async () => {
+    const { stripeCustomer, subscriptionId } = await subscriber();
+    const now = Math.floor(Date.now() / 1000);
+    const lines = [invoiceLine("price_pro", { proration: true, amount: -2500, periodStart: now }), invoiceLine("price_studio", { proration: true, amount: 7500, periodStart: now })];
+    const paid = stripeEvent("invoice.paid", invoice({ customer: stripeCustomer, subscription: subscriptionId, price: "price_pro", lines }));
+    expect((await deliver(paid)).body.status).toBe("IGNORED");
+    expect((await customerByStripeId(stripeCustomer))[0].seconds_remaining).toBe(0);
+  });
+
+  it("a $0 (trial) invoice grants nothing unless ZERO_AMOUNT_INVOICES_GRANT is set", async () => {
+    const { stripeCustomer, subscriptionId } = await subscriber();
+    const trial = stripeEvent("invoice.paid", invoice({ customer: stripeCustomer, subscription: subscriptionId, price: "price_pro", amountPaid: 0 }));
+    expect((await deliver(trial)).body.status).toBe("IGNORED");
+    expect((await customerByStripeId(stripeCustomer))[0].seconds_remaining).toBe(0);
+
+    const granting = await startTestServer({
+      databaseUrl: server.databaseUrl,
+      environment: { STRIPE_SECRET_KEY: "sk_test_fake", STRIPE_WEBHOOK_SECRET: webhookSecret, STRIPE_PLANS: JSON.stringify(plans), STRIPE_API_HOST: "127.0.0.1", STRIPE_API_PORT: String(stripe.port), STRIPE_API_PROTOCOL: "http", ZERO_AMOUNT_INVOICES_GRANT: "true" },
+    });
+    try {
+      const secondTrial = stripeEvent("invoice.paid", invoice({ customer: stripeCustomer, subscription: subscriptionId, price: "price_pro", amountPaid: 0 }));
+      expect(await deliver(secondTrial, webhookSecret, granting)).toMatchObject({ status: 200, body: { status: "PROCESSED" } });
+      expect((await customerByStripeId(stripeCustomer))[0].seconds_remaining).toBe(50 * hour);
+    } finally {
+      await granting.close();
+    }
   });
 });
 

@@ -124,6 +124,25 @@ const checkoutFulfilment: EventHandler<string | null> = {
   },
 };
 
+interface InvoiceLine {
+  period?: { start?: number; end?: number };
+  pricing?: { price_details?: { price?: unknown } };
+  parent?: { subscription_item_details?: { proration?: boolean } | null; invoice_item_details?: { proration?: boolean } | null } | null;
+}
+
+const isProration = (line: InvoiceLine) =>
+  line.parent?.subscription_item_details?.proration === true || line.parent?.invoice_item_details?.proration === true;
+
+/**
+ * The line that bills the subscription's new period: not a proration (credits for unused time
+ * and charges for the rest of a period after a plan change are), priced, and of those the one
+ * whose period ends last, so a renewal after an upgrade takes the new plan.
+ */
+function newPeriodLine(lines: InvoiceLine[]): InvoiceLine | undefined {
+  const periodLines = lines.filter((line) => !isProration(line) && idOf(line.pricing?.price_details?.price) !== null);
+  return periodLines.reduce<InvoiceLine | undefined>((latest, line) => (!latest || (line.period?.end ?? 0) > (latest.period?.end ?? 0) ? line : latest), undefined);
+}
+
 const invoicePaid: EventHandler<{ paymentIntentIds: string[] }> = {
   async prefetch(context, event) {
     const invoice = event.data.object;
@@ -137,8 +156,12 @@ const invoicePaid: EventHandler<{ paymentIntentIds: string[] }> = {
     const invoice = event.data.object;
     const subscriptionId = idOf(invoice.parent?.subscription_details?.subscription);
     if (!subscriptionId) return succeed("IGNORED");
-    const line = (invoice.lines?.data ?? []).find((item: any) => item.pricing?.price_details?.price);
-    const priceId = idOf(line?.pricing?.price_details?.price);
+    const line = newPeriodLine(invoice.lines?.data ?? []);
+    // Only proration lines (a mid-period plan change): the new period is billed by its own invoice.
+    if (!line) return succeed("IGNORED");
+    // A $0 invoice (a trial period) grants only where configured to.
+    if (invoice.amount_paid === 0 && !context.config.stripe.zeroAmountInvoicesGrant) return succeed("IGNORED");
+    const priceId = idOf(line.pricing?.price_details?.price);
     const plan = planOf(context, priceId);
     if (!plan.ok) return plan;
     if (plan.value.type !== "subscription") return processingFailure(`price ${priceId} is an hour pack, not a subscription`);
