@@ -3,6 +3,7 @@
 import { expectConsistentLedger } from "../support/ledger-invariants";
 import { startFakeStripe, signedDelivery, stripeEvent, stripeId, type FakeStripe } from "../support/fake-stripe";
 import { startSmtpSink, type SmtpSink } from "../support/smtp-sink";
+import { fromStripeFixture } from "../support/stripe-fixtures";
 import { drainOutbox, errorCodes, startTestServer, uniqueEmail, type TestServer } from "../support/test-server";
 
 const webhookSecret = "whsec_test_secret_for_billing";
@@ -52,11 +53,11 @@ async function deliver(event: object, secret = webhookSecret, target = server): 
 }
 
 function checkoutSession(options: { customer: string | null; email?: string; mode?: "payment" | "subscription"; paid?: boolean; paymentIntent?: string; subscription?: string; id?: string }) {
-  return {
+  const example = fromStripeFixture("checkout.session", {});
+  return fromStripeFixture("checkout.session", {
     id: options.id ?? stripeId("cs_test"),
-    object: "checkout.session",
     customer: options.customer,
-    customer_details: { email: options.email ?? null },
+    customer_details: { ...(example.customer_details as object), email: options.email ?? null },
     customer_email: null,
     mode: options.mode ?? "payment",
     payment_status: options.paid === false ? "unpaid" : "paid",
@@ -64,7 +65,7 @@ function checkoutSession(options: { customer: string | null; email?: string; mod
     subscription: options.subscription ?? null,
     status: "complete",
     metadata: {},
-  };
+  });
 }
 
 const month = 30 * 24 * 3600;
@@ -90,26 +91,25 @@ function invoiceLine(price: string, options: { proration?: boolean; periodStart?
 
 function invoice(options: { customer: string; subscription: string; price: string; id?: string; lines?: ReturnType<typeof invoiceLine>[]; amountPaid?: number }) {
   const lines = options.lines ?? [invoiceLine(options.price)];
-  return {
+  return fromStripeFixture("invoice", {
     id: options.id ?? stripeId("in"),
-    object: "invoice",
     customer: options.customer,
     customer_email: null,
     status: "paid",
     billing_reason: "subscription_cycle",
     amount_paid: options.amountPaid ?? lines.reduce((sum, line) => sum + line.amount, 0),
-    parent: { type: "subscription_details", subscription_details: { subscription: options.subscription, metadata: {} } },
-    lines: { object: "list", data: lines },
-  };
+    parent: { type: "subscription_details", quote_details: null, subscription_details: { subscription: options.subscription, metadata: {} } },
+    lines: { object: "list", has_more: false, url: "/v1/invoices/lines", data: lines },
+  });
 }
 
-const subscription = (id: string, customer: string, price: string, status = "active") => ({
-  id,
-  object: "subscription",
-  customer,
-  status,
-  items: { object: "list", data: [{ id: stripeId("si"), price: { id: price, object: "price" } }] },
-});
+const subscription = (id: string, customer: string, price: string, status = "active") =>
+  fromStripeFixture("subscription", {
+    id,
+    customer,
+    status,
+    items: { object: "list", has_more: false, data: [{ id: stripeId("si"), object: "subscription_item", price: { id: price, object: "price" }, quantity: 1 }] },
+  });
 
 async function customerByStripeId(stripeCustomerId: string) {
   const rows = await server.sql.query("SELECT id, email, tier, seconds_remaining FROM customer WHERE stripe_customer_id = $1", [stripeCustomerId]);
@@ -400,7 +400,7 @@ describe("refunds and disputes", () => {
       { id: reserved.data.reserveCredits.reservation.id },
       customerToken,
     );
-    const charge = { id: stripeId("ch"), object: "charge", payment_intent: paymentIntent, amount: 2000, amount_refunded: 2000, refunded: true, customer: null };
+    const charge = fromStripeFixture("charge", { id: stripeId("ch"), payment_intent: paymentIntent, amount: 2000, amount_refunded: 2000, refunded: true, customer: null });
     const refunded = stripeEvent("charge.refunded", charge);
     expect((await deliver(refunded)).status).toBe(200);
     await deliver(stripeEvent("charge.refunded", charge));
@@ -414,7 +414,7 @@ describe("refunds and disputes", () => {
     const paymentIntent = stripeId("pi");
     const { customer } = await buyHourPack({ paymentIntent });
     const chargeId = stripeId("ch");
-    const charge = (refundedCents: number) => ({ id: chargeId, object: "charge", payment_intent: paymentIntent, amount: 1000, amount_refunded: refundedCents, refunded: refundedCents === 1000 });
+    const charge = (refundedCents: number) => fromStripeFixture("charge", { id: chargeId, payment_intent: paymentIntent, amount: 1000, amount_refunded: refundedCents, refunded: refundedCents === 1000 });
     await deliver(stripeEvent("charge.refunded", charge(250)));
     await deliver(stripeEvent("charge.refunded", charge(250)));
     expect((await customerByStripeId((await server.sql.query("SELECT stripe_customer_id FROM customer WHERE id = $1", [customer.id])).rows[0].stripe_customer_id))[0].seconds_remaining).toBe(27000);
@@ -426,7 +426,7 @@ describe("refunds and disputes", () => {
   it("deactivate the license on a dispute and reactivate it when the dispute is won", async () => {
     const paymentIntent = stripeId("pi");
     const { customer } = await buyHourPack({ paymentIntent });
-    const dispute = { id: stripeId("dp"), object: "dispute", charge: stripeId("ch"), payment_intent: paymentIntent, status: "needs_response" };
+    const dispute = fromStripeFixture("dispute", { id: stripeId("dp"), charge: stripeId("ch"), payment_intent: paymentIntent, status: "needs_response" });
     await deliver(stripeEvent("charge.dispute.created", dispute));
     const licenseState = async () => (await server.sql.query("SELECT status, deactivation_reason FROM license WHERE customer_id = $1", [customer.id])).rows[0];
     expect(await licenseState()).toEqual({ status: "DEACTIVATED", deactivation_reason: "dispute" });
