@@ -76,6 +76,18 @@ export async function runAudit(database: Database, config: Config): Promise<Audi
         GROUP BY e.id, e.type HAVING count(p.key) <> 1 LIMIT ${violationLimit}`,
     ],
     [
+      "every refund of a purchase that was applied is applied",
+      () => database.$queryRaw`
+        SELECT e.id AS event_id, e.status, e.last_error
+        FROM stripe_event e
+        WHERE e.type = 'charge.refunded' AND e.status <> 'PROCESSED'
+          AND EXISTS (
+            SELECT 1 FROM payment_effect p
+            WHERE p.stripe_payment_intent_id = e.payload->'data'->'object'->>'payment_intent'
+              AND p.key NOT LIKE 'refund:%' AND p.key NOT LIKE 'dispute:%')
+        LIMIT ${violationLimit}`,
+    ],
+    [
       "every Stripe grant in the ledger has its payment effect",
       () => database.$queryRaw`
         SELECT g.customer_id, g.grants, COALESCE(p.effects, 0) AS effects FROM

@@ -3,6 +3,7 @@
 import { expectConsistentLedger } from "../support/ledger-invariants";
 import { startFakeStripe, signedDelivery, stripeEvent, stripeId, type FakeStripe } from "../support/fake-stripe";
 import { startSmtpSink, type SmtpSink } from "../support/smtp-sink";
+import { runAudit } from "../../src/ops/audit";
 import { fromStripeFixture } from "../support/stripe-fixtures";
 import { drainOutbox, errorCodes, startTestServer, uniqueEmail, type TestServer } from "../support/test-server";
 
@@ -387,6 +388,87 @@ it("a downgrade releases the newest devices beyond the new tier's seats", async 
   expect(seated.rows.map((row) => row.fingerprint)).toEqual(["seat-0", "seat-1", "seat-2"]);
   expect(errorCodes(await server.graphql(`{ me { id } }`, {}, tokens[4]))).toEqual(["UNAUTHENTICATED"]);
   expect(((await server.graphql(`{ me { id } }`, {}, tokens[0])) as any).data.me.id).toBe(customer.id);
+});
+
+describe("refunds and disputes in any delivery order", () => {
+  const permutations = <T,>(items: T[]): T[][] =>
+    items.length <= 1 ? [items] : items.flatMap((item, index) => permutations([...items.slice(0, index), ...items.slice(index + 1)]).map((rest) => [item, ...rest]));
+
+  /** Purchase, half refund, dispute opened, dispute won: delivered in `order`, Stripe's `created` in the natural order. */
+  async function deliverInOrder(order: number[]) {
+    const now = Math.floor(Date.now() / 1000);
+    const stripeCustomer = stripeId("cus");
+    const paymentIntent = stripeId("pi");
+    const chargeId = stripeId("ch");
+    const disputeId = stripeId("dp");
+    const session = checkoutSession({ customer: stripeCustomer, email: uniqueEmail("order"), paymentIntent });
+    stripe.lineItems.set(session.id, "price_pack10");
+    const events = [
+      stripeEvent("checkout.session.completed", session, now),
+      stripeEvent("charge.refunded", fromStripeFixture("charge", { id: chargeId, payment_intent: paymentIntent, amount: 1000, amount_refunded: 500, refunded: false, customer: stripeCustomer }), now + 1),
+      stripeEvent("charge.dispute.created", fromStripeFixture("dispute", { id: disputeId, charge: chargeId, payment_intent: paymentIntent, status: "needs_response" }), now + 2),
+      stripeEvent("charge.dispute.closed", fromStripeFixture("dispute", { id: disputeId, charge: chargeId, payment_intent: paymentIntent, status: "won" }), now + 3),
+    ];
+    for (const index of order) await deliver(events[index]!);
+    const [customer] = await customerByStripeId(stripeCustomer);
+    const ledger = await server.sql.query("SELECT kind, delta_seconds FROM ledger_entry WHERE customer_id = $1 ORDER BY kind", [customer.id]);
+    const license = await server.sql.query("SELECT status FROM license WHERE customer_id = $1", [customer.id]);
+    const statuses = await server.sql.query("SELECT status FROM stripe_event WHERE id = ANY($1::text[]) ORDER BY status", [events.map((event) => event.id)]);
+    await expectConsistentLedger(server.sql, customer.id);
+    return {
+      secondsRemaining: customer.seconds_remaining,
+      ledger: ledger.rows,
+      licenseStatus: license.rows[0]?.status,
+      eventStatuses: statuses.rows.map((row) => row.status),
+    };
+  }
+
+  it("every order of {purchase, refund, dispute created, dispute closed} ends as the natural order does", async () => {
+    const natural = await deliverInOrder([0, 1, 2, 3]);
+    expect(natural).toEqual({
+      secondsRemaining: 5 * hour,
+      ledger: [
+        { kind: "GRANT", delta_seconds: 10 * hour },
+        { kind: "REFUND", delta_seconds: -5 * hour },
+      ],
+      licenseStatus: "ACTIVE",
+      eventStatuses: ["PROCESSED", "PROCESSED", "PROCESSED", "PROCESSED"],
+    });
+    for (const order of permutations([0, 1, 2, 3])) {
+      expect({ order, final: await deliverInOrder(order) }).toEqual({ order, final: natural });
+    }
+  });
+
+  it("the audit shows a refund left unapplied although its purchase was applied", async () => {
+    const refundCheck = async () =>
+      (await runAudit(server.database, server.config)).find((check) => check.name === "every refund of a purchase that was applied is applied")!.violations;
+    expect(await refundCheck()).toEqual([]);
+    const paymentIntent = stripeId("pi");
+    await buyHourPack({ paymentIntent });
+    const lost = stripeEvent("charge.refunded", fromStripeFixture("charge", { id: stripeId("ch"), payment_intent: paymentIntent, amount: 1000, amount_refunded: 1000, refunded: true }));
+    // A refund lost the old way: recorded, not applied, although its purchase was.
+    await server.sql.query(
+      "INSERT INTO stripe_event (id, type, stripe_created, status, attempts, payload) VALUES ($1, 'charge.refunded', now(), 'FAILED', 1, $2)",
+      [lost.id, JSON.stringify(lost)],
+    );
+    expect(await refundCheck()).toEqual([expect.objectContaining({ event_id: lost.id, status: "FAILED" })]);
+    await deliver(lost);
+    expect(await refundCheck()).toEqual([]);
+  });
+
+  it("a dispute that arrives before its purchase deactivates the license once the purchase arrives", async () => {
+    const now = Math.floor(Date.now() / 1000);
+    const stripeCustomer = stripeId("cus");
+    const paymentIntent = stripeId("pi");
+    const session = checkoutSession({ customer: stripeCustomer, email: uniqueEmail("disputed"), paymentIntent });
+    stripe.lineItems.set(session.id, "price_pack10");
+    const early = await deliver(stripeEvent("charge.dispute.created", fromStripeFixture("dispute", { id: stripeId("dp"), charge: stripeId("ch"), payment_intent: paymentIntent, status: "needs_response" }), now + 5));
+    expect(early.status).toBe(500);
+    await deliver(stripeEvent("checkout.session.completed", session, now));
+    const [customer] = await customerByStripeId(stripeCustomer);
+    const license = await server.sql.query("SELECT status FROM license WHERE customer_id = $1", [customer.id]);
+    expect(license.rows[0].status).toBe("DEACTIVATED");
+  });
 });
 
 describe("refunds and disputes", () => {

@@ -151,6 +151,20 @@ export class BillingStore {
     return rows.map(toEffect);
   }
 
+  /**
+   * Refunds and disputes that failed while waiting for a purchase that this event has now
+   * applied (its payment intents), oldest first by Stripe's `created`.
+   */
+  async eventsWaitingForPaymentsOf(db: DatabaseClient, eventId: string, types: string[]): Promise<string[]> {
+    const rows = await db.$queryRaw<{ id: string }[]>`
+      SELECT e.id FROM stripe_event e
+      WHERE e.status = 'FAILED' AND e.type = ANY(${types}::text[])
+        AND e.payload->'data'->'object'->>'payment_intent' IN (
+          SELECT stripe_payment_intent_id FROM payment_effect WHERE event_id = ${eventId} AND stripe_payment_intent_id IS NOT NULL)
+      ORDER BY e.stripe_created, e.received_at`;
+    return rows.map((row) => row.id);
+  }
+
   /** The subscription's stored state, locked for this transaction. */
   async lockSubscription(tx: Transaction, subscriptionId: string): Promise<{ status: string; lastEventCreated: Date } | undefined> {
     const rows = await tx.$queryRaw<{ status: string; last_event_created: Date }[]>`

@@ -38,6 +38,21 @@ const idOf = (value: unknown): string | null =>
   typeof value === "string" ? value : value && typeof value === "object" && typeof (value as { id?: unknown }).id === "string" ? (value as { id: string }).id : null;
 const processingFailure = (message: string) => fail({ code: "BAD_USER_INPUT", message });
 
+/** Event types whose effect depends on a purchase applied before them. */
+export const purchaseDependentEventTypes = ["charge.refunded", "charge.dispute.created", "charge.dispute.closed"];
+
+/**
+ * A refund or dispute whose purchase has not been applied yet (its event is still on its way or
+ * FAILED) must not be lost: it fails, so Stripe retries it, and it is run again as soon as the
+ * purchase is applied (WebhooksService). Without a payment intent it cannot be one of ours.
+ */
+function waitForPurchase(paymentIntentId: string | null): Outcome<HandlerResult> {
+  if (!paymentIntentId) return succeed("IGNORED");
+  return processingFailure(`waiting for the purchase of payment ${paymentIntentId}: applied when it arrives`);
+}
+
+const isGrantEffect = (key: string) => !key.startsWith("refund:") && !key.startsWith("dispute:");
+
 function planOf(context: HandlerContext, priceId: string | null): Outcome<Plan> {
   const plan = priceId ? context.config.stripe.plans.get(priceId) : undefined;
   return plan ? succeed(plan) : processingFailure(`unknown price ${priceId ?? "(none)"}: add it to STRIPE_PLANS`);
@@ -250,8 +265,8 @@ const chargeRefunded: EventHandler = {
     const refundKey = `refund:${charge.id}:`;
     // Grants are found by the payment; this charge's earlier refunds by the charge.
     const effects = await context.store.effectsOfPayment(tx, idOf(charge.payment_intent), charge.id);
-    const grants = effects.filter((effect) => !effect.key.startsWith("refund:"));
-    if (grants.length === 0) return succeed("IGNORED");
+    const grants = effects.filter((effect) => isGrantEffect(effect.key));
+    if (grants.length === 0) return waitForPurchase(idOf(charge.payment_intent));
     const grantedSeconds = grants.reduce((sum, effect) => sum + effect.grantedSeconds, 0);
     const refundedFraction = charge.amount > 0 ? Math.min(1, charge.amount_refunded / charge.amount) : 1;
     // charge.refunded repeats for each partial refund with the running total: take back the
@@ -273,13 +288,18 @@ const chargeRefunded: EventHandler = {
 
 async function customerOfDispute(context: HandlerContext, tx: Transaction, dispute: Record<string, any>): Promise<string | undefined> {
   const effects = await context.store.effectsOfPayment(tx, idOf(dispute.payment_intent), idOf(dispute.charge));
-  return effects[0]?.customerId;
+  return effects.find((effect) => isGrantEffect(effect.key))?.customerId;
 }
+
+const disputeClosedKey = (disputeId: string) => `dispute:${disputeId}:closed`;
 
 const disputeCreated: EventHandler = {
   async apply(context, tx, event) {
-    const customerId = await customerOfDispute(context, tx, event.data.object);
-    if (!customerId) return succeed("IGNORED");
+    const dispute = event.data.object;
+    const customerId = await customerOfDispute(context, tx, dispute);
+    if (!customerId) return waitForPurchase(idOf(dispute.payment_intent));
+    // Delivered after its own closing: the dispute is over, nothing to deactivate.
+    if (await context.store.findEffect(tx, disputeClosedKey(dispute.id))) return succeed("PROCESSED");
     await context.licenses.deactivateInTransaction(tx, customerId, disputeReason, actorOf(event));
     return succeed("PROCESSED");
   },
@@ -289,7 +309,18 @@ const disputeClosed: EventHandler = {
   async apply(context, tx, event) {
     const dispute = event.data.object;
     const customerId = await customerOfDispute(context, tx, dispute);
-    if (!customerId) return succeed("IGNORED");
+    if (!customerId) return waitForPurchase(idOf(dispute.payment_intent));
+    // Recorded so that a creation delivered later knows the dispute is over.
+    if (!(await context.store.findEffect(tx, disputeClosedKey(dispute.id)))) {
+      await context.store.insertEffect(tx, {
+        key: disputeClosedKey(dispute.id),
+        customerId,
+        eventId: event.id,
+        grantedSeconds: 0,
+        stripePaymentIntentId: idOf(dispute.payment_intent),
+        stripeChargeId: idOf(dispute.charge),
+      });
+    }
     if (dispute.status === "won") await context.licenses.reactivateInTransaction(tx, customerId, disputeReason, actorOf(event));
     return succeed("PROCESSED");
   },

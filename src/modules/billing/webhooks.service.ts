@@ -8,7 +8,7 @@ import type { Caller } from "../../platform/auth";
 import type { Database, Transactor } from "../../platform/database";
 import { badInput, fail, succeed, type Outcome } from "../../platform/failures";
 import type { BillingStore, StripeEventPayload, StripeEventRecord, StripeEventStatus } from "./billing.store";
-import { eventHandlers, type HandlerContext } from "./event-handlers";
+import { eventHandlers, purchaseDependentEventTypes, type HandlerContext } from "./event-handlers";
 
 export type ProcessingResult = "PROCESSED" | "IGNORED" | "FAILED";
 
@@ -52,7 +52,7 @@ export class WebhooksService {
     const handler = eventHandlers[stored.type];
     try {
       const prefetched = handler?.prefetch ? await handler.prefetch(this.deps.handlerContext, stored.payload) : undefined;
-      return await this.deps.transactor.serializable(async (tx) => {
+      const result = await this.deps.transactor.serializable(async (tx) => {
         const locked = await this.deps.store.lockEvent(tx, eventId);
         if (!locked) throw new Error(`event ${eventId} disappeared`);
         if (locked.status === "PROCESSED" || locked.status === "IGNORED") return locked.status;
@@ -61,6 +61,8 @@ export class WebhooksService {
         await this.deps.store.markDone(tx, eventId, outcome.value, this.deps.now());
         return outcome.value;
       });
+      if (result === "PROCESSED") await this.runEventsWaitingFor(eventId);
+      return result;
     } catch (error) {
       const message = error instanceof Error ? error.message : String(error);
       await this.deps.store.markFailed(this.deps.database, eventId, message);
@@ -68,6 +70,12 @@ export class WebhooksService {
       else this.deps.logger.warn({ eventId, type: stored.type, error: message }, "Stripe event failed");
       return "FAILED";
     }
+  }
+
+  /** Refunds and disputes that arrived before the purchase this event applied run now, in Stripe's order. */
+  private async runEventsWaitingFor(eventId: string): Promise<void> {
+    const waiting = await this.deps.store.eventsWaitingForPaymentsOf(this.deps.database, eventId, purchaseDependentEventTypes);
+    for (const waitingId of waiting) await this.process(waitingId);
   }
 
   /** Received events by type and status, for metrics. */
