@@ -5,6 +5,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import path from "node:path";
 import { createDatabase, dropDatabase, migrateDatabase } from "../src/platform/database-admin";
 import { startEmbeddedPostgres } from "../src/platform/embedded-postgres";
+import { waitForReady } from "./server";
 
 const root = path.resolve(__dirname, "..");
 const port = Number(process.env.BENCH_PORT ?? 4101);
@@ -57,15 +58,6 @@ async function phase(withConsoleLoads: boolean): Promise<Phase> {
   return { requests: sorted.length, p50Ms: round(percentile(sorted, 0.5)), p99Ms: round(percentile(sorted, 0.99)), consoleLoads: loads.count };
 }
 
-async function waitForReady(server: ChildProcess): Promise<void> {
-  for (let attempt = 0; attempt < 300; attempt += 1) {
-    if (server.exitCode !== null) throw new Error(`server exited with ${server.exitCode}`);
-    if (await fetch(`http://127.0.0.1:${port}/readyz`).then((response) => response.ok, () => false)) return;
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-  throw new Error("server did not become ready");
-}
-
 async function main(): Promise<void> {
   const cluster = await startEmbeddedPostgres({ dataDirectory: path.join(root, ".data", "bench-console-postgres"), port: pgPort, user: "splice", password: "splice" });
   const databaseUrl = cluster.urlFor("splice_bench_console");
@@ -76,7 +68,7 @@ async function main(): Promise<void> {
     await migrateDatabase(databaseUrl);
     const environment = { ...process.env, NODE_ENV: "development", DATABASE_URL: databaseUrl, PORT: String(port), LOG_LEVEL: "warn" };
     server = spawn(process.execPath, ["--import", "tsx", path.join(root, "src", "main.ts")], { cwd: root, env: environment, stdio: "inherit" });
-    await waitForReady(server);
+    await waitForReady(server, port);
     // The first load builds and compresses the page; that one-off cost is not what is measured.
     await fetch(`http://127.0.0.1:${port}/graphql`, { headers: { accept: "text/html", "accept-encoding": "gzip" } }).then((response) => response.arrayBuffer());
     const alone = await phase(false);

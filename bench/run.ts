@@ -10,6 +10,7 @@ import { loadConfig } from "../src/config";
 import { mintSignedToken } from "../src/platform/auth";
 import { createDatabase, dropDatabase, migrateDatabase } from "../src/platform/database-admin";
 import { startEmbeddedPostgres } from "../src/platform/embedded-postgres";
+import { waitForReady } from "./server";
 
 const root = path.resolve(__dirname, "..");
 const scenarioSeconds = Number(process.env.BENCH_SECONDS ?? 5);
@@ -103,19 +104,6 @@ async function scrapeRetries(): Promise<number> {
   return match ? Number(match[1]) : Number.NaN;
 }
 
-async function waitForReady(server: ChildProcess): Promise<void> {
-  for (let attempt = 0; attempt < 300; attempt += 1) {
-    if (server.exitCode !== null) throw new Error(`server exited with ${server.exitCode}`);
-    try {
-      if ((await fetch(`http://127.0.0.1:${port}/readyz`)).ok) return;
-    } catch {
-      // not listening yet
-    }
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-  throw new Error("server did not become ready");
-}
-
 async function main(): Promise<void> {
   const cluster = await startEmbeddedPostgres({
     dataDirectory: path.join(root, ".data", "bench-postgres"),
@@ -134,7 +122,7 @@ async function main(): Promise<void> {
       ACTIVE_RESERVATIONS_PER_CUSTOMER_MAX: "100" };
     const config = loadConfig(environment);
     server = spawn(process.execPath, ["--import", "tsx", path.join(root, "src", "main.ts")], { cwd: root, env: environment, stdio: "inherit" });
-    await waitForReady(server);
+    await waitForReady(server, port);
 
     const staff = mintSignedToken(config.auth.tokenSecret, "staff", "bench", 3600);
     const customerIds: string[] = [];

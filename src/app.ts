@@ -57,7 +57,7 @@ export async function buildApp(deps: AppDependencies): Promise<App> {
       ...limits.plugins,
       introspectionPolicy(config),
       controlCharacterPolicy,
-      httpStatusPlugin(),
+      httpStatusPlugin,
       operationMetricsPlugin(metrics),
       outcomeLoggingPlugin,
       ApolloServerPluginLandingPageDisabled(),

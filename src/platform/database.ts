@@ -70,7 +70,7 @@ const retryableMarkers = new Set(["P2034", "40001", "40P01", "TransactionWriteCo
 const unavailableMarkers = new Set([
   "P1001", "P1002", "P1017", "P2024", "P2028", "ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "EPIPE", "EHOSTUNREACH",
   "ENETUNREACH", "ECONNABORTED", "ENOTFOUND", "EAI_AGAIN", "ENOTCONN", "08000", "08001", "08003", "08004", "08006", "57P01", "57P02", "57P03", "53300",
-  "DatabaseNotReachable", "ConnectionClosed", "TooManyConnections", "SocketTimeout",
+  "DatabaseNotReachable", "ConnectionClosed", "TooManyConnections", "SocketTimeout", "ConnectionLost",
 ]);
 // node-postgres reports a lost or unobtainable connection as a plain Error with no code.
 const unavailableMessages =
@@ -96,10 +96,7 @@ function errorMarkers(error: unknown, depth = 0, found = new Set<string>()): Set
 const hasAny = (markers: Set<string>, wanted: Set<string>) => [...markers].some((marker) => wanted.has(marker));
 
 export const isRetryableConflict = (error: unknown) => hasAny(errorMarkers(error), retryableMarkers);
-export const isDatabaseUnavailable = (error: unknown) => {
-  const markers = errorMarkers(error);
-  return markers.has("ConnectionLost") || hasAny(markers, unavailableMarkers);
-};
+export const isDatabaseUnavailable = (error: unknown) => hasAny(errorMarkers(error), unavailableMarkers);
 
 /**
  * Thrown inside a transaction to roll it back when the work returned a failure, so that nothing

@@ -55,15 +55,19 @@ function extensionsOf(failure: Failure): Record<string, unknown> {
 }
 
 /**
- * SERVICE_UNAVAILABLE raised before the operation runs (while identifying the caller), where
- * Apollo takes the HTTP status and headers from the error itself.
+ * For errors raised before the operation runs (identifying the caller, checking the document),
+ * where Apollo takes the HTTP status and headers from the error itself (`extensions.http`,
+ * headers as a Map) and strips them from the answer.
  */
+export function withHttpStatus(error: GraphQLError, status: number, headers: Record<string, string> = {}): GraphQLError {
+  Object.assign(error.extensions, { http: { status, headers: new Map(Object.entries(headers)) } });
+  return error;
+}
+
+/** SERVICE_UNAVAILABLE raised before the operation runs. */
 export function serviceUnavailableError(retryAfterSeconds: number): GraphQLError {
-  // Apollo reads `http` (status, and headers as a Map) from the error and strips it from the answer.
-  const http = { status: 503, headers: new Map([["retry-after", String(retryAfterSeconds)]]) };
-  return new TranslatedError(defaultMessages.SERVICE_UNAVAILABLE, {
-    extensions: { code: "SERVICE_UNAVAILABLE", retryAfterSeconds, http } as Record<string, unknown>,
-  });
+  const error = new TranslatedError(defaultMessages.SERVICE_UNAVAILABLE, { extensions: { code: "SERVICE_UNAVAILABLE", retryAfterSeconds } });
+  return withHttpStatus(error, 503, { "retry-after": String(retryAfterSeconds) });
 }
 
 export function toGraphQLError(failure: Failure): GraphQLError {
@@ -123,31 +127,29 @@ export function createErrorFormatter(report: UnexpectedErrorReporter, unavailabl
  * Sets the HTTP status the contract gives a code when it is the response's only kind of error,
  * and for 429 and 503 the Retry-After header from the errors' `retryAfterSeconds`.
  */
-export function httpStatusPlugin(): ApolloServerPlugin {
-  return {
-    async requestDidStart() {
-      return {
-        async willSendResponse({ response, operation }) {
-          if (response.body.kind !== "single") return;
-          const result = response.body.singleResult;
-          const errors = result.errors ?? [];
-          const codes = new Set(errors.map((error) => String(error.extensions?.code ?? "")));
-          if (codes.size !== 1) return;
-          const code = [...codes][0] as ErrorCode;
-          const status = httpStatusByCode[code];
-          if (status === undefined) return;
-          // GraphQL over HTTP: a response that carries data is 2xx. During an outage a query's
-          // partial data is not worth keeping, so it is dropped and the answer is a plain 503.
-          // A mutation's data is kept (and the answer stays 200): fields that did commit must
-          // not look failed, or a client retrying the whole document would apply them twice.
-          const hasData = result.data !== null && result.data !== undefined;
-          if (hasData && (code !== "SERVICE_UNAVAILABLE" || operation?.operation === "mutation")) return;
-          if (hasData) result.data = null;
-          response.http.status = status;
-          const retryAfterSeconds = Math.max(0, ...errors.map((error) => Number(error.extensions?.retryAfterSeconds ?? 0)));
-          if (retryAfterSeconds > 0) response.http.headers.set("retry-after", String(retryAfterSeconds));
-        },
-      };
-    },
-  };
-}
+export const httpStatusPlugin: ApolloServerPlugin = {
+  async requestDidStart() {
+    return {
+      async willSendResponse({ response, operation }) {
+        if (response.body.kind !== "single") return;
+        const result = response.body.singleResult;
+        const errors = result.errors ?? [];
+        const codes = new Set(errors.map((error) => String(error.extensions?.code ?? "")));
+        if (codes.size !== 1) return;
+        const code = [...codes][0] as ErrorCode;
+        const status = httpStatusByCode[code];
+        if (status === undefined) return;
+        // GraphQL over HTTP: a response that carries data is 2xx. During an outage a query's
+        // partial data is not worth keeping, so it is dropped and the answer is a plain 503.
+        // A mutation's data is kept (and the answer stays 200): fields that did commit must
+        // not look failed, or a client retrying the whole document would apply them twice.
+        const hasData = result.data !== null && result.data !== undefined;
+        if (hasData && (code !== "SERVICE_UNAVAILABLE" || operation?.operation === "mutation")) return;
+        if (hasData) result.data = null;
+        response.http.status = status;
+        const retryAfterSeconds = Math.max(0, ...errors.map((error) => Number(error.extensions?.retryAfterSeconds ?? 0)));
+        if (retryAfterSeconds > 0) response.http.headers.set("retry-after", String(retryAfterSeconds));
+      },
+    };
+  },
+};

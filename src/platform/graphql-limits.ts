@@ -8,7 +8,7 @@ import { ApolloArmor } from "@escape.tech/graphql-armor";
 import { GraphQLError, Kind, visit, type ASTVisitor, type DocumentNode, type ValidationContext } from "graphql";
 import type { Config } from "../config";
 import type { RequestContext } from "../context";
-import { toGraphQLError } from "./errors";
+import { toGraphQLError, withHttpStatus } from "./errors";
 
 export function queryLimits(config: Config) {
   const limits = config.graphql;
@@ -68,17 +68,13 @@ function documentContainsControlCharacter(document: DocumentNode): boolean {
   return found;
 }
 
-const badRequest = { status: 400, headers: new Map<string, string>() };
-
 /** Refuses control characters in variables and inline strings before anything runs. */
 export const controlCharacterPolicy: ApolloServerPlugin<RequestContext> = {
   async requestDidStart() {
     return {
       async didResolveOperation({ document, request }) {
         if (containsControlCharacter(request.variables) || documentContainsControlCharacter(document)) {
-          throw new GraphQLError("String inputs may not contain control characters", {
-            extensions: { code: "BAD_USER_INPUT", http: badRequest } as Record<string, unknown>,
-          });
+          throw withHttpStatus(toGraphQLError({ code: "BAD_USER_INPUT", message: "String inputs may not contain control characters" }), 400);
         }
       },
     };
@@ -102,9 +98,7 @@ export function introspectionPolicy(config: Config): ApolloServerPlugin<RequestC
         async didResolveOperation({ document, contextValue }) {
           if (config.graphql.introspection === "everyone" || contextValue.caller.kind === "staff") return;
           if (isIntrospection(document)) {
-            const refusal = toGraphQLError({ code: "FORBIDDEN", message: "Introspection is available to staff tokens only" });
-            Object.assign(refusal.extensions, { http: { status: 403, headers: new Map<string, string>() } });
-            throw refusal;
+            throw withHttpStatus(toGraphQLError({ code: "FORBIDDEN", message: "Introspection is available to staff tokens only" }), 403);
           }
         },
       };
