@@ -7,7 +7,7 @@ import fs from "node:fs";
 import path from "node:path";
 import pg from "pg";
 import { loadConfig } from "../src/config";
-import { mintSignedToken } from "../src/platform/auth";
+import { mintToken } from "../src/platform/auth";
 import { createDatabase, dropDatabase, migrateDatabase } from "../src/platform/database-admin";
 import { startEmbeddedPostgres } from "../src/platform/embedded-postgres";
 import { waitForReady } from "./server";
@@ -124,7 +124,7 @@ async function main(): Promise<void> {
     server = spawn(process.execPath, ["--import", "tsx", path.join(root, "src", "main.ts")], { cwd: root, env: environment, stdio: "inherit" });
     await waitForReady(server, port);
 
-    const staff = mintSignedToken(config.auth.tokenSecret, "staff", "bench", 3600);
+    const staff = mintToken(config.auth, "staff", "bench", 3600);
     const customerIds: string[] = [];
     for (let batch = 0; batch < spreadCustomers; batch += 50) {
       const created = await Promise.all(
@@ -136,7 +136,7 @@ async function main(): Promise<void> {
       );
       customerIds.push(...created.map((response) => response.data.createCustomer.id as string));
     }
-    const tokens = customerIds.map((id) => mintSignedToken(config.auth.tokenSecret, "customer", id, 3600));
+    const tokens = customerIds.map((id) => mintToken(config.auth, "customer", id, 3600));
     const hotToken = tokens[0]!;
 
     const results: Result[] = [];

@@ -13,7 +13,7 @@ import { pinoHttp } from "pino-http";
 import type { Config } from "./config";
 import type { RequestContext } from "./context";
 import { stripeWebhookRouter } from "./modules/billing/webhook.route";
-import { actorOf, bearerToken, isSignedToken, verifySignedToken, type Caller } from "./platform/auth";
+import { actorOf, bearerToken, IdentityProviderUnavailableError, isJwtShaped, TokenVerifier, type Caller } from "./platform/auth";
 import { isDatabaseUnavailable, pingDatabase, type Database } from "./platform/database";
 import { createErrorFormatter, httpStatusPlugin, serviceUnavailableError } from "./platform/errors";
 import { controlCharacterPolicy, introspectionPolicy, queryLimits } from "./platform/graphql-limits";
@@ -41,6 +41,7 @@ export async function buildApp(deps: AppDependencies): Promise<App> {
   const { config, logger } = deps;
   const metrics = createMetrics(deps.services, deps.database, logger);
   const limits = queryLimits(config);
+  const tokens = new TokenVerifier(config.auth);
   const apollo = new ApolloServer<RequestContext>({
     schema: buildSchema(),
     includeStacktraceInErrorResponses: false,
@@ -116,7 +117,7 @@ export async function buildApp(deps: AppDependencies): Promise<App> {
     express.json({ limit: graphqlBodyLimit }),
     expressMiddleware(apollo, {
       context: async ({ req, res }) => {
-        const caller = await identifyCaller(deps, req.header("authorization"));
+        const caller = await identifyCaller(deps, tokens, req.header("authorization"));
         Object.assign(res.locals.logFields as object, { caller: actorOf(caller), callerRole: caller.kind });
         return {
           caller,
@@ -155,18 +156,28 @@ const outcomeLoggingPlugin: ApolloServerPlugin<RequestContext> = {
   },
 };
 
-async function identifyCaller(deps: AppDependencies, authorizationHeader: string | undefined): Promise<Caller> {
+async function identifyCaller(deps: AppDependencies, tokens: TokenVerifier, authorizationHeader: string | undefined): Promise<Caller> {
   if (authorizationHeader === undefined) return { kind: "anonymous" };
   const token = bearerToken(authorizationHeader);
   if (!token) return { kind: "rejected", reason: "expected 'Authorization: Bearer <token>'" };
-  if (isSignedToken(token)) return verifySignedToken(deps.config.auth.tokenSecret, token);
+  const retryAfterSeconds = deps.config.transactions.unavailableRetryAfterSeconds;
+  // The caller is identified before the operation runs, outside the error translator: an
+  // identity provider or database that cannot answer makes the request a 503, never a 401.
+  if (isJwtShaped(token)) {
+    try {
+      return await tokens.verify(token);
+    } catch (error) {
+      if (!(error instanceof IdentityProviderUnavailableError)) throw error;
+      deps.logger.warn({ err: error.cause }, "bearer token not verified: identity provider's key set unavailable");
+      throw serviceUnavailableError(retryAfterSeconds);
+    }
+  }
   try {
     return await deps.services.licenses.authenticateDevice(token);
   } catch (error) {
-    // A device token is looked up before the operation runs, outside the error translator.
     if (!isDatabaseUnavailable(error)) throw error;
     deps.logger.warn({ err: error }, "device token lookup failed: database unavailable");
-    throw serviceUnavailableError(deps.config.transactions.unavailableRetryAfterSeconds);
+    throw serviceUnavailableError(retryAfterSeconds);
   }
 }
 

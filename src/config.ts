@@ -38,8 +38,18 @@ const environmentSchema = z
     EMBEDDED_PG_DIR: z.string().min(1).default(".data/postgres"),
     EMBEDDED_PG_PORT: int(1024, 65_535).default(54329),
     EMBEDDED_PG_DATABASE: z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/).default("splice"),
-    AUTH_TOKEN_SECRET: z.string().min(32).optional(),
+    AUTH_JWT_SECRET: z.string().min(32).optional(),
     AUTH_TOKEN_DEFAULT_TTL_SECONDS: int(60, 366 * 24 * secondsPerHour).default(30 * 24 * secondsPerHour),
+    AUTH_JWT_ISSUER: z.string().min(1).max(200).default("splice-api"),
+    AUTH_AUDIENCE: z.string().min(1).max(200).default("splice-api"),
+    AUTH_JWKS_URL: z.string().url().optional(),
+    AUTH_ISSUER: z.string().min(1).max(200).optional(),
+    AUTH_ROLE_CLAIM: z.string().min(1).max(200).default("splice_role"),
+    AUTH_SUBJECT_CLAIM: z.string().min(1).max(200).default("sub"),
+    AUTH_CLOCK_SKEW_SECONDS: int(0, 300).default(30),
+    AUTH_JWKS_TIMEOUT_MS: int(100, 30_000).default(5000),
+    AUTH_JWKS_CACHE_MAX_AGE_SECONDS: int(1, 86_400).default(600),
+    AUTH_JWKS_COOLDOWN_SECONDS: int(0, 3600).default(30),
 
     TIER_STARTER_MONTHLY_SECONDS: int(0, 10_000 * secondsPerHour).default(15 * secondsPerHour),
     TIER_PRO_MONTHLY_SECONDS: int(0, 10_000 * secondsPerHour).default(50 * secondsPerHour),
@@ -122,8 +132,14 @@ const environmentSchema = z
     CONSOLE_ENABLED: flag.default(true),
   })
   .superRefine((env, context) => {
-    if (env.NODE_ENV === "production" && !env.AUTH_TOKEN_SECRET) {
-      context.addIssue({ code: "custom", path: ["AUTH_TOKEN_SECRET"], message: "required in production" });
+    if (env.NODE_ENV === "production" && !env.AUTH_JWT_SECRET && !env.AUTH_JWKS_URL) {
+      context.addIssue({ code: "custom", path: ["AUTH_JWT_SECRET"], message: "production needs AUTH_JWT_SECRET, AUTH_JWKS_URL or both" });
+    }
+    if (env.AUTH_JWKS_URL && !env.AUTH_ISSUER) {
+      context.addIssue({ code: "custom", path: ["AUTH_ISSUER"], message: "required with AUTH_JWKS_URL: the issuer its tokens must name" });
+    }
+    if (env.AUTH_JWKS_URL && env.AUTH_ISSUER === env.AUTH_JWT_ISSUER) {
+      context.addIssue({ code: "custom", path: ["AUTH_ISSUER"], message: "must differ from AUTH_JWT_ISSUER, the issuer of tokens this service mints" });
     }
     if (env.TX_BACKOFF_BASE_MS > env.TX_BACKOFF_MAX_MS) {
       context.addIssue({ code: "custom", path: ["TX_BACKOFF_BASE_MS"], message: "must not exceed TX_BACKOFF_MAX_MS" });
@@ -135,7 +151,7 @@ const environmentSchema = z
       context.addIssue({ code: "custom", path: ["STRIPE_SECRET_KEY"], message: "STRIPE_SECRET_KEY and STRIPE_WEBHOOK_SECRET are required in production" });
     }
     if (env.NODE_ENV === "production") {
-      for (const name of ["AUTH_TOKEN_SECRET", "STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET", "METRICS_TOKEN"] as const) {
+      for (const name of ["AUTH_JWT_SECRET", "STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET", "METRICS_TOKEN"] as const) {
         const value = env[name];
         if (value !== undefined && Buffer.byteLength(value) < productionSecretMinBytes) {
           context.addIssue({ code: "custom", path: [name], message: `must be at least ${productionSecretMinBytes} bytes in production` });
@@ -173,7 +189,7 @@ const developmentStripeWebhookSecret = "whsec_splice_development";
 export function openWithoutProduction(config: Config): string[] {
   if (config.environment === "production") return [];
   const open: string[] = [];
-  if (config.auth.tokenSecret === developmentTokenSecret) open.push("the published development token secret (anyone can mint staff tokens)");
+  if (config.auth.jwtSecret === developmentTokenSecret) open.push("the published development token secret (anyone can mint staff tokens)");
   if (config.graphql.introspection === "everyone") open.push("introspection for everyone");
   if (!config.metrics.token) open.push("/metrics without a token");
   if (config.stripe.secretKey === developmentStripeSecretKey || config.stripe.webhookSecret === developmentStripeWebhookSecret) {
@@ -188,7 +204,7 @@ export const developmentSecrets: readonly string[] = [developmentTokenSecret, de
 /** The secrets production must not take from this repository (see published-secrets.ts). */
 export function secretsOf(config: Config): Record<string, string | undefined> {
   return {
-    AUTH_TOKEN_SECRET: config.auth.tokenSecret,
+    AUTH_JWT_SECRET: config.auth.jwtSecret,
     STRIPE_SECRET_KEY: config.stripe.secretKey,
     STRIPE_WEBHOOK_SECRET: config.stripe.webhookSecret,
     METRICS_TOKEN: config.metrics.token,
@@ -212,6 +228,25 @@ export type Plan =
   | { type: "subscription"; tier: Tier; monthlySeconds: number }
   | { type: "hours"; seconds: number };
 
+export interface AuthConfig {
+  /** HS256 key of the tokens this service mints (`npm run token`); undefined: none accepted. */
+  jwtSecret: string | undefined;
+  /** `iss` of minted tokens; external tokens must name identityProvider.issuer instead. */
+  mintedIssuer: string;
+  /** `aud` every token must name. */
+  audience: string;
+  defaultTokenTtlSeconds: number;
+  identityProvider: { jwksUrl: string; issuer: string; timeoutMs: number; cacheMaxAgeSeconds: number; cooldownSeconds: number } | undefined;
+  /** Claim naming the role (`staff` or `customer`) and claim naming the staff name or customer id. */
+  roleClaim: string;
+  subjectClaim: string;
+  clockSkewSeconds: number;
+  tokenMaxLength: number;
+}
+
+// A bearer token longer than this is refused before any parsing (RS256 tokens with many claims fit).
+const authTokenMaxLength = 8192;
+
 export interface Config {
   environment: Environment["NODE_ENV"];
   http: { port: number; host: string };
@@ -221,7 +256,7 @@ export interface Config {
     lockSessions: number;
     embedded: { directory: string; port: number; databaseName: string };
   };
-  auth: { tokenSecret: string; defaultTokenTtlSeconds: number };
+  auth: AuthConfig;
   tiers: Record<Tier, { monthlySeconds: number; maxDevices: number }>;
   licenses: {
     keyGenerationAttempts: number;
@@ -323,8 +358,24 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
       embedded: { directory: env.EMBEDDED_PG_DIR, port: env.EMBEDDED_PG_PORT, databaseName: env.EMBEDDED_PG_DATABASE },
     },
     auth: {
-      tokenSecret: env.AUTH_TOKEN_SECRET ?? developmentTokenSecret,
+      // Production without a secret of its own accepts only the identity provider's tokens.
+      jwtSecret: env.AUTH_JWT_SECRET ?? (env.NODE_ENV === "production" ? undefined : developmentTokenSecret),
+      mintedIssuer: env.AUTH_JWT_ISSUER,
+      audience: env.AUTH_AUDIENCE,
       defaultTokenTtlSeconds: env.AUTH_TOKEN_DEFAULT_TTL_SECONDS,
+      identityProvider: env.AUTH_JWKS_URL
+        ? {
+            jwksUrl: env.AUTH_JWKS_URL,
+            issuer: env.AUTH_ISSUER as string,
+            timeoutMs: env.AUTH_JWKS_TIMEOUT_MS,
+            cacheMaxAgeSeconds: env.AUTH_JWKS_CACHE_MAX_AGE_SECONDS,
+            cooldownSeconds: env.AUTH_JWKS_COOLDOWN_SECONDS,
+          }
+        : undefined,
+      roleClaim: env.AUTH_ROLE_CLAIM,
+      subjectClaim: env.AUTH_SUBJECT_CLAIM,
+      clockSkewSeconds: env.AUTH_CLOCK_SKEW_SECONDS,
+      tokenMaxLength: authTokenMaxLength,
     },
     tiers: {
       STARTER: { monthlySeconds: env.TIER_STARTER_MONTHLY_SECONDS, maxDevices: env.TIER_STARTER_MAX_DEVICES },

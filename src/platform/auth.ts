@@ -1,6 +1,10 @@
-// Who is calling. Staff and customer tokens are HMAC-signed (stateless, minted by
-// `npm run token`); device tokens are opaque secrets looked up by hash (licenses module).
+// Who is calling. Staff and customer bearer tokens are JWTs, verified with `jose`: HS256 ones
+// this service mints (`npm run token`), and, when AUTH_JWKS_URL is set, an identity provider's
+// (RS256, ES256, EdDSA) with keys fetched and cached from its JWKS. Device tokens are opaque
+// secrets looked up by hash (licenses module).
 import crypto from "node:crypto";
+import { createRemoteJWKSet, decodeProtectedHeader, errors as joseErrors, jwtVerify, type JWTPayload } from "jose";
+import type { AuthConfig } from "../config";
 
 export type Caller =
   | { kind: "anonymous" }
@@ -9,67 +13,133 @@ export type Caller =
   | { kind: "customer"; customerId: string }
   | { kind: "device"; customerId: string; deviceId: string };
 
-export type SignedRole = "staff" | "customer";
+export type TokenRole = "staff" | "customer";
 
-interface SignedTokenPayload {
-  role: SignedRole;
-  subject: string;
-  issuedAtSeconds: number;
-  expiresAtSeconds: number;
-}
-
-const signedTokenPrefix = "splice.v1.";
-const tokenMaxLength = 2048;
+const mintedAlgorithm = "HS256";
+// Asymmetric only: an HMAC key would be the JWKS's public key, the classic algorithm confusion.
+const identityProviderAlgorithms = ["RS256", "ES256", "EdDSA"];
 const staffNamePattern = /^[a-z0-9][a-z0-9._-]{0,63}$/;
 const uuidPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
-function signature(secret: string, body: string): string {
-  return crypto.createHmac("sha256", secret).update(body).digest("base64url");
-}
-
-export function isValidSubject(role: SignedRole, subject: string): boolean {
+export function isValidSubject(role: TokenRole, subject: string): boolean {
   return role === "staff" ? staffNamePattern.test(subject) : uuidPattern.test(subject);
 }
 
-export function mintSignedToken(
-  secret: string,
-  role: SignedRole,
-  subject: string,
-  ttlSeconds: number,
-  nowMs = Date.now(),
-): string {
+/** The identity provider's keys could not be fetched: the caller is unknown, not refused (503). */
+export class IdentityProviderUnavailableError extends Error {
+  constructor(cause: unknown) {
+    super("identity provider's key set unavailable", { cause });
+  }
+}
+
+/**
+ * Mints an HS256 JWT the verifier accepts. Synchronous (plain HMAC over the standard encoding)
+ * so that the CLI, tests and bench mint without awaiting; jose verifies it like any JWT.
+ */
+export function mintToken(auth: AuthConfig, role: TokenRole, subject: string, ttlSeconds: number, nowMs = Date.now()): string {
+  if (!auth.jwtSecret) throw new Error("AUTH_JWT_SECRET is not set: this service mints no tokens");
   if (!isValidSubject(role, subject)) throw new Error(`invalid ${role} subject: ${subject}`);
   const issuedAtSeconds = Math.floor(nowMs / 1000);
-  const payload: SignedTokenPayload = { role, subject, issuedAtSeconds, expiresAtSeconds: issuedAtSeconds + ttlSeconds };
-  const body = Buffer.from(JSON.stringify(payload)).toString("base64url");
-  return `${signedTokenPrefix}${body}.${signature(secret, body)}`;
+  const claims: JWTPayload = {
+    iss: auth.mintedIssuer,
+    aud: auth.audience,
+    [auth.subjectClaim]: subject,
+    [auth.roleClaim]: role,
+    iat: issuedAtSeconds,
+    exp: issuedAtSeconds + ttlSeconds,
+  };
+  const encode = (value: object) => Buffer.from(JSON.stringify(value)).toString("base64url");
+  const signingInput = `${encode({ alg: mintedAlgorithm, typ: "JWT" })}.${encode(claims)}`;
+  const signature = crypto.createHmac("sha256", auth.jwtSecret).update(signingInput).digest("base64url");
+  return `${signingInput}.${signature}`;
 }
 
-export function isSignedToken(token: string): boolean {
-  return token.startsWith(signedTokenPrefix);
+export class TokenVerifier {
+  private readonly secretKey: Uint8Array | undefined;
+  private readonly identityProviderKeys: ReturnType<typeof createRemoteJWKSet> | undefined;
+
+  constructor(private readonly auth: AuthConfig) {
+    this.secretKey = auth.jwtSecret ? new TextEncoder().encode(auth.jwtSecret) : undefined;
+    const provider = auth.identityProvider;
+    // jose refetches the set when a token names an unknown kid (rotation), at most once per cooldown.
+    this.identityProviderKeys = provider
+      ? createRemoteJWKSet(new URL(provider.jwksUrl), {
+          timeoutDuration: provider.timeoutMs,
+          cacheMaxAge: provider.cacheMaxAgeSeconds * 1000,
+          cooldownDuration: provider.cooldownSeconds * 1000,
+        })
+      : undefined;
+  }
+
+  /** The caller a bearer JWT names, or why it is refused. Throws IdentityProviderUnavailableError. */
+  async verify(token: string): Promise<Caller> {
+    if (token.length > this.auth.tokenMaxLength) return { kind: "rejected", reason: "token too long" };
+    let algorithm: unknown;
+    try {
+      algorithm = decodeProtectedHeader(token).alg;
+    } catch {
+      return { kind: "rejected", reason: "malformed token" };
+    }
+    try {
+      const payload = await this.verifiedPayload(token, algorithm);
+      return payload ? this.callerOf(payload) : { kind: "rejected", reason: `algorithm ${String(algorithm)} not accepted` };
+    } catch (error) {
+      return rejectionOf(error);
+    }
+  }
+
+  private async verifiedPayload(token: string, algorithm: unknown): Promise<JWTPayload | undefined> {
+    const common = { audience: this.auth.audience, clockTolerance: this.auth.clockSkewSeconds, requiredClaims: ["exp"] };
+    if (algorithm === mintedAlgorithm && this.secretKey) {
+      return (await jwtVerify(token, this.secretKey, { ...common, algorithms: [mintedAlgorithm], issuer: this.auth.mintedIssuer })).payload;
+    }
+    const provider = this.auth.identityProvider;
+    if (typeof algorithm === "string" && identityProviderAlgorithms.includes(algorithm) && provider && this.identityProviderKeys) {
+      const keys = this.identityProviderKeys;
+      return (await jwtVerify(token, keys, { ...common, algorithms: identityProviderAlgorithms, issuer: provider.issuer })).payload;
+    }
+    return undefined;
+  }
+
+  private callerOf(payload: JWTPayload): Caller {
+    const role = roleOf(payload[this.auth.roleClaim]);
+    const subject = payload[this.auth.subjectClaim];
+    if (!role) return { kind: "rejected", reason: `claim ${this.auth.roleClaim} must be staff or customer` };
+    if (typeof subject !== "string" || !isValidSubject(role, subject)) {
+      return { kind: "rejected", reason: `claim ${this.auth.subjectClaim} is not a valid ${role === "staff" ? "staff name" : "customer id"}` };
+    }
+    return role === "staff" ? { kind: "staff", name: subject } : { kind: "customer", customerId: subject };
+  }
 }
 
-/** The caller a signed token names, or why it is refused. Constant-time signature check. */
-export function verifySignedToken(secret: string, token: string, nowMs = Date.now()): Caller {
-  if (token.length > tokenMaxLength) return { kind: "rejected", reason: "token too long" };
-  const [body, givenSignature, ...rest] = token.slice(signedTokenPrefix.length).split(".");
-  if (!body || !givenSignature || rest.length > 0) return { kind: "rejected", reason: "malformed token" };
-  const expected = Buffer.from(signature(secret, body));
-  const given = Buffer.from(givenSignature);
-  if (expected.length !== given.length || !crypto.timingSafeEqual(expected, given)) {
-    return { kind: "rejected", reason: "bad signature" };
-  }
-  let payload: SignedTokenPayload;
-  try {
-    payload = JSON.parse(Buffer.from(body, "base64url").toString("utf8")) as SignedTokenPayload;
-  } catch {
-    return { kind: "rejected", reason: "malformed token" };
-  }
-  if (payload.expiresAtSeconds * 1000 <= nowMs) return { kind: "rejected", reason: "token expired" };
-  if (!isValidSubject(payload.role, payload.subject)) return { kind: "rejected", reason: "malformed token" };
-  return payload.role === "staff"
-    ? { kind: "staff", name: payload.subject }
-    : { kind: "customer", customerId: payload.subject };
+/** A role claim is a string, or a list of roles (some providers only issue lists): staff wins. */
+function roleOf(claim: unknown): TokenRole | undefined {
+  const roles = Array.isArray(claim) ? claim : [claim];
+  if (roles.includes("staff")) return "staff";
+  if (roles.includes("customer")) return "customer";
+  return undefined;
+}
+
+function rejectionOf(error: unknown): Caller {
+  if (error instanceof joseErrors.JWKSTimeout || isFetchFailure(error)) throw new IdentityProviderUnavailableError(error);
+  if (error instanceof joseErrors.JWTExpired) return { kind: "rejected", reason: "token expired" };
+  if (error instanceof joseErrors.JWTClaimValidationFailed) return { kind: "rejected", reason: `claim ${error.claim} ${error.reason}` };
+  if (error instanceof joseErrors.JWSSignatureVerificationFailed) return { kind: "rejected", reason: "bad signature" };
+  if (error instanceof joseErrors.JWKSNoMatchingKey) return { kind: "rejected", reason: "signed with a key the identity provider does not publish" };
+  if (error instanceof joseErrors.JOSEError) return { kind: "rejected", reason: "malformed token" };
+  throw error;
+}
+
+/** The JWKS unreachable (refused, reset, DNS), answering non-200, or not a key set: the provider's fault. */
+function isFetchFailure(error: unknown): boolean {
+  if (error instanceof joseErrors.JWKSInvalid) return true;
+  if (error instanceof TypeError && error.message === "fetch failed") return true;
+  return error instanceof joseErrors.JOSEError && error.code === "ERR_JOSE_GENERIC" && error.message.includes("JSON Web Key Set");
+}
+
+/** Three dot-separated parts: a JWS. Device tokens have no dots. */
+export function isJwtShaped(token: string): boolean {
+  return token.split(".", 4).length === 3;
 }
 
 export function bearerToken(authorizationHeader: string | undefined): string | undefined {

@@ -3,7 +3,7 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import path from "node:path";
 import pg from "pg";
-import { mintSignedToken } from "../../src/platform/auth";
+import { mintToken } from "../../src/platform/auth";
 import { loadConfig } from "../../src/config";
 import { createDatabase, dropDatabase, withDatabase } from "../../src/platform/database-admin";
 import { serverUrlVariable, templateDatabaseName } from "../support/test-database";
@@ -25,11 +25,11 @@ it("finishes in-flight requests on SIGTERM and exits 0", async () => {
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
     const config = loadConfig({ NODE_ENV: "test" });
-    const staff = mintSignedToken(config.auth.tokenSecret, "staff", "shutdown", 600);
+    const staff = mintToken(config.auth, "staff", "shutdown", 600);
     const post = (token: string, query: string) =>
       fetch(`http://127.0.0.1:${port}/graphql`, { method: "POST", headers: { "content-type": "application/json", authorization: `Bearer ${token}` }, body: JSON.stringify({ query }) });
     const created: any = await (await post(staff, `mutation { createCustomer(input: { email: "shutdown-${process.pid}@example.com", initialSeconds: 10000 }) { id } }`)).json();
-    const customerToken = mintSignedToken(config.auth.tokenSecret, "customer", created.data.createCustomer.id, 600);
+    const customerToken = mintToken(config.auth, "customer", created.data.createCustomer.id, 600);
     const inFlight = Array.from({ length: 20 }, () => post(customerToken, `mutation { reserveCredits(input: { estimatedSeconds: 10, endpoint: "bye" }) { replayed } }`));
     await new Promise((resolve) => setTimeout(resolve, 5));
     server.kill("SIGTERM");

@@ -40,7 +40,7 @@ it("refuses to start in production with secrets published in this repository, na
     env: {
       ...process.env,
       NODE_ENV: "production",
-      AUTH_TOKEN_SECRET: "splice-development-token-secret-not-for-production",
+      AUTH_JWT_SECRET: "splice-development-token-secret-not-for-production",
       STRIPE_SECRET_KEY: `sk_live_${"a".repeat(40)}`,
       STRIPE_WEBHOOK_SECRET: `whsec_${"b".repeat(40)}`,
       SMTP_URL: "smtps://user:password@smtp.example.com:465",
@@ -51,5 +51,5 @@ it("refuses to start in production with secrets published in this repository, na
   server.stderr!.on("data", (chunk) => (output += chunk));
   const exitCode = await new Promise<number | null>((resolve) => server.on("exit", (code) => resolve(code)));
   expect(exitCode).toBe(1);
-  expect(output).toContain("AUTH_TOKEN_SECRET, SMTP_URL appear in this repository; production needs secrets of its own");
+  expect(output).toContain("AUTH_JWT_SECRET, SMTP_URL appear in this repository; production needs secrets of its own");
 });

@@ -7,14 +7,14 @@ import os from "node:os";
 import path from "node:path";
 import pg from "pg";
 import { loadConfig } from "../../src/config";
-import { mintSignedToken } from "../../src/platform/auth";
+import { mintToken } from "../../src/platform/auth";
 import { freePort } from "../support/test-database";
 
 const root = path.resolve(__dirname, "..", "..");
 const lifecycleTimeoutMs = 120_000;
 const readyTimeoutMs = 60_000;
-const tokenSecret = loadConfig({ NODE_ENV: "test" }).auth.tokenSecret;
-const staffToken = mintSignedToken(tokenSecret, "staff", "lifecycle", 3600);
+const auth = loadConfig({ NODE_ENV: "test" }).auth;
+const staffToken = mintToken(auth, "staff", "lifecycle", 3600);
 
 let dataDirectory: string;
 let postgresPort: number;
@@ -112,7 +112,7 @@ async function drainsOn(signal: NodeJS.Signals): Promise<void> {
   const server = await start("node");
   const created: any = await (await post(server.port, staffToken, `mutation { createCustomer(input: { email: "${signal}-${process.pid}-${Date.now()}@example.com", initialSeconds: 10000 }) { id } }`)).json();
   const customerId = created.data.createCustomer.id;
-  const customerToken = mintSignedToken(tokenSecret, "customer", customerId, 600);
+  const customerToken = mintToken(auth, "customer", customerId, 600);
   const pid = postmasterPid();
   const inFlight = Array.from({ length: 20 }, () => post(server.port, customerToken, `mutation { reserveCredits(input: { estimatedSeconds: 10, endpoint: "bye" }) { replayed } }`));
   await new Promise((resolve) => setTimeout(resolve, 5));

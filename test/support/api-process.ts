@@ -3,7 +3,7 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import path from "node:path";
 import { loadConfig } from "../../src/config";
-import { mintSignedToken } from "../../src/platform/auth";
+import { mintToken } from "../../src/platform/auth";
 import { freePort } from "./test-database";
 
 const root = path.resolve(__dirname, "..", "..");
@@ -18,7 +18,7 @@ export interface Answer {
 export class ApiProcess {
   output = "";
   readonly exited: Promise<number | null>;
-  private readonly tokenSecret = loadConfig({ NODE_ENV: "test" }).auth.tokenSecret;
+  private readonly auth = loadConfig({ NODE_ENV: "test" }).auth;
 
   private constructor(
     private readonly child: ChildProcess,
@@ -49,11 +49,11 @@ export class ApiProcess {
   }
 
   staffToken(): string {
-    return mintSignedToken(this.tokenSecret, "staff", "faults", 3600);
+    return mintToken(this.auth, "staff", "faults", 3600);
   }
 
   customerToken(customerId: string): string {
-    return mintSignedToken(this.tokenSecret, "customer", customerId, 3600);
+    return mintToken(this.auth, "customer", customerId, 3600);
   }
 
   async graphql(token: string, query: string, variables: Record<string, unknown> = {}): Promise<Answer> {

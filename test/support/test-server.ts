@@ -8,7 +8,7 @@ import type { Server } from "node:http";
 import pg from "pg";
 import { buildApp } from "../../src/app";
 import { loadConfig, type Config, type Tier } from "../../src/config";
-import { mintSignedToken } from "../../src/platform/auth";
+import { mintToken } from "../../src/platform/auth";
 import { closeDatabase, createDatabase as createPrisma, type Database } from "../../src/platform/database";
 import { createDatabase, dropDatabase, withDatabase } from "../../src/platform/database-admin";
 import { createLogger } from "../../src/platform/logger";
@@ -98,8 +98,8 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
   const baseUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   const sql = new pg.Pool({ connectionString: databaseUrl, max: 2 });
   sql.on("error", () => undefined);
-  const tokenFor = (customerId: string) => mintSignedToken(config.auth.tokenSecret, "customer", customerId, 3600);
-  const staffToken = mintSignedToken(config.auth.tokenSecret, "staff", "test-staff", 3600);
+  const tokenFor = (customerId: string) => mintToken(config.auth, "customer", customerId, 3600);
+  const staffToken = mintToken(config.auth, "staff", "test-staff", 3600);
 
   const graphql: TestServer["graphql"] = async (query, variables, token, headers = {}) => {
     const response = await fetch(`${baseUrl}/graphql`, {

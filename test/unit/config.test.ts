@@ -4,7 +4,7 @@ import { publishedSecretNames } from "../../src/platform/published-secrets";
 
 const production = {
   NODE_ENV: "production",
-  AUTH_TOKEN_SECRET: "a-production-secret-of-sufficient-length",
+  AUTH_JWT_SECRET: "a-production-secret-of-sufficient-length",
   STRIPE_SECRET_KEY: "sk_live_something-of-sufficient-length",
   STRIPE_WEBHOOK_SECRET: "whsec_something-of-sufficient-length",
   SMTP_URL: "smtps://user:pass@smtp.example.com:465",
@@ -22,13 +22,21 @@ describe("configuration", () => {
     expect(loadConfig(production).graphql.introspection).toBe("staff");
   });
 
-  it.each(["AUTH_TOKEN_SECRET", "STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET", "SMTP_URL"])("refuses production without %s", (name) => {
+  it.each(["AUTH_JWT_SECRET", "STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET", "SMTP_URL"])("refuses production without %s", (name) => {
     const environment: Record<string, string> = { ...production };
     delete environment[name];
     expect(() => loadConfig(environment)).toThrow(ConfigError);
   });
 
-  it.each(["AUTH_TOKEN_SECRET", "STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET", "METRICS_TOKEN"])("refuses a production %s shorter than 32 bytes", (name) => {
+  it("accepts production with an identity provider and no secret of its own (then it mints nothing)", () => {
+    const { AUTH_JWT_SECRET: _secret, ...withoutSecret } = production;
+    const config = loadConfig({ ...withoutSecret, AUTH_JWKS_URL: "https://idp.example/.well-known/jwks.json", AUTH_ISSUER: "https://idp.example/" });
+    expect(config.auth.jwtSecret).toBeUndefined();
+    expect(config.auth.identityProvider?.issuer).toBe("https://idp.example/");
+    expect(() => loadConfig({ ...production, AUTH_JWKS_URL: "https://idp.example/.well-known/jwks.json" })).toThrow("AUTH_ISSUER: required with AUTH_JWKS_URL");
+  });
+
+  it.each(["AUTH_JWT_SECRET", "STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET", "METRICS_TOKEN"])("refuses a production %s shorter than 32 bytes", (name) => {
     expect(() => loadConfig({ ...production, [name]: "x".repeat(31) })).toThrow(`${name}: must be at least 32 bytes in production`);
     expect(() => loadConfig({ ...production, [name]: "x".repeat(32) })).not.toThrow();
   });
@@ -48,11 +56,11 @@ describe("configuration", () => {
   it("finds secrets published in this repository, and no others", () => {
     const config = loadConfig({});
     expect(publishedSecretNames({ ...secretsOf(config), METRICS_TOKEN: crypto.randomBytes(32).toString("hex") }).sort()).toEqual([
-      "AUTH_TOKEN_SECRET",
+      "AUTH_JWT_SECRET",
       "STRIPE_SECRET_KEY",
       "STRIPE_WEBHOOK_SECRET",
     ]);
-    expect(publishedSecretNames({ AUTH_TOKEN_SECRET: production.AUTH_TOKEN_SECRET })).toEqual(["AUTH_TOKEN_SECRET"]);
+    expect(publishedSecretNames({ AUTH_JWT_SECRET: production.AUTH_JWT_SECRET })).toEqual(["AUTH_JWT_SECRET"]);
   });
 
   it("names every invalid variable", () => {
