@@ -40,6 +40,7 @@ const environmentSchema = z
     EMBEDDED_PG_DATABASE: z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/).default("splice"),
     AUTH_JWT_SECRET: z.string().min(32).optional(),
     AUTH_TOKEN_DEFAULT_TTL_SECONDS: int(60, 366 * 24 * secondsPerHour).default(30 * 24 * secondsPerHour),
+    CURSOR_SECRET: z.string().min(32).optional(),
     AUTH_JWT_ISSUER: z.string().min(1).max(200).default("splice-api"),
     AUTH_AUDIENCE: z.string().min(1).max(200).default("splice-api"),
     AUTH_JWKS_URL: z.string().url().optional(),
@@ -135,6 +136,9 @@ const environmentSchema = z
     if (env.NODE_ENV === "production" && !env.AUTH_JWT_SECRET && !env.AUTH_JWKS_URL) {
       context.addIssue({ code: "custom", path: ["AUTH_JWT_SECRET"], message: "production needs AUTH_JWT_SECRET, AUTH_JWKS_URL or both" });
     }
+    if (env.NODE_ENV === "production" && !env.CURSOR_SECRET && !env.AUTH_JWT_SECRET) {
+      context.addIssue({ code: "custom", path: ["CURSOR_SECRET"], message: "required in production without AUTH_JWT_SECRET: it seals paging cursors" });
+    }
     if (env.AUTH_JWKS_URL && !env.AUTH_ISSUER) {
       context.addIssue({ code: "custom", path: ["AUTH_ISSUER"], message: "required with AUTH_JWKS_URL: the issuer its tokens must name" });
     }
@@ -151,7 +155,7 @@ const environmentSchema = z
       context.addIssue({ code: "custom", path: ["STRIPE_SECRET_KEY"], message: "STRIPE_SECRET_KEY and STRIPE_WEBHOOK_SECRET are required in production" });
     }
     if (env.NODE_ENV === "production") {
-      for (const name of ["AUTH_JWT_SECRET", "STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET", "METRICS_TOKEN"] as const) {
+      for (const name of ["AUTH_JWT_SECRET", "CURSOR_SECRET", "STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET", "METRICS_TOKEN"] as const) {
         const value = env[name];
         if (value !== undefined && Buffer.byteLength(value) < productionSecretMinBytes) {
           context.addIssue({ code: "custom", path: [name], message: `must be at least ${productionSecretMinBytes} bytes in production` });
@@ -205,6 +209,8 @@ export const developmentSecrets: readonly string[] = [developmentTokenSecret, de
 export function secretsOf(config: Config): Record<string, string | undefined> {
   return {
     AUTH_JWT_SECRET: config.auth.jwtSecret,
+    // Derived from AUTH_JWT_SECRET unless set: then it is that secret, named once.
+    CURSOR_SECRET: config.pagination.cursorSecret === config.auth.jwtSecret ? undefined : config.pagination.cursorSecret,
     STRIPE_SECRET_KEY: config.stripe.secretKey,
     STRIPE_WEBHOOK_SECRET: config.stripe.webhookSecret,
     METRICS_TOKEN: config.metrics.token,
@@ -257,6 +263,8 @@ export interface Config {
     embedded: { directory: string; port: number; databaseName: string };
   };
   auth: AuthConfig;
+  /** Seals paging cursors; every instance needs the same one for cursors to cross instances. */
+  pagination: { cursorSecret: string };
   tiers: Record<Tier, { monthlySeconds: number; maxDevices: number }>;
   licenses: {
     keyGenerationAttempts: number;
@@ -377,6 +385,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
       clockSkewSeconds: env.AUTH_CLOCK_SKEW_SECONDS,
       tokenMaxLength: authTokenMaxLength,
     },
+    pagination: { cursorSecret: env.CURSOR_SECRET ?? env.AUTH_JWT_SECRET ?? developmentTokenSecret },
     tiers: {
       STARTER: { monthlySeconds: env.TIER_STARTER_MONTHLY_SECONDS, maxDevices: env.TIER_STARTER_MAX_DEVICES },
       PRO: { monthlySeconds: env.TIER_PRO_MONTHLY_SECONDS, maxDevices: env.TIER_PRO_MAX_DEVICES },

@@ -1,6 +1,7 @@
 // Wires stores and services together: the one place that knows what depends on what.
 import type { Logger } from "pino";
 import type { Config } from "./config";
+import { Pager } from "./platform/pagination";
 import { BillingStore } from "./modules/billing/billing.store";
 import { CheckoutService } from "./modules/billing/checkout.service";
 import { stripeMetadataJobKind } from "./modules/billing/event-handlers";
@@ -48,11 +49,13 @@ export function createServices(config: Config, databaseUrl: string, database: Da
     { lockSessions: config.database.lockSessions, lockTimeoutMs: config.transactions.lockTimeoutMs },
     (error) => logger.warn({ error: { message: error.message } }, "a customer lock session was lost; the pool opens another when needed"),
   );
+  const pager = new Pager(config.pagination.cursorSecret, config.limits.pageSizeMax);
   const customersStore = new CustomersStore();
   const outbox = new OutboxStore();
   const mailer = options.mailer ?? createMailer(config.mail, logger);
   const credits = new CreditsService({
     database,
+    pager,
     transactor,
     store: new CreditsStore(),
     customers: customersStore,
@@ -63,6 +66,7 @@ export function createServices(config: Config, databaseUrl: string, database: Da
   const hourlyLimits = new RateLimiter(database, 3600);
   const licenses = new LicensesService({
     database,
+    pager,
     transactor,
     store: new LicensesStore(),
     outbox,
@@ -73,7 +77,7 @@ export function createServices(config: Config, databaseUrl: string, database: Da
     config,
     now,
   });
-  const customers = new CustomersService({ database, transactor, store: customersStore, credits, licenses, config });
+  const customers = new CustomersService({ database, pager, transactor, store: customersStore, credits, licenses, config });
   const outboxWorker = new OutboxWorker(database, outbox, config.outbox, logger, now);
   outboxWorker.register(licenseEmailJobKind, async (job) => {
     const licenseId = job.payload.licenseId;

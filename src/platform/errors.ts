@@ -21,6 +21,8 @@ const defaultMessages: Record<ErrorCode, string> = {
   LICENSE_DEACTIVATED: "License key deactivated",
   DEVICE_LIMIT_REACHED: "Every device seat of this license is taken",
   TOO_MANY_REQUESTS: "Too many requests",
+  DEVICE_NOT_FOUND: "Device not found",
+  STRIPE_EVENT_NOT_FOUND: "No Stripe event with this id was received",
   PAYMENT_PROVIDER_ERROR: "The payment provider refused the request",
   SERVICE_UNAVAILABLE: "Service temporarily unavailable, retry later",
   INTERNAL_SERVER_ERROR: "Internal server error",
@@ -125,7 +127,8 @@ export function createErrorFormatter(report: UnexpectedErrorReporter, unavailabl
 
 /**
  * Sets the HTTP status the contract gives a code when it is the response's only kind of error,
- * and for 429 and 503 the Retry-After header from the errors' `retryAfterSeconds`.
+ * and the Retry-After header whenever an error carries `retryAfterSeconds` (every 429 and 503,
+ * and a 200 whose data is kept beside such an error).
  */
 export const httpStatusPlugin: ApolloServerPlugin = {
   async requestDidStart() {
@@ -134,6 +137,8 @@ export const httpStatusPlugin: ApolloServerPlugin = {
         if (response.body.kind !== "single") return;
         const result = response.body.singleResult;
         const errors = result.errors ?? [];
+        const retryAfterSeconds = Math.max(0, ...errors.map((error) => Number(error.extensions?.retryAfterSeconds ?? 0)));
+        if (retryAfterSeconds > 0) response.http.headers.set("retry-after", String(retryAfterSeconds));
         const codes = new Set(errors.map((error) => String(error.extensions?.code ?? "")));
         if (codes.size !== 1) return;
         const code = [...codes][0] as ErrorCode;
@@ -147,8 +152,6 @@ export const httpStatusPlugin: ApolloServerPlugin = {
         if (hasData && (code !== "SERVICE_UNAVAILABLE" || operation?.operation === "mutation")) return;
         if (hasData) result.data = null;
         response.http.status = status;
-        const retryAfterSeconds = Math.max(0, ...errors.map((error) => Number(error.extensions?.retryAfterSeconds ?? 0)));
-        if (retryAfterSeconds > 0) response.http.headers.set("retry-after", String(retryAfterSeconds));
       },
     };
   },

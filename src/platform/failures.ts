@@ -13,6 +13,8 @@ export type Failure =
   | { code: "LICENSE_NOT_FOUND" }
   | { code: "LICENSE_DEACTIVATED" }
   | { code: "DEVICE_LIMIT_REACHED"; maxDevices: number }
+  | { code: "DEVICE_NOT_FOUND" }
+  | { code: "STRIPE_EVENT_NOT_FOUND" }
   | { code: "TOO_MANY_REQUESTS"; retryAfterSeconds: number }
   | { code: "PAYMENT_PROVIDER_ERROR"; message: string };
 

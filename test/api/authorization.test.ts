@@ -133,7 +133,7 @@ const operations: { field: string; run: (token: string | undefined) => Promise<G
   {
     field: "deactivateDevice",
     run: async (token) => server.graphql(`mutation($id: ID!) { deactivateDevice(input: { deviceId: $id }) { id } }`, { id: (await activateDevice("to-deactivate")).id }, token),
-    expected: { ...unauthenticated, owner: "ok", stranger: "FORBIDDEN", device: "ok", staff: "ok" },
+    expected: { ...unauthenticated, owner: "ok", stranger: "DEVICE_NOT_FOUND", device: "ok", staff: "ok" },
   },
   {
     // Past authorization the price is refused: only the customer's own dashboard may buy.
@@ -150,7 +150,7 @@ const operations: { field: string; run: (token: string | undefined) => Promise<G
   {
     field: "replayStripeEvent",
     run: (token) => server.graphql(`mutation { replayStripeEvent(id: "evt_unknown") { id } }`, {}, token),
-    expected: { ...staffOnly, staff: "BAD_USER_INPUT" },
+    expected: { ...staffOnly, staff: "STRIPE_EVENT_NOT_FOUND" },
   },
 ];
 

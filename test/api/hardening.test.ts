@@ -74,6 +74,14 @@ describe("a production-configured server", () => {
     expect(allowed.headers.get("access-control-allow-origin")).toBe("https://dashboard.splice.test");
     const foreign = await fetch(`${server.baseUrl}/graphql`, { method: "OPTIONS", headers: { origin: "https://evil.test", "access-control-request-method": "POST" } });
     expect(foreign.headers.get("access-control-allow-origin")).toBeNull();
+    // Browser code may read the request id (for support) and Retry-After (for backing off).
+    const answer = await fetch(`${server.baseUrl}/graphql`, {
+      method: "POST",
+      headers: { origin: "https://dashboard.splice.test", "content-type": "application/json" },
+      body: JSON.stringify({ query: "{ __typename }" }),
+    });
+    expect(answer.headers.get("access-control-expose-headers")?.split(",").map((name) => name.trim().toLowerCase()).sort()).toEqual(["retry-after", "x-request-id"]);
+    expect(answer.headers.get("x-request-id")).toBeTruthy();
     const api = await fetch(`${server.baseUrl}/healthz`);
     expect(api.headers.get("x-content-type-options")).toBe("nosniff");
     expect(api.headers.get("strict-transport-security")).toMatch(/max-age/);

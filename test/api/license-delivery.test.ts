@@ -95,6 +95,9 @@ it("limits resends per customer and hour", async () => {
     const refused = await limited.graphql(resendMutation, {}, customer.token);
     expect(refused.status).toBe(429);
     expect(refused.errors![0]!.extensions).toMatchObject({ code: "TOO_MANY_REQUESTS" });
+    const retryAfterSeconds = refused.errors![0]!.extensions!.retryAfterSeconds as number;
+    expect(retryAfterSeconds).toBeGreaterThan(0);
+    expect(refused.headers.get("retry-after")).toBe(String(retryAfterSeconds));
   } finally {
     await limited.close();
   }

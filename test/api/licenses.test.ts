@@ -164,7 +164,7 @@ describe("device tokens", () => {
     await activate({ key: customer.key, device: { fingerprint: "two" } });
     expect(errorCodes(await activate({ key: customer.key, device: { fingerprint: "three" } }))).toEqual(["DEVICE_LIMIT_REACHED"]);
     const stranger = await server.createCustomer({ initialSeconds: 0 });
-    expect(errorCodes(await server.graphql(deactivateDevice, { id: one.data.activateLicense.device.id }, stranger.token))).toEqual(["FORBIDDEN"]);
+    expect(errorCodes(await server.graphql(deactivateDevice, { id: one.data.activateLicense.device.id }, stranger.token))).toEqual(["DEVICE_NOT_FOUND"]);
     const freed: any = await server.graphql(deactivateDevice, { id: one.data.activateLicense.device.id }, customer.token);
     expect(freed.data.deactivateDevice.devices).toHaveLength(1);
     expect(errorCodes(await server.graphql(meQuery, {}, one.data.activateLicense.deviceToken))).toEqual(["UNAUTHENTICATED"]);
@@ -216,7 +216,8 @@ describe("staff actions and input", () => {
     expect(errorCodes(await server.graphql(deactivateLicense, { key: customer.key, reason: "  " }, server.staffToken))).toEqual(["BAD_USER_INPUT"]);
     expect(errorCodes(await activate({ key: customer.key, device: { fingerprint: "x".repeat(129) } }))).toEqual(["BAD_USER_INPUT"]);
     expect(errorCodes(await activate({ key: customer.key, device: { fingerprint: "ok", name: "n".repeat(101) } }))).toEqual(["BAD_USER_INPUT"]);
-    expect(errorCodes(await server.graphql(deactivateDevice, { id: "00000000-0000-4000-8000-000000000000" }, server.staffToken))).toEqual(["BAD_USER_INPUT"]);
+    expect(errorCodes(await server.graphql(deactivateDevice, { id: "00000000-0000-4000-8000-000000000000" }, server.staffToken))).toEqual(["DEVICE_NOT_FOUND"]);
+    expect(errorCodes(await server.graphql(deactivateDevice, { id: "not-a-uuid" }, server.staffToken))).toEqual(["DEVICE_NOT_FOUND"]);
   });
 });
 
@@ -236,6 +237,7 @@ describe("rate limits on failed activations", () => {
     expect(blocked.status).toBe(429);
     expect(errorCodes(blocked)).toEqual(["TOO_MANY_REQUESTS"]);
     expect(blocked.errors![0]!.extensions!.retryAfterSeconds).toBeGreaterThan(0);
+    expect(blocked.headers.get("retry-after")).toBe(String(blocked.errors![0]!.extensions!.retryAfterSeconds));
     expect(errorCodes(await attempt(generateLicenseKey(), "192.0.2.11"))).toEqual(["LICENSE_NOT_FOUND"]);
   });
 

@@ -120,6 +120,8 @@ describe("reserveCredits", () => {
       const third = await reserveOn(10);
       expect(third.status).toBe(429);
       expect(errorCodes(third)).toEqual(["TOO_MANY_REQUESTS"]);
+      expect(third.errors![0]!.extensions!.retryAfterSeconds).toBeGreaterThan(0);
+      expect(third.headers.get("retry-after")).toBe(String(third.errors![0]!.extensions!.retryAfterSeconds));
       await limited.graphql(releaseMutation, { input: { reservationId: first.data!.reserveCredits.reservation.id } }, customer.token);
       expect((await reserveOn(10)).data!.reserveCredits.reservation.status).toBe("ACTIVE");
     } finally {

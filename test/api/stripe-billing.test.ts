@@ -579,6 +579,8 @@ describe("the webhook route", () => {
     expect(replayed.data.replayStripeEvent).toEqual({ id: event.id, status: "PROCESSED", attempts: 2 });
     const customer = await server.createCustomer({ initialSeconds: 0 });
     expect(errorCodes(await server.graphql(`{ stripeEvents { id } }`, {}, customer.token))).toEqual(["FORBIDDEN"]);
+    const missing = `mutation { replayStripeEvent(id: "evt_never_received") { id } }`;
+    expect(errorCodes(await server.graphql(missing, {}, server.staffToken))).toEqual(["STRIPE_EVENT_NOT_FOUND"]);
   });
 });
 

@@ -30,7 +30,9 @@ describe("configuration", () => {
 
   it("accepts production with an identity provider and no secret of its own (then it mints nothing)", () => {
     const { AUTH_JWT_SECRET: _secret, ...withoutSecret } = production;
-    const config = loadConfig({ ...withoutSecret, AUTH_JWKS_URL: "https://idp.example/.well-known/jwks.json", AUTH_ISSUER: "https://idp.example/" });
+    const identityProvider = { AUTH_JWKS_URL: "https://idp.example/.well-known/jwks.json", AUTH_ISSUER: "https://idp.example/" };
+    expect(() => loadConfig({ ...withoutSecret, ...identityProvider })).toThrow("CURSOR_SECRET: required in production without AUTH_JWT_SECRET");
+    const config = loadConfig({ ...withoutSecret, ...identityProvider, CURSOR_SECRET: "a-cursor-secret-of-sufficient-length" });
     expect(config.auth.jwtSecret).toBeUndefined();
     expect(config.auth.identityProvider?.issuer).toBe("https://idp.example/");
     expect(() => loadConfig({ ...production, AUTH_JWKS_URL: "https://idp.example/.well-known/jwks.json" })).toThrow("AUTH_ISSUER: required with AUTH_JWKS_URL");

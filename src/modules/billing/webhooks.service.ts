@@ -6,7 +6,7 @@ import type { Logger } from "pino";
 import { requireStaff } from "../../platform/authorization";
 import type { Caller } from "../../platform/auth";
 import type { Database, Transactor } from "../../platform/database";
-import { badInput, fail, succeed, type Outcome } from "../../platform/failures";
+import { fail, succeed, type Outcome } from "../../platform/failures";
 import type { BillingStore, StripeEventPayload, StripeEventRecord, StripeEventStatus } from "./billing.store";
 import { eventHandlers, purchaseDependentEventTypes, type HandlerContext } from "./event-handlers";
 
@@ -86,15 +86,14 @@ export class WebhooksService {
   async recent(caller: Caller, status: StripeEventStatus | null | undefined, first: number): Promise<Outcome<StripeEventRecord[]>> {
     const denied = requireStaff(caller);
     if (denied) return fail(denied);
-    if (first > this.deps.pageSizeMax) return badInput("first", `first must be at most ${this.deps.pageSizeMax}`);
-    return succeed(await this.deps.store.recentEvents(this.deps.database, status ?? undefined, first));
+    return succeed(await this.deps.store.recentEvents(this.deps.database, status ?? undefined, Math.min(first, this.deps.pageSizeMax)));
   }
 
   /** Staff: runs a recorded event again (a FAILED one after the cause was fixed). */
   async replay(caller: Caller, eventId: string): Promise<Outcome<StripeEventRecord>> {
     const denied = requireStaff(caller);
     if (denied) return fail(denied);
-    if (!(await this.deps.store.findEvent(this.deps.database, eventId))) return badInput("id", "no Stripe event with this id was received");
+    if (!(await this.deps.store.findEvent(this.deps.database, eventId))) return fail({ code: "STRIPE_EVENT_NOT_FOUND" });
     await this.process(eventId);
     return succeed((await this.deps.store.findEvent(this.deps.database, eventId))!);
   }

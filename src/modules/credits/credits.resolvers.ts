@@ -22,6 +22,12 @@ export const creditsResolvers: Resolvers = {
     ledger: async (customer, { first, after }, { services }) =>
       unwrap(await services.credits.ledgerOf(customer.id, first, after)),
   },
+  ReserveCreditsPayload: {
+    customer: (payload, _args, { services }) => services.customers.owner(payload.reservation.customerId),
+  },
+  SettleReservationPayload: {
+    customer: (payload, _args, { services }) => services.customers.owner(payload.reservation.customerId),
+  },
   CreditBalance: {
     hoursRemaining: (balance) => hoursFromSeconds(balance.secondsRemaining),
   },

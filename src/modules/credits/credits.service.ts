@@ -15,7 +15,7 @@ import { ownCustomerId, requireOwnerOrStaff, requireSignedIn, requireStaff } fro
 import type { Database, Transaction, Transactor } from "../../platform/database";
 import { fail, succeed, type Failure, type Outcome } from "../../platform/failures";
 import type { CustomerSerializer } from "../../platform/customer-serializer";
-import { pageRequest, toPage, type Page } from "../../platform/pagination";
+import type { Page, Pager } from "../../platform/pagination";
 import type { CustomerRecord } from "../customers/customer";
 import * as arithmetic from "./balance";
 import type { Balance } from "./balance";
@@ -56,6 +56,7 @@ export interface CustomerReader {
 
 export interface CreditsDependencies {
   database: Database;
+  pager: Pager;
   transactor: Transactor;
   store: CreditsStore;
   customers: CustomerReader;
@@ -236,18 +237,18 @@ export class CreditsService {
     first: number,
     after: string | null | undefined,
   ): Promise<Outcome<Page<ReservationRecord>>> {
-    const page = pageRequest("reservation", first, after, this.limits.pageSizeMax);
+    const page = this.deps.pager.request("reservation", first, after);
     if (!page.ok) return page;
     const now = this.deps.now();
     const rows = await this.deps.store.listReservations(this.deps.database, customerId, status ?? undefined, page.value, now);
-    return succeed(toPage("reservation", rows.map((row) => presentReservation(row, now)), first, (row) => row.seq));
+    return succeed(this.deps.pager.page("reservation", rows.map((row) => presentReservation(row, now)), page.value, (row) => row.seq));
   }
 
   async ledgerOf(customerId: string, first: number, after: string | null | undefined): Promise<Outcome<Page<LedgerEntryRecord>>> {
-    const page = pageRequest("ledger", first, after, this.limits.pageSizeMax);
+    const page = this.deps.pager.request("ledger", first, after);
     if (!page.ok) return page;
     const rows = await this.deps.store.listLedger(this.deps.database, customerId, page.value);
-    return succeed(toPage("ledger", rows, first, (row) => row.id));
+    return succeed(this.deps.pager.page("ledger", rows, page.value, (row) => row.id));
   }
 
   /**

@@ -1,11 +1,12 @@
 // Customers: creation (with the tier's monthly hours granted through the ledger), the
 // caller's own account, and the support search.
+import { assert } from "../../platform/assert";
 import type { Config, Tier } from "../../config";
 import { actorOf, type Caller } from "../../platform/auth";
 import { requireSignedIn, requireStaff } from "../../platform/authorization";
 import type { Database, Transaction, Transactor } from "../../platform/database";
 import { badInput, fail, succeed, type Outcome } from "../../platform/failures";
-import { pageRequest, toPage, type Page } from "../../platform/pagination";
+import type { Page, Pager } from "../../platform/pagination";
 import type { CreditsService } from "../credits/credits.service";
 import { uuidPattern } from "../../platform/validation";
 import type { CustomerRecord } from "./customer";
@@ -25,6 +26,7 @@ export interface LicenseOwnerLookup {
 
 export interface CustomersDependencies {
   database: Database;
+  pager: Pager;
   transactor: Transactor;
   store: CustomersStore;
   credits: CreditsService;
@@ -101,6 +103,13 @@ export class CustomersService {
     return this.deps.store.findById(this.deps.database, customerId);
   }
 
+  /** The owner of a row that references it (a reservation, a license): a foreign key says it exists. */
+  async owner(customerId: string): Promise<CustomerRecord> {
+    const customer = await this.deps.store.findById(this.deps.database, customerId);
+    assert(customer, `customer ${customerId} referenced but not found`);
+    return customer;
+  }
+
   async linkStripeCustomer(customerId: string, stripeCustomerId: string): Promise<CustomerRecord> {
     return this.deps.transactor.serializable(async (tx) => {
       const current = await this.deps.store.findById(tx, customerId);
@@ -128,11 +137,11 @@ export class CustomersService {
     const denied = requireStaff(caller);
     if (denied) return fail(denied);
     const trimmed = query.trim();
-    const { searchQueryMaxLength, pageSizeMax } = this.deps.config.limits;
+    const { searchQueryMaxLength } = this.deps.config.limits;
     if (trimmed.length < 1 || trimmed.length > searchQueryMaxLength) {
       return badInput("query", `query must be 1 to ${searchQueryMaxLength} characters`);
     }
-    const page = pageRequest("customer", first, after, pageSizeMax);
+    const page = this.deps.pager.request("customer", first, after);
     if (!page.ok) return page;
     const licenseOwner = await this.deps.licenses.customerIdForKey(trimmed);
     const search = {
@@ -141,7 +150,7 @@ export class CustomersService {
       exactId: licenseOwner ?? (uuidPattern.test(trimmed) ? trimmed.toLowerCase() : undefined),
     };
     const rows = await this.deps.store.search(this.deps.database, search, page.value);
-    return succeed(toPage("customer", rows, first, (row) => row.seq));
+    return succeed(this.deps.pager.page("customer", rows, page.value, (row) => row.seq));
   }
 
   /** The address in its stored form, or undefined when it is not a plausible address within the limit. */

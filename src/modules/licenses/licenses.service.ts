@@ -13,7 +13,7 @@ import { badInput, fail, succeed, type Failure, type Outcome } from "../../platf
 import type { Mailer } from "../../platform/mailer";
 import type { OutboxStore } from "../../platform/outbox/outbox.store";
 import { PermanentJobError } from "../../platform/outbox/outbox.worker";
-import { pageRequest, toPage, type Page } from "../../platform/pagination";
+import type { Page, Pager } from "../../platform/pagination";
 import type { RateLimiter } from "../../platform/rate-limiter";
 import { checkText, uuidPattern } from "../../platform/validation";
 import { generateDeviceToken, hashDeviceToken, isDeviceToken } from "./device-token";
@@ -42,6 +42,7 @@ export interface DeviceInput {
 
 export interface LicensesDependencies {
   database: Database;
+  pager: Pager;
   transactor: Transactor;
   store: LicensesStore;
   outbox: OutboxStore;
@@ -202,13 +203,12 @@ export class LicensesService {
   async deactivateDevice(caller: Caller, deviceId: string): Promise<Outcome<LicenseRecord>> {
     const denied = requireSignedIn(caller);
     if (denied) return fail(denied);
-    const deviceNotFound = badInput("deviceId", "device not found");
+    // Another customer's device is as missing as one that never was: its id reveals nothing.
+    const deviceNotFound = fail({ code: "DEVICE_NOT_FOUND" });
     if (!uuidPattern.test(deviceId)) return deviceNotFound;
     const device = await this.deps.store.findDevice(this.deps.database, deviceId);
     const license = device ? await this.deps.store.findById(this.deps.database, device.licenseId) : undefined;
-    if (!device || !license) return deviceNotFound;
-    const notOwner = requireOwnerOrStaff(caller, license.customerId);
-    if (notOwner) return fail(notOwner);
+    if (!device || !license || requireOwnerOrStaff(caller, license.customerId)) return deviceNotFound;
     return this.deps.customerSerializer.run(license.customerId, () =>
       this.deps.transactor.serializable(async (tx) => {
         const current = await this.deps.store.findDevice(tx, deviceId);
@@ -249,10 +249,10 @@ export class LicensesService {
   async auditTrail(caller: Caller, licenseId: string, first: number, after: string | null | undefined): Promise<Outcome<Page<LicenseEventRecord>>> {
     const denied = requireStaff(caller);
     if (denied) return fail(denied);
-    const page = pageRequest("license-event", first, after, this.deps.config.limits.pageSizeMax);
+    const page = this.deps.pager.request("license-event", first, after);
     if (!page.ok) return page;
     const rows = await this.deps.store.events(this.deps.database, licenseId, page.value);
-    return succeed(toPage("license-event", rows, first, (row) => row.id));
+    return succeed(this.deps.pager.page("license-event", rows, page.value, (row) => row.id));
   }
 
   /** Outbox handler: mails the license's current key to the owner's current address. */
