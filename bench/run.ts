@@ -85,9 +85,9 @@ async function apiCycle(token: string): Promise<boolean> {
 /** The cycle's net effect (charge, settled reservation, two ledger entries) as one statement. */
 const sqlCycle = `
   WITH charged AS (
-    UPDATE customer SET seconds_remaining = seconds_remaining - $2
-    WHERE id = $1 AND seconds_remaining >= $3
-    RETURNING id, seconds_remaining),
+    UPDATE credit_balance SET seconds_remaining = seconds_remaining - $2
+    WHERE customer_id = $1 AND seconds_remaining >= $3
+    RETURNING customer_id AS id, seconds_remaining),
   reservation AS (
     INSERT INTO credit_reservation (customer_id, endpoint, reserved_seconds, actual_seconds, charged_seconds,
       unbilled_seconds, status, actor, expires_at, settled_at)

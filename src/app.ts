@@ -12,8 +12,8 @@ import type { Logger } from "pino";
 import { pinoHttp } from "pino-http";
 import type { Config } from "./config";
 import type { RequestContext } from "./context";
-import { stripeWebhookRouter } from "./modules/billing/webhook.route";
-import { actorOf, bearerToken, IdentityProviderUnavailableError, isJwtShaped, TokenVerifier, type Caller } from "./platform/auth";
+import { stripeWebhookRouter } from "./modules/billing";
+import { actorOf, bearerToken, IdentityProviderCoolingDownError, IdentityProviderUnavailableError, isJwtShaped, TokenVerifier, type Caller } from "./platform/auth";
 import { isDatabaseUnavailable, pingDatabase, type Database } from "./platform/database";
 import { createErrorFormatter, httpStatusPlugin, serviceUnavailableError } from "./platform/errors";
 import { controlCharacterPolicy, introspectionPolicy, queryLimits } from "./platform/graphql-limits";
@@ -175,6 +175,7 @@ async function identifyCaller(deps: AppDependencies, tokens: TokenVerifier, auth
     try {
       return await tokens.verify(token);
     } catch (error) {
+      if (error instanceof IdentityProviderCoolingDownError) throw serviceUnavailableError(error.retryAfterSeconds);
       if (!(error instanceof IdentityProviderUnavailableError)) throw error;
       deps.logger.warn({ err: error.cause }, "bearer token not verified: identity provider's key set unavailable");
       throw serviceUnavailableError(retryAfterSeconds);

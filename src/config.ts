@@ -19,6 +19,11 @@ const planTableSchema = z.record(
   ]),
 );
 
+function isHttpsOrLoopback(url: string): boolean {
+  const { protocol, hostname } = new URL(url);
+  return protocol === "https:" || hostname === "127.0.0.1" || hostname === "localhost" || hostname === "[::1]";
+}
+
 function parseJson(text: string): unknown {
   try {
     return JSON.parse(text);
@@ -50,7 +55,7 @@ const environmentSchema = z
     AUTH_CLOCK_SKEW_SECONDS: int(0, 300).default(30),
     AUTH_JWKS_TIMEOUT_MS: int(100, 30_000).default(5000),
     AUTH_JWKS_CACHE_MAX_AGE_SECONDS: int(1, 86_400).default(600),
-    AUTH_JWKS_COOLDOWN_SECONDS: int(0, 3600).default(30),
+    AUTH_JWKS_COOLDOWN_SECONDS: int(1, 3600).default(30),
 
     TIER_STARTER_MONTHLY_SECONDS: int(0, 10_000 * secondsPerHour).default(15 * secondsPerHour),
     TIER_PRO_MONTHLY_SECONDS: int(0, 10_000 * secondsPerHour).default(50 * secondsPerHour),
@@ -139,6 +144,9 @@ const environmentSchema = z
     if (env.NODE_ENV === "production" && !env.CURSOR_SECRET && !env.AUTH_JWT_SECRET) {
       context.addIssue({ code: "custom", path: ["CURSOR_SECRET"], message: "required in production without AUTH_JWT_SECRET: it seals paging cursors" });
     }
+    if (env.NODE_ENV === "production" && env.AUTH_JWKS_URL && !isHttpsOrLoopback(env.AUTH_JWKS_URL)) {
+      context.addIssue({ code: "custom", path: ["AUTH_JWKS_URL"], message: "must be https in production (anyone on the path could swap the keys)" });
+    }
     if (env.AUTH_JWKS_URL && !env.AUTH_ISSUER) {
       context.addIssue({ code: "custom", path: ["AUTH_ISSUER"], message: "required with AUTH_JWKS_URL: the issuer its tokens must name" });
     }
@@ -218,21 +226,11 @@ export function secretsOf(config: Config): Record<string, string | undefined> {
   };
 }
 
-function toPlans(table: z.infer<typeof planTableSchema>): Map<string, Plan> {
-  return new Map(
-    Object.entries(table).map(([priceId, plan]): [string, Plan] =>
-      plan.type === "subscription"
-        ? [priceId, { type: "subscription", tier: plan.tier, monthlySeconds: plan.monthlyHours * secondsPerHour }]
-        : [priceId, { type: "hours", seconds: plan.hours * secondsPerHour }],
-    ),
-  );
-}
+/** The tiers configuration has settings for (the customers module's Tier has the same names). */
+export type TierName = z.infer<typeof tierSchema>;
 
-export type Tier = "STARTER" | "PRO" | "STUDIO";
-
-export type Plan =
-  | { type: "subscription"; tier: Tier; monthlySeconds: number }
-  | { type: "hours"; seconds: number };
+/** One row of STRIPE_PLANS: a subscription tier's monthly hours, or an hour pack. */
+export type PlanSetting = z.infer<typeof planTableSchema>[string];
 
 export interface AuthConfig {
   /** HS256 key of the tokens this service mints (`npm run token`); undefined: none accepted. */
@@ -265,7 +263,7 @@ export interface Config {
   auth: AuthConfig;
   /** Seals paging cursors; every instance needs the same one for cursors to cross instances. */
   pagination: { cursorSecret: string };
-  tiers: Record<Tier, { monthlySeconds: number; maxDevices: number }>;
+  tiers: Record<TierName, { monthlySeconds: number; maxDevices: number }>;
   licenses: {
     keyGenerationAttempts: number;
     fingerprintMaxLength: number;
@@ -335,7 +333,8 @@ export interface Config {
     webhookMaxBytes: number;
     webhookToleranceSeconds: number;
     /** Stripe price id -> what it buys. */
-    plans: Map<string, Plan>;
+    /** STRIPE_PLANS by Stripe price id; the billing module turns them into plans. */
+    planTable: Record<string, PlanSetting>;
     /** Whether a paid invoice of amount 0 (a trial period) grants the plan's monthly hours. */
     zeroAmountInvoicesGrant: boolean;
   };
@@ -456,7 +455,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
       timeoutMs: env.STRIPE_TIMEOUT_MS,
       webhookMaxBytes: env.STRIPE_WEBHOOK_MAX_BYTES,
       webhookToleranceSeconds: env.STRIPE_WEBHOOK_TOLERANCE_SECONDS,
-      plans: toPlans(planTableSchema.parse(JSON.parse(env.STRIPE_PLANS))),
+      planTable: planTableSchema.parse(JSON.parse(env.STRIPE_PLANS)),
       zeroAmountInvoicesGrant: env.ZERO_AMOUNT_INVOICES_GRANT,
     },
     dashboard: {

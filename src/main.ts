@@ -4,7 +4,7 @@
 import type { Server } from "node:http";
 import { buildApp, type App } from "./app";
 import { ConfigError, developmentSecrets, loadConfig, openWithoutProduction, secretsOf, type Config } from "./config";
-import { expirySweeper } from "./modules/credits/expiry-sweeper";
+import { expirySweeper } from "./modules/credits";
 import { closeDatabase, createDatabase } from "./platform/database";
 import { prepareDatabase } from "./platform/database-bootstrap";
 import { EmbeddedPostgresError } from "./platform/embedded-postgres";

@@ -5,17 +5,17 @@ import { mergeResolvers } from "@graphql-tools/merge";
 import { makeExecutableSchema } from "@graphql-tools/schema";
 import type { GraphQLSchema } from "graphql";
 import type { Resolvers } from "./generated/graphql";
-import { billingResolvers } from "./modules/billing/billing.resolvers";
-import { creditsResolvers } from "./modules/credits/credits.resolvers";
-import { customersResolvers } from "./modules/customers/customers.resolvers";
-import { licensesResolvers } from "./modules/licenses/licenses.resolvers";
+import { billingResolvers, billingTypeDefs } from "./modules/billing";
+import { creditsResolvers, creditsTypeDefs } from "./modules/credits";
+import { customersResolvers, customersTypeDefs } from "./modules/customers";
+import { licensesResolvers, licensesTypeDefs } from "./modules/licenses";
 import { scalarResolvers } from "./platform/scalars";
 
-const modulesDirectory = path.join(__dirname, "modules");
-const moduleNames = ["common", "customers", "credits", "licenses", "billing"] as const;
+// Shared pieces every module extends: scalars, PageInfo, the root types.
+const commonTypeDefs = fs.readFileSync(path.join(__dirname, "modules", "common", "schema.graphql"), "utf8");
 
 export function loadTypeDefs(): string[] {
-  return moduleNames.map((name) => fs.readFileSync(path.join(modulesDirectory, name, "schema.graphql"), "utf8"));
+  return [commonTypeDefs, customersTypeDefs, creditsTypeDefs, licensesTypeDefs, billingTypeDefs];
 }
 
 export function buildSchema(): GraphQLSchema {

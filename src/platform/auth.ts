@@ -3,7 +3,7 @@
 // (RS256, ES256, EdDSA) with keys fetched and cached from its JWKS. Device tokens are opaque
 // secrets looked up by hash (licenses module).
 import crypto from "node:crypto";
-import { createRemoteJWKSet, decodeProtectedHeader, errors as joseErrors, jwtVerify, type JWTPayload } from "jose";
+import { createLocalJWKSet, createRemoteJWKSet, decodeProtectedHeader, errors as joseErrors, jwtVerify, type JSONWebKeySet, type JWTPayload } from "jose";
 import type { AuthConfig } from "../config";
 
 export type Caller =
@@ -54,24 +54,110 @@ export function mintToken(auth: AuthConfig, role: TokenRole, subject: string, tt
   return `${signingInput}.${signature}`;
 }
 
+/** The provider's keys could not be checked yet: a key rotation is cooling down (503, then retry). */
+export class IdentityProviderCoolingDownError extends Error {
+  constructor(readonly retryAfterSeconds: number) {
+    super("unknown signing key; the identity provider's key set was fetched moments ago");
+  }
+}
+
+type VerifyOptions = Parameters<typeof jwtVerify>[2];
+
+/**
+ * An identity provider's key set: jose's remote set (cached, refetched when stale or when a
+ * token names an unknown kid, at most once per cooldown), plus what it leaves to its user. While
+ * the provider is unreachable, tokens signed with keys already fetched keep verifying against
+ * those keys, and the provider is not asked again before the cooldown ends. An unknown kid
+ * during the cooldown may be a key published since the last fetch: a 503 to retry, not a 401.
+ * A token without a kid, during a rotation when two keys fit it, is tried against each.
+ */
+class IdentityProviderKeys {
+  private readonly remote: ReturnType<typeof createRemoteJWKSet>;
+  private unreachableUntilMs = 0;
+
+  constructor(private readonly provider: NonNullable<AuthConfig["identityProvider"]>) {
+    this.remote = createRemoteJWKSet(new URL(provider.jwksUrl), {
+      timeoutDuration: provider.timeoutMs,
+      cacheMaxAge: provider.cacheMaxAgeSeconds * 1000,
+      cooldownDuration: provider.cooldownSeconds * 1000,
+    });
+  }
+
+  async verify(token: string, options: VerifyOptions): Promise<JWTPayload> {
+    const lastKnown = this.remote.jwks();
+    if (lastKnown && Date.now() < this.unreachableUntilMs) return verifyWithLastKnown(token, lastKnown, options);
+    // Cooling down before the attempt: an unknown kid may be a key published since the last fetch.
+    const coolingDown = this.remote.coolingDown;
+    try {
+      return await this.verifyWithRemote(token, options, coolingDown);
+    } catch (error) {
+      if (error instanceof joseErrors.JWKSNoMatchingKey && coolingDown) {
+        throw new IdentityProviderCoolingDownError(this.provider.cooldownSeconds);
+      }
+      if (!isFetchFailure(error)) throw error;
+      this.unreachableUntilMs = Date.now() + this.provider.cooldownSeconds * 1000;
+      if (!lastKnown) throw new IdentityProviderUnavailableError(error);
+      return verifyWithLastKnown(token, lastKnown, options);
+    }
+  }
+
+  /**
+   * A token without a kid names no key to look for, so jose would not refetch for it: when none
+   * of the cached keys verifies it, the set is fetched once more (at most once per cooldown).
+   */
+  private async verifyWithRemote(token: string, options: VerifyOptions, coolingDown: boolean): Promise<JWTPayload> {
+    try {
+      return await verifyWithEach(token, this.remote, options);
+    } catch (error) {
+      const namesNoKey = decodeProtectedHeader(token).kid === undefined;
+      if (!(error instanceof joseErrors.JWSSignatureVerificationFailed) || !namesNoKey || coolingDown) throw error;
+      await this.remote.reload();
+      return verifyWithEach(token, this.remote, options);
+    }
+  }
+}
+
+/** While the provider is unreachable: its last key set decides, and a kid not in it is not known yet (503). */
+async function verifyWithLastKnown(token: string, lastKnown: JSONWebKeySet, options: VerifyOptions): Promise<JWTPayload> {
+  try {
+    return await verifyWithEach(token, createLocalJWKSet(lastKnown), options);
+  } catch (error) {
+    if (error instanceof joseErrors.JWKSNoMatchingKey) throw new IdentityProviderUnavailableError(error);
+    throw error;
+  }
+}
+
+type KeyResolver = ReturnType<typeof createLocalJWKSet> | ReturnType<typeof createRemoteJWKSet>;
+
+async function verifyWithEach(token: string, keys: KeyResolver, options: VerifyOptions): Promise<JWTPayload> {
+  try {
+    return (await jwtVerify(token, keys, options)).payload;
+  } catch (error) {
+    if (!(error instanceof joseErrors.JWKSMultipleMatchingKeys)) throw error;
+    for await (const key of error) {
+      try {
+        return (await jwtVerify(token, key, options)).payload;
+      } catch (attempt) {
+        if (!(attempt instanceof joseErrors.JWSSignatureVerificationFailed)) throw attempt;
+      }
+    }
+    throw new joseErrors.JWSSignatureVerificationFailed();
+  }
+}
+
 export class TokenVerifier {
   private readonly secretKey: Uint8Array | undefined;
-  private readonly identityProviderKeys: ReturnType<typeof createRemoteJWKSet> | undefined;
+  private readonly identityProviderKeys: IdentityProviderKeys | undefined;
 
   constructor(private readonly auth: AuthConfig) {
     this.secretKey = auth.jwtSecret ? new TextEncoder().encode(auth.jwtSecret) : undefined;
-    const provider = auth.identityProvider;
-    // jose refetches the set when a token names an unknown kid (rotation), at most once per cooldown.
-    this.identityProviderKeys = provider
-      ? createRemoteJWKSet(new URL(provider.jwksUrl), {
-          timeoutDuration: provider.timeoutMs,
-          cacheMaxAge: provider.cacheMaxAgeSeconds * 1000,
-          cooldownDuration: provider.cooldownSeconds * 1000,
-        })
-      : undefined;
+    this.identityProviderKeys = auth.identityProvider ? new IdentityProviderKeys(auth.identityProvider) : undefined;
   }
 
-  /** The caller a bearer JWT names, or why it is refused. Throws IdentityProviderUnavailableError. */
+  /**
+   * The caller a bearer JWT names, or why it is refused. Throws IdentityProviderUnavailableError
+   * or IdentityProviderCoolingDownError when the provider's keys cannot be checked (a 503).
+   */
   async verify(token: string): Promise<Caller> {
     if (token.length > this.auth.tokenMaxLength) return { kind: "rejected", reason: "token too long" };
     let algorithm: unknown;
@@ -95,8 +181,7 @@ export class TokenVerifier {
     }
     const provider = this.auth.identityProvider;
     if (typeof algorithm === "string" && identityProviderAlgorithms.includes(algorithm) && provider && this.identityProviderKeys) {
-      const keys = this.identityProviderKeys;
-      return (await jwtVerify(token, keys, { ...common, algorithms: identityProviderAlgorithms, issuer: provider.issuer })).payload;
+      return this.identityProviderKeys.verify(token, { ...common, algorithms: identityProviderAlgorithms, issuer: provider.issuer });
     }
     return undefined;
   }
@@ -121,7 +206,8 @@ function roleOf(claim: unknown): TokenRole | undefined {
 }
 
 function rejectionOf(error: unknown): Caller {
-  if (error instanceof joseErrors.JWKSTimeout || isFetchFailure(error)) throw new IdentityProviderUnavailableError(error);
+  if (error instanceof IdentityProviderUnavailableError || error instanceof IdentityProviderCoolingDownError) throw error;
+  if (isFetchFailure(error)) throw new IdentityProviderUnavailableError(error);
   if (error instanceof joseErrors.JWTExpired) return { kind: "rejected", reason: "token expired" };
   if (error instanceof joseErrors.JWTClaimValidationFailed) return { kind: "rejected", reason: `claim ${error.claim} ${error.reason}` };
   if (error instanceof joseErrors.JWSSignatureVerificationFailed) return { kind: "rejected", reason: "bad signature" };
@@ -132,8 +218,10 @@ function rejectionOf(error: unknown): Caller {
 
 /** The JWKS unreachable (refused, reset, DNS), answering non-200, or not a key set: the provider's fault. */
 function isFetchFailure(error: unknown): boolean {
-  if (error instanceof joseErrors.JWKSInvalid) return true;
-  if (error instanceof TypeError && error.message === "fetch failed") return true;
+  if (error instanceof joseErrors.JWKSInvalid || error instanceof joseErrors.JWKSTimeout) return true;
+  // By name: undici's TypeError may come from another realm (a test runner's sandbox).
+  const { name, message } = (error ?? {}) as { name?: unknown; message?: unknown };
+  if (name === "TypeError" && message === "fetch failed") return true;
   return error instanceof joseErrors.JOSEError && error.code === "ERR_JOSE_GENERIC" && error.message.includes("JSON Web Key Set");
 }
 

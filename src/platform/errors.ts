@@ -3,10 +3,10 @@
 import type { ApolloServerPlugin } from "@apollo/server";
 import { unwrapResolverError } from "@apollo/server/errors";
 import { GraphQLError, type GraphQLFormattedError } from "graphql";
-import { ServiceUnavailableError, type Failure, type Outcome } from "./failures";
+import { isClientFailure, ServiceUnavailableError, type ClientFailure, type Outcome } from "./failures";
 import { isDatabaseUnavailable } from "./database";
 
-export type ErrorCode = Failure["code"] | "SERVICE_UNAVAILABLE" | "INTERNAL_SERVER_ERROR";
+export type ErrorCode = ClientFailure["code"] | "SERVICE_UNAVAILABLE" | "INTERNAL_SERVER_ERROR";
 
 const defaultMessages: Record<ErrorCode, string> = {
   UNAUTHENTICATED: "A valid bearer token is required",
@@ -39,7 +39,7 @@ const httpStatusByCode: Partial<Record<ErrorCode, number>> = {
 /** Marks errors made here, so the mask can tell them from everything else. */
 class TranslatedError extends GraphQLError {}
 
-function extensionsOf(failure: Failure): Record<string, unknown> {
+function extensionsOf(failure: ClientFailure): Record<string, unknown> {
   switch (failure.code) {
     case "INSUFFICIENT_CREDITS":
       return { secondsRemaining: failure.secondsRemaining };
@@ -72,7 +72,12 @@ export function serviceUnavailableError(retryAfterSeconds: number): GraphQLError
   return withHttpStatus(error, 503, { "retry-after": String(retryAfterSeconds) });
 }
 
-export function toGraphQLError(failure: Failure): GraphQLError {
+/** An internal failure (see failures.ts) that reached a client: masked and reported as a bug. */
+class InternalFailureError extends Error {
+  override readonly name = "InternalFailureError";
+}
+
+export function toGraphQLError(failure: ClientFailure): GraphQLError {
   const message = "message" in failure && failure.message ? failure.message : defaultMessages[failure.code];
   return new TranslatedError(message, { extensions: { code: failure.code, ...extensionsOf(failure) } });
 }
@@ -80,7 +85,9 @@ export function toGraphQLError(failure: Failure): GraphQLError {
 /** For resolvers: the value, or the failure thrown as the contract's GraphQL error. */
 export function unwrap<T>(outcome: Outcome<T>): T {
   if (outcome.ok) return outcome.value;
-  throw toGraphQLError(outcome.failure);
+  const { failure } = outcome;
+  if (!isClientFailure(failure)) throw new InternalFailureError(`${failure.code}: ${failure.message}`);
+  throw toGraphQLError(failure);
 }
 
 const clientErrorCodes = new Set([

@@ -16,7 +16,18 @@ export type Failure =
   | { code: "DEVICE_NOT_FOUND" }
   | { code: "STRIPE_EVENT_NOT_FOUND" }
   | { code: "TOO_MANY_REQUESTS"; retryAfterSeconds: number }
-  | { code: "PAYMENT_PROVIDER_ERROR"; message: string };
+  | { code: "PAYMENT_PROVIDER_ERROR"; message: string }
+  // Internal: a Stripe event this service cannot apply (unknown price, no customer...). It is
+  // recorded on the event and answered 500 to Stripe; a GraphQL client never sees it.
+  | { code: "STRIPE_EVENT_UNPROCESSABLE"; message: string };
+
+/** Failures that stay inside the service: the translator treats reaching a client as a bug. */
+export type InternalFailureCode = "STRIPE_EVENT_UNPROCESSABLE";
+export type ClientFailure = Exclude<Failure, { code: InternalFailureCode }>;
+
+export function isClientFailure(failure: Failure): failure is ClientFailure {
+  return failure.code !== "STRIPE_EVENT_UNPROCESSABLE";
+}
 
 export type Outcome<T> = { ok: true; value: T } | { ok: false; failure: Failure };
 

@@ -25,7 +25,7 @@ it("finds every invariant holding after real traffic, and a tampered balance whe
   expect(clean.filter((check) => check.violations.length > 0)).toEqual([]);
   expect(formatAudit(clean)).toMatch(/all invariants hold$/);
 
-  await server.sql.query("UPDATE customer SET seconds_remaining = seconds_remaining + 7 WHERE id = $1", [customer.id]);
+  await server.sql.query("UPDATE credit_balance SET seconds_remaining = seconds_remaining + 7 WHERE customer_id = $1", [customer.id]);
   const broken = await runAudit(server.database, server.config);
   expect(broken.find((check) => check.name.startsWith("each customer's ledger"))!.violations).toEqual([
     expect.objectContaining({ customer_id: customer.id }),
@@ -40,5 +40,5 @@ it("finds every invariant holding after real traffic, and a tampered balance whe
   );
   expect(run.code).toBe(1);
   expect(run.stdout).toContain("FAIL  each customer's ledger deltas sum to the balance");
-  await server.sql.query("UPDATE customer SET seconds_remaining = seconds_remaining - 7 WHERE id = $1", [customer.id]);
+  await server.sql.query("UPDATE credit_balance SET seconds_remaining = seconds_remaining - 7 WHERE customer_id = $1", [customer.id]);
 });

@@ -3,6 +3,7 @@
 import crypto from "node:crypto";
 import { mintToken } from "../../src/platform/auth";
 import { newSigningKey, signWith, startIdentityProvider, type IdentityProvider } from "../support/identity-provider";
+import { freePort } from "../support/test-database";
 import { startTestServer, type TestCustomer, type TestServer } from "../support/test-server";
 
 let provider: IdentityProvider;
@@ -10,6 +11,8 @@ let server: TestServer;
 let customer: TestCustomer;
 const audience = "splice-api";
 const nowSeconds = () => Math.floor(Date.now() / 1000);
+const cooldownMs = 1000;
+const waitOutCooldown = () => new Promise((resolve) => setTimeout(resolve, cooldownMs + 100));
 const whoAmI = `{ me { id email } }`;
 const staffOnly = `{ searchCustomers(query: "example") { edges { node { id } } } }`;
 
@@ -21,8 +24,8 @@ beforeAll(async () => {
       AUTH_ISSUER: provider.issuer,
       AUTH_AUDIENCE: audience,
       AUTH_CLOCK_SKEW_SECONDS: "5",
-      // Rotation is picked up on the first unknown kid; production keeps the 30 s default.
-      AUTH_JWKS_COOLDOWN_SECONDS: "0",
+      // The smallest cooldown: tests wait it out; production keeps the 30 s default.
+      AUTH_JWKS_COOLDOWN_SECONDS: "1",
     },
   });
   customer = await server.createCustomer({ initialSeconds: 60 });
@@ -75,6 +78,7 @@ describe("an identity provider's tokens (JWKS)", () => {
   it("identify a customer and a staff member, with RS256, ES256 and EdDSA keys", async () => {
     for (const algorithm of ["RS256", "ES256", "EdDSA"] as const) {
       await provider.rotate(algorithm);
+      await waitOutCooldown();
       const me = await server.graphql(whoAmI, {}, await provider.sign({ sub: customer.id, aud: audience, splice_role: "customer" }));
       expect(me.data?.me?.id).toBe(customer.id);
       const staff = await server.graphql(staffOnly, {}, await provider.sign({ sub: "support.bob", aud: audience, splice_role: ["viewer", "staff"] }));
@@ -92,6 +96,7 @@ describe("an identity provider's tokens (JWKS)", () => {
 
   it("follow a key rotation: a token under a new kid makes the service fetch the set again", async () => {
     const oldKeyToken = await provider.sign({ sub: customer.id, aud: audience, splice_role: "customer" });
+    await waitOutCooldown();
     const fetchesBefore = provider.fetches();
     const newKeyId = await provider.rotate("ES256");
     const newKeyToken = await provider.sign({ sub: customer.id, aud: audience, splice_role: "customer" }, { keyId: newKeyId });
@@ -101,6 +106,28 @@ describe("an identity provider's tokens (JWKS)", () => {
     expect((await server.graphql(whoAmI, {}, oldKeyToken)).data?.me?.id).toBe(customer.id);
   });
 
+  it("answers a key published moments after the last fetch with 503 and Retry-After, then accepts it", async () => {
+    await waitOutCooldown();
+    const ghost = await newSigningKey("RS256", "never-published");
+    // A fetch now: the kid is definitely unknown.
+    await expectRefused(await signWith(ghost, { sub: customer.id, aud: audience, splice_role: "customer", iss: provider.issuer }, nowSeconds(), 600), "signed with a key the identity provider does not publish");
+    const newKeyId = await provider.rotate("RS256");
+    const token = await provider.sign({ sub: customer.id, aud: audience, splice_role: "customer" }, { keyId: newKeyId });
+    const early = await server.graphql(whoAmI, {}, token);
+    expect({ status: early.status, codes: codes(early), retryAfter: early.headers.get("retry-after") }).toEqual({ status: 503, codes: ["SERVICE_UNAVAILABLE"], retryAfter: "1" });
+    await waitOutCooldown();
+    expect((await server.graphql(whoAmI, {}, token)).data?.me?.id).toBe(customer.id);
+  });
+
+  it("accepts a token without a kid while two keys of its kind are published (a rotation)", async () => {
+    await provider.rotate("RS256");
+    await provider.rotate("RS256");
+    await waitOutCooldown();
+    const token = await provider.sign({ sub: customer.id, aud: audience, splice_role: "customer" }, { withoutKeyId: true });
+    const response = await server.graphql(whoAmI, {}, token);
+    expect({ id: response.data?.me?.id, errors: response.errors }).toEqual({ id: customer.id, errors: undefined });
+  });
+
   it("refuses a wrong issuer, audience or algorithm, an expired token and a key the provider does not publish", async () => {
     const claims = { sub: customer.id, aud: audience, splice_role: "customer" };
     await expectRefused(await provider.sign({ ...claims, iss: "https://evil.example/" }), "claim iss check_failed");
@@ -108,6 +135,7 @@ describe("an identity provider's tokens (JWKS)", () => {
     await expectRefused(await provider.sign(claims, { issuedAtSeconds: nowSeconds() - 3600, ttlSeconds: 600 }), "token expired");
     const stranger = await newSigningKey("RS256", "key-1");
     await expectRefused(await signWith(stranger, { ...claims, iss: provider.issuer }, nowSeconds(), 600), "bad signature");
+    await waitOutCooldown();
     const unknownKid = await newSigningKey("RS256", "not-published");
     await expectRefused(await signWith(unknownKid, { ...claims, iss: provider.issuer }, nowSeconds(), 600), "signed with a key the identity provider does not publish");
   });
@@ -133,6 +161,7 @@ describe("an identity provider's tokens (JWKS)", () => {
   it("answers 503 with Retry-After, not 401, while the key set cannot be fetched for an unknown kid", async () => {
     provider.setDown(true);
     try {
+      await waitOutCooldown();
       const newKeyId = await provider.rotate("RS256");
       const response = await server.graphql(whoAmI, {}, await provider.sign({ sub: customer.id, aud: audience, splice_role: "customer" }, { keyId: newKeyId }));
       expect({ status: response.status, codes: codes(response) }).toEqual({ status: 503, codes: ["SERVICE_UNAVAILABLE"] });
@@ -140,6 +169,47 @@ describe("an identity provider's tokens (JWKS)", () => {
       expect(response.errors?.[0]?.extensions?.retryAfterSeconds).toBe(server.config.transactions.unavailableRetryAfterSeconds);
     } finally {
       provider.setDown(false);
+    }
+  });
+});
+
+describe("when the identity provider cannot be reached", () => {
+  it("keeps accepting tokens of keys it fetched before, asking the provider at most once per cooldown", async () => {
+    const staleCache = await startTestServer({
+      databaseUrl: server.databaseUrl,
+      environment: {
+        AUTH_JWKS_URL: provider.jwksUrl,
+        AUTH_ISSUER: provider.issuer,
+        AUTH_AUDIENCE: audience,
+        AUTH_JWKS_CACHE_MAX_AGE_SECONDS: "1",
+        AUTH_JWKS_COOLDOWN_SECONDS: "30",
+      },
+    });
+    try {
+      const token = await provider.sign({ sub: customer.id, aud: audience, splice_role: "customer" });
+      expect((await staleCache.graphql(whoAmI, {}, token)).data?.me?.id).toBe(customer.id);
+      provider.setDown(true);
+      await waitOutCooldown();
+      const fetchesBefore = provider.fetches();
+      for (let request = 0; request < 4; request += 1) expect((await staleCache.graphql(whoAmI, {}, token)).data?.me?.id).toBe(customer.id);
+      expect(provider.fetches() - fetchesBefore).toBe(1);
+    } finally {
+      provider.setDown(false);
+      await staleCache.close();
+    }
+  });
+
+  it("answers 503, not 401, when its key set was never fetched and the connection is refused", async () => {
+    const closedPort = await freePort();
+    const unreachable = await startTestServer({
+      databaseUrl: server.databaseUrl,
+      environment: { AUTH_JWKS_URL: `http://127.0.0.1:${closedPort}/jwks.json`, AUTH_ISSUER: provider.issuer, AUTH_AUDIENCE: audience },
+    });
+    try {
+      const response = await unreachable.graphql(whoAmI, {}, await provider.sign({ sub: customer.id, aud: audience, splice_role: "customer" }));
+      expect({ status: response.status, codes: codes(response) }).toEqual({ status: 503, codes: ["SERVICE_UNAVAILABLE"] });
+    } finally {
+      await unreachable.close();
     }
   });
 });

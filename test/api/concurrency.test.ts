@@ -143,12 +143,12 @@ it("a storm of mixed operations on a few customers leaves every ledger consisten
   }
 });
 
-/** Commits a direct write to the customer's row while a service transaction waits for it. */
+/** Commits a direct write to the customer's balance row while a service transaction waits for it. */
 async function forceOneConflict(instance: TestServer, customerId: string, request: () => Promise<GraphQLResponse>) {
   const writer = await instance.sql.connect();
   try {
     await writer.query("BEGIN");
-    await writer.query("UPDATE customer SET updated_at = now() WHERE id = $1", [customerId]);
+    await writer.query("UPDATE credit_balance SET updated_at = now() WHERE customer_id = $1", [customerId]);
     const pending = request();
     await waitForLockWaiter(instance);
     await writer.query("COMMIT");

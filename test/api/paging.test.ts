@@ -60,11 +60,15 @@ it("walks the ledger newest first with opaque cursors, knowing both ends of each
   expect(seen).toEqual(Array.from({ length: adjustments }, (_, index) => adjustments - index));
 });
 
-it("refuses another list's cursor, and a cursor it did not make", async () => {
+it("refuses another list's cursor, another customer's, and a cursor it did not make", async () => {
   const search: any = await server.graphql(`{ searchCustomers(query: "example", first: 1) { pageInfo { endCursor } } }`, {}, server.staffToken);
   const foreign = search.data.searchCustomers.pageInfo.endCursor;
   const response = await server.graphql(ledgerPage, { first: 5, after: foreign }, customer.token);
   expect(response.errors?.map((error) => error.extensions?.code)).toEqual(["BAD_USER_INPUT"]);
+  const mine: any = await server.graphql(ledgerPage, { first: 1 }, customer.token);
+  const other = await server.createCustomer({ initialSeconds: 5 });
+  const crossed = await server.graphql(ledgerPage, { first: 5, after: mine.data.me.ledger.pageInfo.endCursor }, other.token);
+  expect(crossed.errors?.map((error) => error.extensions?.code)).toEqual(["BAD_USER_INPUT"]);
   const readable = await server.graphql(ledgerPage, { first: 5, after: Buffer.from("ledger:8").toString("base64url") }, customer.token);
   expect(readable.errors?.map((error) => error.extensions?.code)).toEqual(["BAD_USER_INPUT"]);
 });

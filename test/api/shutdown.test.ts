@@ -43,7 +43,7 @@ it("finishes in-flight requests on SIGTERM and exits 0", async () => {
     const sql = new pg.Client({ connectionString: databaseUrl });
     sql.on("error", () => undefined);
     await sql.connect();
-    const stored = await sql.query("SELECT seconds_remaining, seconds_reserved FROM customer WHERE id = $1", [created.data.createCustomer.id]);
+    const stored = await sql.query("SELECT seconds_remaining, seconds_reserved FROM credit_balance WHERE customer_id = $1", [created.data.createCustomer.id]);
     await sql.end();
     expect(stored.rows[0]).toEqual({ seconds_remaining: 10000 - answered * 10, seconds_reserved: answered * 10 });
   } finally {

@@ -113,7 +113,7 @@ const subscription = (id: string, customer: string, price: string, status = "act
   });
 
 async function customerByStripeId(stripeCustomerId: string) {
-  const rows = await server.sql.query("SELECT id, email, tier, seconds_remaining FROM customer WHERE stripe_customer_id = $1", [stripeCustomerId]);
+  const rows = await server.sql.query("SELECT c.id, c.email, c.tier, b.seconds_remaining FROM customer c JOIN credit_balance b ON b.customer_id = c.id WHERE c.stripe_customer_id = $1", [stripeCustomerId]);
   return rows.rows;
 }
 
@@ -138,7 +138,7 @@ describe("a guest checkout (no Stripe customer)", () => {
     expect((await deliver(event)).status).toBe(200);
     const stored = await server.sql.query("SELECT status FROM stripe_event WHERE id = $1", [event.id]);
     expect(stored.rows).toEqual([{ status: "PROCESSED" }]);
-    const buyer = await server.sql.query("SELECT id, stripe_customer_id, seconds_remaining FROM customer WHERE email = $1", [email]);
+    const buyer = await server.sql.query("SELECT c.id, c.stripe_customer_id, b.seconds_remaining FROM customer c JOIN credit_balance b ON b.customer_id = c.id WHERE c.email = $1", [email]);
     expect(buyer.rows).toEqual([{ id: expect.any(String), stripe_customer_id: null, seconds_remaining: 10 * hour }]);
     const license = await server.sql.query("SELECT key FROM license WHERE customer_id = $1", [buyer.rows[0].id]);
     expect(license.rows).toHaveLength(1);

@@ -10,7 +10,7 @@ beforeAll(async () => {
 afterAll(() => server.close());
 
 const insertCustomer = (email: string) => (tx: Parameters<Parameters<TestServer["services"]["transactor"]["serializable"]>[0]>[0]) =>
-  tx.$executeRaw`INSERT INTO customer (email, tier, seconds_remaining, seconds_reserved) VALUES (${email}, 'STARTER', 0, 0)`;
+  tx.$executeRaw`INSERT INTO customer (email, tier) VALUES (${email}, 'STARTER')`;
 const storedCustomers = async (email: string) =>
   Number((await server.sql.query("SELECT count(*) FROM customer WHERE email = $1", [email])).rows[0].count);
 

@@ -98,7 +98,7 @@ async function storedBalance(customerId: string): Promise<{ seconds_remaining: n
     const sql = new pg.Client({ connectionString: `postgresql://splice:splice@127.0.0.1:${postgresPort}/splice` });
     sql.on("error", () => undefined);
     await sql.connect();
-    const stored = await sql.query("SELECT seconds_remaining, seconds_reserved FROM customer WHERE id = $1", [customerId]);
+    const stored = await sql.query("SELECT seconds_remaining, seconds_reserved FROM credit_balance WHERE customer_id = $1", [customerId]);
     await sql.end();
     return stored.rows[0];
   } finally {

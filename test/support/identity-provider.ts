@@ -25,7 +25,7 @@ export interface IdentityProvider {
   /** The key set answers 500 while down. */
   setDown(down: boolean): void;
   /** A JWT signed with the current key (or the key named), with iat/exp defaults. */
-  sign(claims: JWTPayload, options?: { keyId?: string; ttlSeconds?: number; issuedAtSeconds?: number }): Promise<string>;
+  sign(claims: JWTPayload, options?: { keyId?: string; ttlSeconds?: number; issuedAtSeconds?: number; withoutKeyId?: boolean }): Promise<string>;
   close(): Promise<void>;
 }
 
@@ -34,9 +34,9 @@ export async function newSigningKey(algorithm: SigningAlgorithm, keyId: string):
   return { keyId, algorithm, privateKey, publicJwk: { ...(await exportJWK(publicKey)), kid: keyId, alg: algorithm, use: "sig" } };
 }
 
-export async function signWith(key: SigningKey, claims: JWTPayload, issuedAtSeconds: number, ttlSeconds: number): Promise<string> {
+export async function signWith(key: SigningKey, claims: JWTPayload, issuedAtSeconds: number, ttlSeconds: number, withoutKeyId = false): Promise<string> {
   return new SignJWT(claims)
-    .setProtectedHeader({ alg: key.algorithm, kid: key.keyId, typ: "JWT" })
+    .setProtectedHeader({ alg: key.algorithm, typ: "JWT", ...(withoutKeyId ? {} : { kid: key.keyId }) })
     .setIssuedAt(issuedAtSeconds)
     .setExpirationTime(issuedAtSeconds + ttlSeconds)
     .sign(key.privateKey);
@@ -83,7 +83,8 @@ export async function startIdentityProvider(): Promise<IdentityProvider> {
     async sign(claims, options = {}) {
       const key = options.keyId ? keys.find((candidate) => candidate.keyId === options.keyId) : keys.at(-1);
       if (!key) throw new Error("the identity provider has no such key");
-      return signWith(key, { iss: provider.issuer, ...claims }, options.issuedAtSeconds ?? Math.floor(Date.now() / 1000), options.ttlSeconds ?? 600);
+      const issuedAtSeconds = options.issuedAtSeconds ?? Math.floor(Date.now() / 1000);
+      return signWith(key, { iss: provider.issuer, ...claims }, issuedAtSeconds, options.ttlSeconds ?? 600, options.withoutKeyId);
     },
     close: () =>
       new Promise<void>((resolve) => {

@@ -10,11 +10,11 @@ export interface StoredBalance {
 
 export async function storedBalance(sql: pg.Pool, customerId: string): Promise<StoredBalance> {
   const result = await sql.query(
-    `SELECT c.seconds_remaining, c.seconds_reserved,
-            (SELECT COALESCE(SUM(delta_seconds), 0)::int FROM ledger_entry WHERE customer_id = c.id) AS ledger_sum,
+    `SELECT b.seconds_remaining, b.seconds_reserved,
+            (SELECT COALESCE(SUM(delta_seconds), 0)::int FROM ledger_entry WHERE customer_id = b.customer_id) AS ledger_sum,
             (SELECT COALESCE(SUM(reserved_seconds), 0)::int FROM credit_reservation
-              WHERE customer_id = c.id AND status = 'ACTIVE') AS active_reserved
-     FROM customer c WHERE c.id = $1`,
+              WHERE customer_id = b.customer_id AND status = 'ACTIVE') AS active_reserved
+     FROM credit_balance b WHERE b.customer_id = $1`,
     [customerId],
   );
   const row = result.rows[0];

@@ -1,5 +1,6 @@
 import crypto from "node:crypto";
 import { ConfigError, loadConfig, openWithoutProduction, secretsOf } from "../../src/config";
+import { plansOf } from "../../src/modules/billing/plan";
 import { publishedSecretNames } from "../../src/platform/published-secrets";
 
 const production = {
@@ -36,6 +37,7 @@ describe("configuration", () => {
     expect(config.auth.jwtSecret).toBeUndefined();
     expect(config.auth.identityProvider?.issuer).toBe("https://idp.example/");
     expect(() => loadConfig({ ...production, AUTH_JWKS_URL: "https://idp.example/.well-known/jwks.json" })).toThrow("AUTH_ISSUER: required with AUTH_JWKS_URL");
+    expect(() => loadConfig({ ...production, ...identityProvider, AUTH_JWKS_URL: "http://idp.example/jwks.json" })).toThrow("AUTH_JWKS_URL: must be https in production");
   });
 
   it.each(["AUTH_JWT_SECRET", "STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET", "METRICS_TOKEN"])("refuses a production %s shorter than 32 bytes", (name) => {
@@ -80,9 +82,11 @@ describe("configuration", () => {
   });
 
   it("validates the plan table and turns hours into seconds", () => {
-    const plans = loadConfig({
-      STRIPE_PLANS: JSON.stringify({ price_pro: { type: "subscription", tier: "PRO", monthlyHours: 50 }, price_pack: { type: "hours", hours: 10 } }),
-    }).stripe.plans;
+    const plans = plansOf(
+      loadConfig({
+        STRIPE_PLANS: JSON.stringify({ price_pro: { type: "subscription", tier: "PRO", monthlyHours: 50 }, price_pack: { type: "hours", hours: 10 } }),
+      }),
+    );
     expect(plans.get("price_pro")).toEqual({ type: "subscription", tier: "PRO", monthlySeconds: 180_000 });
     expect(plans.get("price_pack")).toEqual({ type: "hours", seconds: 36_000 });
     for (const bad of ["not json", JSON.stringify({ prod_x: { type: "hours", hours: 1 } }), JSON.stringify({ price_x: { type: "hours", hours: 0 } }), JSON.stringify({ price_x: { type: "subscription", tier: "GOLD", monthlyHours: 1 } })]) {

@@ -1,5 +1,6 @@
 // The billing module's only door to the database: the Stripe event inbox, payment effects
 // and subscriptions.
+import type Stripe from "stripe";
 import type { DatabaseClient, Transaction } from "../../platform/database";
 
 export type StripeEventStatus = "RECEIVED" | "PROCESSED" | "IGNORED" | "FAILED";
@@ -11,17 +12,9 @@ export interface StripeEventRecord {
   status: StripeEventStatus;
   attempts: number;
   lastError: string | null;
-  payload: StripeEventPayload;
+  payload: Stripe.Event;
   receivedAt: Date;
   processedAt: Date | null;
-}
-
-/** The parts of a Stripe event this service reads; the object's shape depends on the type. */
-export interface StripeEventPayload {
-  id: string;
-  type: string;
-  created: number;
-  data: { object: Record<string, any> };
 }
 
 export interface NewPaymentEffect {
@@ -44,7 +37,7 @@ interface EventRow {
   status: StripeEventStatus;
   attempts: number;
   last_error: string | null;
-  payload: StripeEventPayload;
+  payload: Stripe.Event;
   received_at: Date;
   processed_at: Date | null;
 }
@@ -85,7 +78,7 @@ const errorMaxLength = 2000;
 
 export class BillingStore {
   /** Records a verified event once; a repeated delivery changes nothing. */
-  async recordEvent(db: DatabaseClient, event: StripeEventPayload): Promise<void> {
+  async recordEvent(db: DatabaseClient, event: Stripe.Event): Promise<void> {
     await db.$executeRaw`
       INSERT INTO stripe_event (id, type, stripe_created, payload)
       VALUES (${event.id}, ${event.type}, ${new Date(event.created * 1000)}, ${JSON.stringify(event)}::jsonb)

@@ -8,8 +8,8 @@ import { actorOf, type Caller } from "../../platform/auth";
 import { requireSignedIn } from "../../platform/authorization";
 import type { Config } from "../../config";
 import { badInput, fail, ServiceUnavailableError, succeed, type Outcome } from "../../platform/failures";
-import type { CustomerRecord } from "../customers/customer";
-import type { CustomersService } from "../customers/customers.service";
+import type { CustomerRecord, CustomersService } from "../customers";
+import type { Plan } from "./plan";
 import type { RateLimiter } from "../../platform/rate-limiter";
 import type { StripeClient } from "./stripe-client";
 
@@ -24,13 +24,14 @@ export class CheckoutService {
     private readonly stripe: StripeClient,
     private readonly customers: CustomersService,
     private readonly config: Config,
+    private readonly plans: ReadonlyMap<string, Plan>,
     private readonly hourlyLimits: RateLimiter,
   ) {}
 
   async start(caller: Caller, input: CheckoutInput): Promise<Outcome<{ id: string; url: string }>> {
     const customer = await this.buyingCustomer(caller);
     if (!customer.ok) return customer;
-    const plan = this.config.stripe.plans.get(input.priceId);
+    const plan = this.plans.get(input.priceId);
     if (!plan) return badInput("priceId", "unknown price");
     const badUrl = this.checkUrl("successUrl", input.successUrl) ?? this.checkUrl("cancelUrl", input.cancelUrl);
     if (badUrl) return badUrl;

@@ -3,12 +3,13 @@
 // done. A duplicate finds it done; a failure leaves it FAILED (with its error) for Stripe's
 // retry or a replay by staff.
 import type { Logger } from "pino";
+import type Stripe from "stripe";
 import { requireStaff } from "../../platform/authorization";
 import type { Caller } from "../../platform/auth";
 import type { Database, Transactor } from "../../platform/database";
 import { fail, succeed, type Outcome } from "../../platform/failures";
-import type { BillingStore, StripeEventPayload, StripeEventRecord, StripeEventStatus } from "./billing.store";
-import { eventHandlers, purchaseDependentEventTypes, type HandlerContext } from "./event-handlers";
+import type { BillingStore, StripeEventRecord, StripeEventStatus } from "./billing.store";
+import { handlerFor, purchaseDependentEventTypes, type HandlerContext } from "./events";
 
 export type ProcessingResult = "PROCESSED" | "IGNORED" | "FAILED";
 
@@ -29,18 +30,17 @@ export class WebhooksService {
   constructor(private readonly deps: WebhooksDependencies) {}
 
   /** Verifies the signature; undefined when the body is not a genuine, fresh Stripe event. */
-  verify(rawBody: Buffer, signature: string | undefined): StripeEventPayload | undefined {
+  verify(rawBody: Buffer, signature: string | undefined): Stripe.Event | undefined {
     if (!signature) return undefined;
     const { stripe, config } = this.deps.handlerContext;
     try {
-      const event = stripe.webhooks.constructEvent(rawBody, signature, config.stripe.webhookSecret, config.stripe.webhookToleranceSeconds);
-      return event as unknown as StripeEventPayload;
+      return stripe.webhooks.constructEvent(rawBody, signature, config.stripe.webhookSecret, config.stripe.webhookToleranceSeconds);
     } catch {
       return undefined;
     }
   }
 
-  async receive(event: StripeEventPayload): Promise<ProcessingResult> {
+  async receive(event: Stripe.Event): Promise<ProcessingResult> {
     await this.deps.store.recordEvent(this.deps.database, event);
     return this.process(event.id);
   }
@@ -49,7 +49,7 @@ export class WebhooksService {
     const stored = await this.deps.store.findEvent(this.deps.database, eventId);
     if (!stored) throw new Error(`event ${eventId} was not recorded`);
     if (stored.status === "PROCESSED" || stored.status === "IGNORED") return stored.status;
-    const handler = eventHandlers[stored.type];
+    const handler = handlerFor(stored.payload);
     try {
       const prefetched = handler?.prefetch ? await handler.prefetch(this.deps.handlerContext, stored.payload) : undefined;
       const result = await this.deps.transactor.serializable(async (tx) => {

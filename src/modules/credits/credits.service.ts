@@ -16,7 +16,7 @@ import type { Database, Transaction, Transactor } from "../../platform/database"
 import { fail, succeed, type Failure, type Outcome } from "../../platform/failures";
 import type { CustomerSerializer } from "../../platform/customer-serializer";
 import type { Page, Pager } from "../../platform/pagination";
-import type { CustomerRecord } from "../customers/customer";
+import type { CustomerDirectory, CustomerRecord } from "../customers";
 import * as arithmetic from "./balance";
 import type { Balance } from "./balance";
 import type { CreditsStore, ReservationSettlement } from "./credits.store";
@@ -49,17 +49,12 @@ export interface GrantDetails {
   note: string | null;
 }
 
-/** Reads a customer for payloads that return one; the customers module owns that table. */
-export interface CustomerReader {
-  findById(db: Transaction | Database, customerId: string): Promise<CustomerRecord | undefined>;
-}
-
 export interface CreditsDependencies {
   database: Database;
   pager: Pager;
   transactor: Transactor;
   store: CreditsStore;
-  customers: CustomerReader;
+  customers: CustomerDirectory;
   customerSerializer: CustomerSerializer;
   config: Config;
   now: () => Date;
@@ -182,12 +177,17 @@ export class CreditsService {
     });
   }
 
+  /** Every customer has a balance row from its creation on, at zero. */
+  async openBalanceInTransaction(tx: Transaction, customerId: string): Promise<void> {
+    await this.deps.store.openBalance(tx, customerId);
+  }
+
   /**
    * Grants seconds inside a caller's transaction (customer creation, payments). It touches no
    * reservation, so it needs neither the customer's lock nor expiry: its row lock is enough.
    */
   async grantInTransaction(tx: Transaction, customerId: string, seconds: number, details: GrantDetails): Promise<Outcome<Balance>> {
-    const customer = await this.deps.store.lockCustomer(tx, customerId);
+    const customer = await this.deps.store.lockBalance(tx, customerId);
     if (!customer) return fail(customerNotFound);
     const state = { tx, customerId, balance: customer.balance, now: this.deps.now(), unexpiredActiveCount: 0 };
     return this.applyAdjustment(state, seconds, details);
@@ -203,7 +203,7 @@ export class CreditsService {
     seconds: number,
     details: { actor: string; note: string },
   ): Promise<Outcome<{ takenSeconds: number; balance: Balance }>> {
-    const customer = await this.deps.store.lockCustomer(tx, customerId);
+    const customer = await this.deps.store.lockBalance(tx, customerId);
     if (!customer) return fail(customerNotFound);
     const { balance, takenSeconds } = arithmetic.takeBack(customer.balance, seconds);
     if (takenSeconds > 0) {
@@ -237,18 +237,18 @@ export class CreditsService {
     first: number,
     after: string | null | undefined,
   ): Promise<Outcome<Page<ReservationRecord>>> {
-    const page = this.deps.pager.request("reservation", first, after);
+    const page = this.deps.pager.request("reservation", `${customerId}:${status ?? "ALL"}`, first, after);
     if (!page.ok) return page;
     const now = this.deps.now();
     const rows = await this.deps.store.listReservations(this.deps.database, customerId, status ?? undefined, page.value, now);
-    return succeed(this.deps.pager.page("reservation", rows.map((row) => presentReservation(row, now)), page.value, (row) => row.seq));
+    return succeed(this.deps.pager.page("reservation", `${customerId}:${status ?? "ALL"}`, rows.map((row) => presentReservation(row, now)), page.value, (row) => row.seq));
   }
 
   async ledgerOf(customerId: string, first: number, after: string | null | undefined): Promise<Outcome<Page<LedgerEntryRecord>>> {
-    const page = this.deps.pager.request("ledger", first, after);
+    const page = this.deps.pager.request("ledger", customerId, first, after);
     if (!page.ok) return page;
     const rows = await this.deps.store.listLedger(this.deps.database, customerId, page.value);
-    return succeed(this.deps.pager.page("ledger", rows, page.value, (row) => row.id));
+    return succeed(this.deps.pager.page("ledger", customerId, rows, page.value, (row) => row.id));
   }
 
   /**
@@ -353,7 +353,7 @@ export class CreditsService {
       const expired = await this.settleExpired(customerId, active.expired, now);
       if (!expired.ok) return expired;
       return this.deps.transactor.serializable(async (tx) => {
-        const customer = await this.deps.store.lockCustomer(tx, customerId);
+        const customer = await this.deps.store.lockBalance(tx, customerId);
         if (!customer) return fail(customerNotFound);
         return work({ tx, customerId, balance: customer.balance, now, unexpiredActiveCount: active.unexpiredCount }, readValue);
       });
@@ -364,7 +364,7 @@ export class CreditsService {
   private async settleExpired(customerId: string, expired: ReservationRecord[], now: Date): Promise<Outcome<number>> {
     if (expired.length === 0) return succeed(0);
     return this.deps.transactor.serializable(async (tx) => {
-      const customer = await this.deps.store.lockCustomer(tx, customerId);
+      const customer = await this.deps.store.lockBalance(tx, customerId);
       if (!customer) return fail(customerNotFound);
       await this.expire(tx, customerId, customer.balance, expired, now);
       return succeed(expired.length);

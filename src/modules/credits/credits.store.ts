@@ -11,8 +11,8 @@ import type { Balance } from "./balance";
 import type { NewLedgerEntry, LedgerEntryRecord } from "./ledger";
 import type { ReservationRecord, ReservationStatus } from "./reservation";
 
-export interface LockedCustomer {
-  id: string;
+export interface LockedBalance {
+  customerId: string;
   balance: Balance;
 }
 
@@ -69,23 +69,28 @@ function toReservation(row: ReservationRow): ReservationRecord {
 }
 
 export class CreditsStore {
+  /** A new customer's balance row, at zero: its first seconds arrive as a GRANT. */
+  async openBalance(tx: Transaction, customerId: string): Promise<void> {
+    await tx.$executeRaw`INSERT INTO credit_balance (customer_id) VALUES (${customerId}::uuid)`;
+  }
+
   /**
-   * Locks the customer's row for the rest of the transaction, so a concurrent writer that got
-   * past the advisory lock (another code path) fails fast instead of at commit.
+   * Locks the customer's balance row for the rest of the transaction, so a concurrent writer
+   * that got past the advisory lock (another code path) fails fast instead of at commit.
    */
-  async lockCustomer(tx: Transaction, customerId: string): Promise<LockedCustomer | undefined> {
-    const rows = await tx.$queryRaw<{ id: string; seconds_remaining: number; seconds_reserved: number }[]>`
-      SELECT id, seconds_remaining, seconds_reserved FROM customer WHERE id = ${customerId}::uuid FOR UPDATE`;
+  async lockBalance(tx: Transaction, customerId: string): Promise<LockedBalance | undefined> {
+    const rows = await tx.$queryRaw<{ customer_id: string; seconds_remaining: number; seconds_reserved: number }[]>`
+      SELECT customer_id, seconds_remaining, seconds_reserved FROM credit_balance WHERE customer_id = ${customerId}::uuid FOR UPDATE`;
     const row = rows[0];
     if (!row) return undefined;
-    return { id: row.id, balance: { secondsRemaining: row.seconds_remaining, secondsReserved: row.seconds_reserved } };
+    return { customerId: row.customer_id, balance: { secondsRemaining: row.seconds_remaining, secondsReserved: row.seconds_reserved } };
   }
 
   async saveBalance(tx: Transaction, customerId: string, balance: Balance): Promise<void> {
     await tx.$executeRaw`
-      UPDATE customer SET seconds_remaining = ${balance.secondsRemaining}, seconds_reserved = ${balance.secondsReserved},
+      UPDATE credit_balance SET seconds_remaining = ${balance.secondsRemaining}, seconds_reserved = ${balance.secondsReserved},
         updated_at = now()
-      WHERE id = ${customerId}::uuid`;
+      WHERE customer_id = ${customerId}::uuid`;
   }
 
   /**
@@ -94,11 +99,11 @@ export class CreditsStore {
    */
   async effectiveBalance(db: DatabaseClient, customerId: string, now: Date): Promise<Balance | undefined> {
     const rows = await db.$queryRaw<{ seconds_remaining: number; seconds_reserved: number; expired_seconds: number }[]>`
-      SELECT c.seconds_remaining, c.seconds_reserved,
+      SELECT b.seconds_remaining, b.seconds_reserved,
              COALESCE((SELECT SUM(r.reserved_seconds) FROM credit_reservation r
-                       WHERE r.customer_id = c.id AND r.status = 'ACTIVE' AND r.expires_at <= ${now}), 0)::int
+                       WHERE r.customer_id = b.customer_id AND r.status = 'ACTIVE' AND r.expires_at <= ${now}), 0)::int
                AS expired_seconds
-      FROM customer c WHERE c.id = ${customerId}::uuid`;
+      FROM credit_balance b WHERE b.customer_id = ${customerId}::uuid`;
     const row = rows[0];
     if (!row) return undefined;
     return {
@@ -191,6 +196,15 @@ export class CreditsStore {
     await tx.$executeRaw`
       INSERT INTO ledger_entry (customer_id, kind, delta_seconds, balance_after, reservation_id, note, actor)
       VALUES ${Prisma.join(values)}`;
+  }
+
+  /** GRANT entries per customer whose actor starts with the prefix (e.g. `stripe:`). */
+  async grantCountsByActorPrefix(db: DatabaseClient, actorPrefix: string): Promise<Map<string, number>> {
+    const pattern = `${actorPrefix.replace(/[\\%_]/g, (character) => `\\${character}`)}%`;
+    const rows = await db.$queryRaw<{ customer_id: string; grants: number }[]>`
+      SELECT customer_id, count(*)::int AS grants FROM ledger_entry
+      WHERE kind = 'GRANT' AND actor LIKE ${pattern} GROUP BY customer_id`;
+    return new Map(rows.map((row) => [row.customer_id, row.grants]));
   }
 
   async countByStatus(db: DatabaseClient): Promise<{ status: string; count: number }[]> {

@@ -1,4 +1,7 @@
-import type { Tier } from "../../config";
+import type { DatabaseClient } from "../../platform/database";
+
+/** A customer's plan; configuration gives each its monthly seconds and device seats. */
+export type Tier = "STARTER" | "PRO" | "STUDIO";
 
 export interface CustomerRecord {
   id: string;
@@ -6,7 +9,10 @@ export interface CustomerRecord {
   email: string | null;
   stripeCustomerId: string | null;
   tier: Tier;
-  secondsRemaining: number;
-  secondsReserved: number;
   createdAt: Date;
+}
+
+/** What other modules may read of customers, inside their own transaction when `db` is one. */
+export interface CustomerDirectory {
+  findById(db: DatabaseClient, customerId: string): Promise<CustomerRecord | undefined>;
 }

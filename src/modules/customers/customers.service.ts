@@ -1,15 +1,15 @@
 // Customers: creation (with the tier's monthly hours granted through the ledger), the
 // caller's own account, and the support search.
 import { assert } from "../../platform/assert";
-import type { Config, Tier } from "../../config";
+import type { Config } from "../../config";
 import { actorOf, type Caller } from "../../platform/auth";
 import { requireSignedIn, requireStaff } from "../../platform/authorization";
 import type { Database, Transaction, Transactor } from "../../platform/database";
 import { badInput, fail, succeed, type Outcome } from "../../platform/failures";
 import type { Page, Pager } from "../../platform/pagination";
-import type { CreditsService } from "../credits/credits.service";
 import { uuidPattern } from "../../platform/validation";
-import type { CustomerRecord } from "./customer";
+import type { CustomerRecord, Tier } from "./customer";
+import type { NewCustomer } from "./customers.store";
 import type { CustomersStore } from "./customers.store";
 
 export interface CreateCustomerInput {
@@ -17,6 +17,15 @@ export interface CreateCustomerInput {
   tier?: Tier | null;
   stripeCustomerId?: string | null;
   initialSeconds?: number | null;
+}
+
+/**
+ * What creating a customer needs of the credits module, which owns balances: a balance row,
+ * and the starting seconds as a GRANT. Declared here, implemented there, wired in services.ts.
+ */
+export interface CustomerBalances {
+  openBalanceInTransaction(tx: Transaction, customerId: string): Promise<void>;
+  grantInTransaction(tx: Transaction, customerId: string, seconds: number, details: { kind: "GRANT"; actor: string; note: string }): Promise<Outcome<unknown>>;
 }
 
 /** Finds a license's owner for the support search; the licenses module owns that table. */
@@ -29,7 +38,7 @@ export interface CustomersDependencies {
   pager: Pager;
   transactor: Transactor;
   store: CustomersStore;
-  credits: CreditsService;
+  credits: CustomerBalances;
   licenses: LicenseOwnerLookup;
   config: Config;
 }
@@ -55,7 +64,7 @@ export class CustomersService {
       if (stripeCustomerId && (await this.deps.store.findByStripeCustomerId(tx, stripeCustomerId))) {
         return badInput("stripeCustomerId", "a customer with this Stripe customer id exists");
       }
-      const customer = await this.deps.store.insert(tx, { email, tier, stripeCustomerId });
+      const customer = await this.insert(tx, { email, tier, stripeCustomerId });
       if (initialSeconds > 0) {
         const note = input.initialSeconds === undefined || input.initialSeconds === null ? `${tier} monthly hours` : "initial balance";
         const granted = await this.deps.credits.grantInTransaction(tx, customer.id, initialSeconds, {
@@ -81,7 +90,7 @@ export class CustomersService {
     const sameEmail = usable ? await this.deps.store.findByEmail(tx, usable) : undefined;
     if (sameEmail && !sameEmail.stripeCustomerId) return this.deps.store.linkStripeCustomer(tx, sameEmail.id, stripeCustomerId);
     // The address belongs to a customer of another Stripe account: keep both, this one without it.
-    return this.deps.store.insertFromStripe(tx, sameEmail ? null : usable ?? null, stripeCustomerId);
+    return this.insert(tx, { email: sameEmail ? null : usable ?? null, stripeCustomerId, tier: "STARTER" });
   }
 
   /**
@@ -92,7 +101,14 @@ export class CustomersService {
   async findOrCreateForGuestInTransaction(tx: Transaction, email: string | null): Promise<CustomerRecord | undefined> {
     const usable = email ? this.usableEmail(email) : undefined;
     if (!usable) return undefined;
-    return (await this.deps.store.findByEmail(tx, usable)) ?? this.deps.store.insertFromStripe(tx, usable, null);
+    return (await this.deps.store.findByEmail(tx, usable)) ?? this.insert(tx, { email: usable, stripeCustomerId: null, tier: "STARTER" });
+  }
+
+  /** A new customer with its balance at zero: the first seconds arrive as a GRANT. */
+  private async insert(tx: Transaction, customer: NewCustomer): Promise<CustomerRecord> {
+    const inserted = await this.deps.store.insert(tx, customer);
+    await this.deps.credits.openBalanceInTransaction(tx, inserted.id);
+    return inserted;
   }
 
   async setTierInTransaction(tx: Transaction, customerId: string, tier: Tier): Promise<void> {
@@ -141,7 +157,9 @@ export class CustomersService {
     if (trimmed.length < 1 || trimmed.length > searchQueryMaxLength) {
       return badInput("query", `query must be 1 to ${searchQueryMaxLength} characters`);
     }
-    const page = this.deps.pager.request("customer", first, after);
+    // A cursor belongs to its search; case aside, since emails match without it.
+    const scope = trimmed.toLowerCase();
+    const page = this.deps.pager.request("customer", scope, first, after);
     if (!page.ok) return page;
     const licenseOwner = await this.deps.licenses.customerIdForKey(trimmed);
     const search = {
@@ -150,7 +168,7 @@ export class CustomersService {
       exactId: licenseOwner ?? (uuidPattern.test(trimmed) ? trimmed.toLowerCase() : undefined),
     };
     const rows = await this.deps.store.search(this.deps.database, search, page.value);
-    return succeed(this.deps.pager.page("customer", rows, page.value, (row) => row.seq));
+    return succeed(this.deps.pager.page("customer", scope, rows, page.value, (row) => row.seq));
   }
 
   /** The address in its stored form, or undefined when it is not a plausible address within the limit. */

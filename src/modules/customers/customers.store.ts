@@ -1,11 +1,11 @@
 // The customers module's only door to the database.
-import type { Tier } from "../../config";
+import type { Tier } from "./customer";
 import type { DatabaseClient, Transaction } from "../../platform/database";
 import type { PageRequest } from "../../platform/pagination";
 import type { CustomerRecord } from "./customer";
 
 export interface NewCustomer {
-  email: string;
+  email: string | null;
   tier: Tier;
   stripeCustomerId: string | null;
 }
@@ -32,14 +32,8 @@ export class CustomersStore {
     return (await db.customer.findUnique({ where: { stripeCustomerId } })) ?? undefined;
   }
 
-  /** A new customer starts at zero; its first seconds arrive as a GRANT ledger entry. */
   async insert(tx: Transaction, customer: NewCustomer): Promise<CustomerRecord> {
-    return tx.customer.create({ data: { ...customer, secondsRemaining: 0, secondsReserved: 0 } });
-  }
-
-  /** A customer Stripe brought: no seconds until a payment grants them. */
-  async insertFromStripe(tx: Transaction, email: string | null, stripeCustomerId: string | null): Promise<CustomerRecord> {
-    return tx.customer.create({ data: { email, stripeCustomerId, tier: "STARTER", secondsRemaining: 0, secondsReserved: 0 } });
+    return tx.customer.create({ data: customer });
   }
 
   async linkStripeCustomer(tx: Transaction, customerId: string, stripeCustomerId: string): Promise<CustomerRecord> {

@@ -1,5 +1,3 @@
-import type { Tier } from "../../config";
-
 export type LicenseStatus = "ACTIVE" | "DEACTIVATED";
 export type LicenseEventKind =
   | "ISSUED"
@@ -19,9 +17,6 @@ export interface LicenseRecord {
   deactivatedAt: Date | null;
   deactivationReason: string | null;
   createdAt: Date;
-  /** The owner's tier, which decides the device seats. */
-  tier: Tier;
-  customerEmail: string | null;
 }
 
 export interface DeviceRecord {

@@ -8,7 +8,8 @@ import type { Config } from "../../config";
 import { actorOf, type Caller } from "../../platform/auth";
 import { ownCustomerId, requireOwnerOrStaff, requireSignedIn, requireStaff } from "../../platform/authorization";
 import type { CustomerSerializer } from "../../platform/customer-serializer";
-import type { Database, Transaction, Transactor } from "../../platform/database";
+import { assert } from "../../platform/assert";
+import type { Database, DatabaseClient, Transaction, Transactor } from "../../platform/database";
 import { badInput, fail, succeed, type Failure, type Outcome } from "../../platform/failures";
 import type { Mailer } from "../../platform/mailer";
 import type { OutboxStore } from "../../platform/outbox/outbox.store";
@@ -16,6 +17,7 @@ import { PermanentJobError } from "../../platform/outbox/outbox.worker";
 import type { Page, Pager } from "../../platform/pagination";
 import type { RateLimiter } from "../../platform/rate-limiter";
 import { checkText, uuidPattern } from "../../platform/validation";
+import type { CustomerDirectory, CustomerRecord } from "../customers";
 import { generateDeviceToken, hashDeviceToken, isDeviceToken } from "./device-token";
 import { licenseEmailJobKind, type DeviceRecord, type LicenseEventRecord, type LicenseRecord } from "./license";
 import { generateLicenseKey, normaliseLicenseKey } from "./license-key";
@@ -45,6 +47,7 @@ export interface LicensesDependencies {
   pager: Pager;
   transactor: Transactor;
   store: LicensesStore;
+  customers: CustomerDirectory;
   outbox: OutboxStore;
   customerSerializer: CustomerSerializer;
   activationFailures: RateLimiter;
@@ -81,7 +84,7 @@ export class LicensesService {
   async issueInTransaction(tx: Transaction, customerId: string, actor: string): Promise<Outcome<IssueResult>> {
     const existing = await this.deps.store.findByCustomer(tx, customerId);
     if (existing) return succeed({ license: existing, created: false });
-    if (!(await this.deps.store.customerExists(tx, customerId))) return fail({ code: "CUSTOMER_NOT_FOUND" });
+    if (!(await this.deps.customers.findById(tx, customerId))) return fail({ code: "CUSTOMER_NOT_FOUND" });
     const key = await this.unusedKey(tx);
     const license = await this.deps.store.insert(tx, customerId, key);
     await this.deps.store.appendEvent(tx, { licenseId: license.id, kind: "ISSUED", actor, reason: null, deviceId: null });
@@ -191,7 +194,7 @@ export class LicensesService {
     const license = await this.deps.store.findByCustomer(tx, customerId);
     if (!license) return 0;
     const devices = await this.deps.store.seatedDevices(tx, license.id);
-    const excess = devices.slice(this.maxDevicesOf(license)).reverse();
+    const excess = devices.slice(await this.maxDevicesOf(license, tx)).reverse();
     for (const device of excess) {
       await this.deps.store.releaseDevice(tx, device.id, this.deps.now());
       await this.deps.store.appendEvent(tx, { licenseId: license.id, kind: "DEVICE_DEACTIVATED", actor, reason: "fewer seats in the new tier", deviceId: device.id });
@@ -242,26 +245,34 @@ export class LicensesService {
     return this.deps.store.seatedDevices(this.deps.database, licenseId);
   }
 
-  maxDevicesOf(license: LicenseRecord): number {
-    return this.deps.config.tiers[license.tier].maxDevices;
+  /** The owner's tier decides the seats: read through the customers module, in `db`'s transaction when given. */
+  async maxDevicesOf(license: LicenseRecord, db: DatabaseClient = this.deps.database): Promise<number> {
+    return this.deps.config.tiers[(await this.ownerOf(license, db)).tier].maxDevices;
+  }
+
+  private async ownerOf(license: LicenseRecord, db: DatabaseClient): Promise<CustomerRecord> {
+    const owner = await this.deps.customers.findById(db, license.customerId);
+    assert(owner, `license ${license.id} has no owner ${license.customerId}`);
+    return owner;
   }
 
   async auditTrail(caller: Caller, licenseId: string, first: number, after: string | null | undefined): Promise<Outcome<Page<LicenseEventRecord>>> {
     const denied = requireStaff(caller);
     if (denied) return fail(denied);
-    const page = this.deps.pager.request("license-event", first, after);
+    const page = this.deps.pager.request("license-event", licenseId, first, after);
     if (!page.ok) return page;
     const rows = await this.deps.store.events(this.deps.database, licenseId, page.value);
-    return succeed(this.deps.pager.page("license-event", rows, page.value, (row) => row.id));
+    return succeed(this.deps.pager.page("license-event", licenseId, rows, page.value, (row) => row.id));
   }
 
   /** Outbox handler: mails the license's current key to the owner's current address. */
   async deliverKey(licenseId: string): Promise<void> {
     const license = await this.deps.store.findById(this.deps.database, licenseId);
     if (!license) throw new PermanentJobError(`license ${licenseId} does not exist`);
-    if (!license.customerEmail) throw new PermanentJobError(`customer ${license.customerId} has no email address`);
+    const owner = await this.ownerOf(license, this.deps.database);
+    if (!owner.email) throw new PermanentJobError(`customer ${license.customerId} has no email address`);
     await this.deps.mailer.send({
-      to: license.customerEmail,
+      to: owner.email,
       subject: "Your Splice license key",
       text: [
         "Thank you for choosing Splice.",
@@ -269,7 +280,7 @@ export class LicensesService {
         `Your license key: ${license.key}`,
         "",
         "Open the Splice plugin, choose Activate, and enter the key.",
-        `It can be active on ${this.maxDevicesOf(license)} devices at once.`,
+        `It can be active on ${await this.maxDevicesOf(license)} devices at once.`,
       ].join("\n"),
     });
   }
@@ -308,7 +319,7 @@ export class LicensesService {
     if (existing) {
       return succeed({ device: await this.deps.store.refreshDevice(tx, existing.id, name, tokenHash, now), token });
     }
-    const maxDevices = this.maxDevicesOf(license);
+    const maxDevices = await this.maxDevicesOf(license, tx);
     if (devices.length >= maxDevices) return fail({ code: "DEVICE_LIMIT_REACHED", maxDevices });
     const device = await this.deps.store.seatDevice(tx, license.id, input.fingerprint, name, tokenHash, now);
     await this.deps.store.appendEvent(tx, { licenseId: license.id, kind: "DEVICE_ACTIVATED", actor: `device:${device.id}`, reason: null, deviceId: device.id });

@@ -1,6 +1,5 @@
 // The licenses module's only door to the database: licenses, devices and the audit trail.
 import { Prisma } from "../../generated/prisma/client";
-import type { Tier } from "../../config";
 import type { DatabaseClient, Transaction } from "../../platform/database";
 import type { PageRequest } from "../../platform/pagination";
 import type { DeviceRecord, LicenseEventKind, LicenseEventRecord, LicenseRecord, LicenseStatus } from "./license";
@@ -14,8 +13,6 @@ interface LicenseRow {
   deactivated_at: Date | null;
   deactivation_reason: string | null;
   created_at: Date;
-  tier: Tier;
-  email: string | null;
 }
 
 interface DeviceRow {
@@ -29,7 +26,7 @@ interface DeviceRow {
 }
 
 const licenseColumns = Prisma.sql`l.id, l.key, l.customer_id, l.status::text AS status, l.activated_at, l.deactivated_at,
-  l.deactivation_reason, l.created_at, c.tier::text AS tier, c.email`;
+  l.deactivation_reason, l.created_at`;
 const deviceColumns = Prisma.sql`id, license_id, fingerprint, name, activated_at, last_seen_at, deactivated_at`;
 
 const toLicense = (row: LicenseRow): LicenseRecord => ({
@@ -41,8 +38,6 @@ const toLicense = (row: LicenseRow): LicenseRecord => ({
   deactivatedAt: row.deactivated_at,
   deactivationReason: row.deactivation_reason,
   createdAt: row.created_at,
-  tier: row.tier,
-  customerEmail: row.email,
 });
 
 const toDevice = (row: DeviceRow): DeviceRecord => ({
@@ -78,7 +73,7 @@ export class LicensesStore {
 
   private async findOne(db: DatabaseClient, condition: Prisma.Sql): Promise<LicenseRecord | undefined> {
     const rows = await db.$queryRaw<LicenseRow[]>`
-      SELECT ${licenseColumns} FROM license l JOIN customer c ON c.id = l.customer_id WHERE ${condition}`;
+      SELECT ${licenseColumns} FROM license l WHERE ${condition}`;
     return rows[0] ? toLicense(rows[0]) : undefined;
   }
 
@@ -86,11 +81,6 @@ export class LicensesStore {
   async lock(tx: Transaction, licenseId: string): Promise<LicenseRecord | undefined> {
     await tx.$queryRaw`SELECT id FROM license WHERE id = ${licenseId}::uuid FOR UPDATE`;
     return this.findById(tx, licenseId);
-  }
-
-  async customerExists(db: DatabaseClient, customerId: string): Promise<boolean> {
-    const rows = await db.$queryRaw<{ id: string }[]>`SELECT id FROM customer WHERE id = ${customerId}::uuid`;
-    return rows.length > 0;
   }
 
   async keyExists(tx: Transaction, key: string): Promise<boolean> {

@@ -1,0 +1,29 @@
+// The credits module's front door: balances, reservations and the ledger. It owns the
+// credit_balance, credit_reservation and ledger_entry tables; only credits.store.ts writes them.
+import fs from "node:fs";
+import path from "node:path";
+import { CreditsService, type CreditsDependencies } from "./credits.service";
+import type { Database } from "../../platform/database";
+import { CreditsStore } from "./credits.store";
+
+export { creditsResolvers } from "./credits.resolvers";
+export { creditsInvariants } from "./credits.audit";
+export { expirySweeper } from "./expiry-sweeper";
+export type { CreditsService, GrantDetails, ReserveResult, SettleResult } from "./credits.service";
+export type { Balance } from "./balance";
+
+export const creditsTypeDefs = fs.readFileSync(path.join(__dirname, "schema.graphql"), "utf8");
+
+export function createCreditsService(deps: Omit<CreditsDependencies, "store">): CreditsService {
+  return new CreditsService({ ...deps, store: new CreditsStore() });
+}
+
+/** What other modules may read of the ledger outside a request (the billing audit). */
+export interface LedgerReader {
+  grantCountsByActorPrefix(actorPrefix: string): Promise<Map<string, number>>;
+}
+
+export function createLedgerReader(database: Database): LedgerReader {
+  const store = new CreditsStore();
+  return { grantCountsByActorPrefix: (actorPrefix) => store.grantCountsByActorPrefix(database, actorPrefix) };
+}

@@ -1,0 +1,33 @@
+// Invariant checks run from the outside (`npm run audit`): each module contributes the checks
+// of the invariants it keeps, next to them. A check returns the rows that break it.
+
+export interface InvariantCheck {
+  name: string;
+  violations(): Promise<Record<string, unknown>[]>;
+}
+
+export interface AuditCheck {
+  name: string;
+  violations: Record<string, unknown>[];
+}
+
+/** At most this many violating rows are reported per check. */
+export const auditViolationLimit = 100;
+
+export async function runChecks(checks: InvariantCheck[]): Promise<AuditCheck[]> {
+  const results: AuditCheck[] = [];
+  for (const check of checks) results.push({ name: check.name, violations: await check.violations() });
+  return results;
+}
+
+export function formatAudit(checks: AuditCheck[]): string {
+  const lines = checks.map((check) =>
+    check.violations.length === 0
+      ? `ok    ${check.name}`
+      : `FAIL  ${check.name}: ${check.violations.length}${check.violations.length >= auditViolationLimit ? "+" : ""} violation(s)\n${check.violations
+          .map((violation) => `        ${JSON.stringify(violation, (_key, value) => (typeof value === "bigint" ? value.toString() : value))}`)
+          .join("\n")}`,
+  );
+  const failed = checks.filter((check) => check.violations.length > 0).length;
+  return `${lines.join("\n")}\n${failed === 0 ? "all invariants hold" : `${failed} invariant(s) violated`}`;
+}
