@@ -39,7 +39,20 @@ const requestIdPattern = /^[A-Za-z0-9._-]{1,128}$/;
 
 export async function buildApp(deps: AppDependencies): Promise<App> {
   const { config, logger } = deps;
-  const metrics = createMetrics(deps.services, deps.database, logger);
+  const { services } = deps;
+  const metrics = createMetrics(
+    {
+      transactions: services.transactor.counters,
+      lockSessions: services.customerSerializer,
+      outboxWorker: services.outboxWorker,
+      outbox: services.outbox,
+      activationOutcomes: services.licenses.activationOutcomes,
+      reservationCounts: () => services.credits.reservationCounts(),
+      stripeEventCounts: () => services.webhooks.eventCounts(),
+    },
+    deps.database,
+    logger,
+  );
   const limits = queryLimits(config);
   const tokens = new TokenVerifier(config.auth);
   const apollo = new ApolloServer<RequestContext>({

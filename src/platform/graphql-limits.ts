@@ -7,7 +7,7 @@ import type { ApolloServerPlugin } from "@apollo/server";
 import { ApolloArmor } from "@escape.tech/graphql-armor";
 import { GraphQLError, Kind, visit, type ASTVisitor, type DocumentNode, type ValidationContext } from "graphql";
 import type { Config } from "../config";
-import type { RequestContext } from "../context";
+import type { Caller } from "./auth";
 import { toGraphQLError, withHttpStatus } from "./errors";
 
 export function queryLimits(config: Config) {
@@ -69,7 +69,7 @@ function documentContainsControlCharacter(document: DocumentNode): boolean {
 }
 
 /** Refuses control characters in variables and inline strings before anything runs. */
-export const controlCharacterPolicy: ApolloServerPlugin<RequestContext> = {
+export const controlCharacterPolicy: ApolloServerPlugin = {
   async requestDidStart() {
     return {
       async didResolveOperation({ document, request }) {
@@ -91,7 +91,7 @@ function isIntrospection(document: DocumentNode): boolean {
   return found;
 }
 
-export function introspectionPolicy(config: Config): ApolloServerPlugin<RequestContext> {
+export function introspectionPolicy(config: Config): ApolloServerPlugin<{ caller: Caller }> {
   return {
     async requestDidStart() {
       return {

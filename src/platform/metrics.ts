@@ -7,10 +7,11 @@ import type { ApolloServerPlugin } from "@apollo/server";
 import type { NextFunction, Request, Response } from "express";
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
 import type { Config } from "../config";
-import type { RequestContext } from "../context";
-import type { Services } from "../services";
 import type { Logger } from "pino";
-import type { Database } from "./database";
+import type { CustomerSerializer } from "./customer-serializer";
+import type { Database, TransactionCounters } from "./database";
+import type { OutboxStore } from "./outbox/outbox.store";
+import type { OutboxWorker } from "./outbox/outbox.worker";
 
 export interface Metrics {
   registry: Registry;
@@ -21,7 +22,18 @@ export interface Metrics {
 
 const knownRoutes = new Set(["/graphql", "/webhooks/stripe", "/healthz", "/readyz", "/metrics"]);
 
-export function createMetrics(services: Services, database: Database, logger: Logger): Metrics {
+/** What the metrics read: platform parts, and the modules' counts (wired in app.ts). */
+export interface MetricSources {
+  transactions: TransactionCounters;
+  lockSessions: Pick<CustomerSerializer, "lostSessions" | "sessionCounts">;
+  outboxWorker: Pick<OutboxWorker, "counters">;
+  outbox: Pick<OutboxStore, "pendingCount">;
+  activationOutcomes: ReadonlyMap<string, number>;
+  reservationCounts(): Promise<{ status: string; count: number }[]>;
+  stripeEventCounts(): Promise<{ type: string; status: string; count: number }[]>;
+}
+
+export function createMetrics(sources: MetricSources, database: Database, logger: Logger): Metrics {
   const registry = new Registry();
   // Counts read from the database are skipped while it is unreachable, so that /metrics keeps
   // answering with everything else (the outage itself among it).
@@ -49,16 +61,16 @@ export function createMetrics(services: Services, database: Database, logger: Lo
         this.inc(read());
       },
     });
-  const counters = services.transactor.counters;
+  const counters = sources.transactions;
   fromCounter("splice_transaction_attempts_total", "Serializable transaction attempts, first tries and retries", () => counters.attempts);
   fromCounter("splice_transaction_conflicts_total", "Serialization failures and deadlocks that caused a retry", () => counters.conflicts);
   fromCounter("splice_transaction_exhausted_total", "Transactions that ran out of attempts (answered 503)", () => counters.exhausted);
   fromCounter("splice_database_unavailable_total", "Transactions that failed because the database was unreachable", () => counters.unavailable);
   fromCounter("splice_database_connection_errors_total", "Errors reported by pooled database connections (restart, failover, killed backend; one loss may report twice)", () => database.health.connectionErrors);
-  fromCounter("splice_database_lock_sessions_lost_total", "Customer lock sessions the database dropped", () => services.customerSerializer.lostSessions);
-  fromCounter("splice_outbox_delivered_total", "Outbox jobs done", () => services.outboxWorker.counters.succeeded);
-  fromCounter("splice_outbox_failures_total", "Failed outbox attempts (email, Stripe)", () => services.outboxWorker.counters.failed);
-  fromCounter("splice_outbox_dead_total", "Outbox jobs given up after their last attempt", () => services.outboxWorker.counters.dead);
+  fromCounter("splice_database_lock_sessions_lost_total", "Customer lock sessions the database dropped", () => sources.lockSessions.lostSessions);
+  fromCounter("splice_outbox_delivered_total", "Outbox jobs done", () => sources.outboxWorker.counters.succeeded);
+  fromCounter("splice_outbox_failures_total", "Failed outbox attempts (email, Stripe)", () => sources.outboxWorker.counters.failed);
+  fromCounter("splice_outbox_dead_total", "Outbox jobs given up after their last attempt", () => sources.outboxWorker.counters.dead);
 
   new Counter({
     name: "splice_activations_total",
@@ -67,7 +79,7 @@ export function createMetrics(services: Services, database: Database, logger: Lo
     registers: [registry],
     collect() {
       this.reset();
-      for (const [outcome, count] of services.licenses.activationOutcomes) this.inc({ outcome }, count);
+      for (const [outcome, count] of sources.activationOutcomes) this.inc({ outcome }, count);
     },
   });
   new Gauge({
@@ -78,7 +90,7 @@ export function createMetrics(services: Services, database: Database, logger: Lo
     async collect() {
       this.reset();
       await fromDatabase(async () => {
-        for (const row of await services.credits.reservationCounts()) this.set({ status: row.status }, row.count);
+        for (const row of await sources.reservationCounts()) this.set({ status: row.status }, row.count);
       });
     },
   });
@@ -90,7 +102,7 @@ export function createMetrics(services: Services, database: Database, logger: Lo
     async collect() {
       this.reset();
       await fromDatabase(async () => {
-        for (const row of await services.webhooks.eventCounts()) this.set({ type: row.type, status: row.status }, row.count);
+        for (const row of await sources.stripeEventCounts()) this.set({ type: row.type, status: row.status }, row.count);
       });
     },
   });
@@ -100,7 +112,7 @@ export function createMetrics(services: Services, database: Database, logger: Lo
     registers: [registry],
     async collect() {
       this.reset();
-      await fromDatabase(async () => this.set(await services.outbox.pendingCount(database)));
+      await fromDatabase(async () => this.set(await sources.outbox.pendingCount(database)));
     },
   });
   new Gauge({
@@ -120,7 +132,7 @@ export function createMetrics(services: Services, database: Database, logger: Lo
     labelNames: ["state"],
     registers: [registry],
     collect() {
-      const sessions = services.customerSerializer.sessionCounts;
+      const sessions = sources.lockSessions.sessionCounts;
       this.set({ state: "total" }, sessions.total);
       this.set({ state: "idle" }, sessions.idle);
       this.set({ state: "waiting_clients" }, sessions.waiting);
@@ -165,7 +177,7 @@ export function httpMetricsMiddleware(metrics: Metrics) {
 }
 
 /** Times each operation, labelled by its first root field (a name from the schema). */
-export function operationMetricsPlugin(metrics: Metrics): ApolloServerPlugin<RequestContext> {
+export function operationMetricsPlugin(metrics: Metrics): ApolloServerPlugin {
   return {
     async requestDidStart() {
       const end = metrics.operationDuration.startTimer();
