@@ -1,32 +1,68 @@
-// Who may do what, apart from the services that do it. Each check returns the failure to
-// report, or undefined when the caller may go ahead.
+// Who may do what: each module declares its operations' permissions in one table
+// (<module>.permissions.ts), read by the one check here, and by the authorization matrix test,
+// which derives every caller's expected answer from the same tables.
 import type { Caller } from "./auth";
-import type { Failure } from "./failures";
+import type { ClientFailure, Failure } from "./failures";
+
+/**
+ * anyone: no token needed (the license key is the credential).
+ * signed-in: any valid token; the operation reads the caller's own account.
+ * staff: staff tokens only.
+ * customer: customer tokens only (buying is the account holder's act, not a device's or staff's).
+ * owner-or-staff: staff on any account; customer and device tokens on their own. What another
+ *   account's token gets is `others`: FORBIDDEN, a not-found code (the object is as hidden as
+ *   one that does not exist), or "null" (a nullable query answers null).
+ */
+export type Permission =
+  | { access: "anyone" | "signed-in" | "staff" | "customer" }
+  | { access: "owner-or-staff"; others: "FORBIDDEN" | "null" | Exclude<ClientFailure["code"], "FORBIDDEN"> };
+
+/** The operations a module exposes (Type.field of the schema), each with its permission. */
+export type PermissionTable = Readonly<Record<string, Permission>>;
+
+const isSignedIn = (caller: Caller) => caller.kind === "staff" || caller.kind === "customer" || caller.kind === "device";
 
 const unauthenticated = (caller: Caller): Failure => ({
   code: "UNAUTHENTICATED",
   message: caller.kind === "rejected" ? `Invalid token: ${caller.reason}` : "A bearer token is required",
 });
 
-const isSignedIn = (caller: Caller) =>
-  caller.kind === "staff" || caller.kind === "customer" || caller.kind === "device";
+const forbiddenMessages: Record<Permission["access"], string> = {
+  anyone: "",
+  "signed-in": "",
+  staff: "Staff only",
+  customer: "Only a customer can do this, for their own account",
+  "owner-or-staff": "Not your account",
+};
 
-export function requireStaff(caller: Caller): Failure | undefined {
-  if (!isSignedIn(caller)) return unauthenticated(caller);
-  if (caller.kind !== "staff") return { code: "FORBIDDEN", message: "Staff only" };
-  return undefined;
-}
+export class Policy<Operation extends string> {
+  constructor(private readonly table: Readonly<Record<Operation, Permission>>) {}
 
-export function requireSignedIn(caller: Caller): Failure | undefined {
-  return isSignedIn(caller) ? undefined : unauthenticated(caller);
-}
+  /** Whether the caller may call the operation at all: before anything is looked up. */
+  check(operation: Operation, caller: Caller): Failure | undefined {
+    const { access } = this.table[operation];
+    if (access === "anyone") return undefined;
+    if (!isSignedIn(caller)) return unauthenticated(caller);
+    if ((access === "staff" && caller.kind !== "staff") || (access === "customer" && caller.kind !== "customer")) {
+      return { code: "FORBIDDEN", message: forbiddenMessages[access] };
+    }
+    return undefined;
+  }
 
-/** Customer and device tokens act on their own account only; staff on any. */
-export function requireOwnerOrStaff(caller: Caller, customerId: string): Failure | undefined {
-  if (!isSignedIn(caller)) return unauthenticated(caller);
-  if (caller.kind === "staff") return undefined;
-  if ((caller.kind === "customer" || caller.kind === "device") && caller.customerId === customerId) return undefined;
-  return { code: "FORBIDDEN", message: "Not your account" };
+  /**
+   * Whether the caller may act on an object of this account (owner-or-staff operations):
+   * undefined when allowed, "hidden" when the answer is null, else the failure to return.
+   */
+  checkOwner(operation: Operation, caller: Caller, ownerCustomerId: string): Failure | "hidden" | undefined {
+    const denied = this.check(operation, caller);
+    if (denied) return denied;
+    const permission = this.table[operation];
+    if (permission.access !== "owner-or-staff" || caller.kind === "staff") return undefined;
+    if ((caller.kind === "customer" || caller.kind === "device") && caller.customerId === ownerCustomerId) return undefined;
+    if (permission.others === "null") return "hidden";
+    if (permission.others === "FORBIDDEN") return { code: "FORBIDDEN", message: forbiddenMessages["owner-or-staff"] };
+    return { code: permission.others } as Failure;
+  }
 }
 
 /** The account the caller's own-account operations apply to; staff must name one. */

@@ -5,7 +5,9 @@
 // cannot help); Stripe unreachable, timing out or failing on its side is SERVICE_UNAVAILABLE.
 import Stripe from "stripe";
 import { actorOf, type Caller } from "../../platform/auth";
-import { requireSignedIn } from "../../platform/authorization";
+import { assert } from "../../platform/assert";
+import { Policy } from "../../platform/authorization";
+import { billingPermissions } from "./billing.permissions";
 import type { Config } from "../../config";
 import { badInput, fail, ServiceUnavailableError, succeed, type Outcome } from "../../platform/failures";
 import type { CustomerRecord, CustomersService } from "../customers";
@@ -19,6 +21,8 @@ export interface CheckoutInput {
   cancelUrl: string;
 }
 
+const policy = new Policy(billingPermissions);
+
 export class CheckoutService {
   constructor(
     private readonly stripe: StripeClient,
@@ -29,7 +33,7 @@ export class CheckoutService {
   ) {}
 
   async start(caller: Caller, input: CheckoutInput): Promise<Outcome<{ id: string; url: string }>> {
-    const customer = await this.buyingCustomer(caller);
+    const customer = await this.buyingCustomer(caller, "Mutation.startCheckout");
     if (!customer.ok) return customer;
     const plan = this.plans.get(input.priceId);
     if (!plan) return badInput("priceId", "unknown price");
@@ -54,7 +58,7 @@ export class CheckoutService {
   }
 
   async billingPortal(caller: Caller, returnUrl: string): Promise<Outcome<{ url: string }>> {
-    const customer = await this.buyingCustomer(caller);
+    const customer = await this.buyingCustomer(caller, "Mutation.openBillingPortal");
     if (!customer.ok) return customer;
     const badUrl = this.checkUrl("returnUrl", returnUrl);
     if (badUrl) return badUrl;
@@ -65,10 +69,10 @@ export class CheckoutService {
   }
 
   /** The customer buying; each call counts against their hourly limit (it costs Stripe calls). */
-  private async buyingCustomer(caller: Caller): Promise<Outcome<CustomerRecord>> {
-    const denied = requireSignedIn(caller);
+  private async buyingCustomer(caller: Caller, operation: "Mutation.startCheckout" | "Mutation.openBillingPortal"): Promise<Outcome<CustomerRecord>> {
+    const denied = policy.check(operation, caller);
     if (denied) return fail(denied);
-    if (caller.kind !== "customer") return fail({ code: "FORBIDDEN", message: "Only a customer can buy for their own account" });
+    assert(caller.kind === "customer", "the policy admits customer tokens only");
     const now = new Date();
     const bucket = `checkout:${caller.customerId}`;
     if ((await this.hourlyLimits.hit(bucket, now)) > this.config.callerLimits.checkoutPerHourMax) {

@@ -20,6 +20,7 @@ import { createStripeClient, type StripeClient } from "./stripe-client";
 import { WebhooksService } from "./webhooks.service";
 
 export { billingResolvers } from "./billing.resolvers";
+export { billingPermissions } from "./billing.permissions";
 export { billingInvariants } from "./billing.audit";
 export { stripeWebhookRouter } from "./webhook.route";
 export type { CheckoutService } from "./checkout.service";

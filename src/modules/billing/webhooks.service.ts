@@ -4,7 +4,8 @@
 // retry or a replay by staff.
 import type { Logger } from "pino";
 import type Stripe from "stripe";
-import { requireStaff } from "../../platform/authorization";
+import { Policy } from "../../platform/authorization";
+import { billingPermissions } from "./billing.permissions";
 import type { Caller } from "../../platform/auth";
 import type { Database, Transactor } from "../../platform/database";
 import { fail, succeed, type Outcome } from "../../platform/failures";
@@ -22,6 +23,8 @@ export interface WebhooksDependencies {
   now: () => Date;
   pageSizeMax: number;
 }
+
+const policy = new Policy(billingPermissions);
 
 /** A handler's expected failure (unknown price, missing customer): recorded, not thrown further. */
 class EventFailed extends Error {}
@@ -84,14 +87,14 @@ export class WebhooksService {
   }
 
   async recent(caller: Caller, status: StripeEventStatus | null | undefined, first: number): Promise<Outcome<StripeEventRecord[]>> {
-    const denied = requireStaff(caller);
+    const denied = policy.check("Query.stripeEvents", caller);
     if (denied) return fail(denied);
     return succeed(await this.deps.store.recentEvents(this.deps.database, status ?? undefined, Math.min(first, this.deps.pageSizeMax)));
   }
 
   /** Staff: runs a recorded event again (a FAILED one after the cause was fixed). */
   async replay(caller: Caller, eventId: string): Promise<Outcome<StripeEventRecord>> {
-    const denied = requireStaff(caller);
+    const denied = policy.check("Mutation.replayStripeEvent", caller);
     if (denied) return fail(denied);
     if (!(await this.deps.store.findEvent(this.deps.database, eventId))) return fail({ code: "STRIPE_EVENT_NOT_FOUND" });
     await this.process(eventId);

@@ -11,7 +11,8 @@
 import type { Config } from "../../config";
 import { assert } from "../../platform/assert";
 import { actorOf, type Caller } from "../../platform/auth";
-import { ownCustomerId, requireOwnerOrStaff, requireSignedIn, requireStaff } from "../../platform/authorization";
+import { ownCustomerId, Policy } from "../../platform/authorization";
+import { creditsPermissions } from "./credits.permissions";
 import type { Database, Transaction, Transactor } from "../../platform/database";
 import { fail, succeed, type Failure, type Outcome } from "../../platform/failures";
 import type { CustomerSerializer } from "../../platform/customer-serializer";
@@ -74,6 +75,8 @@ const activeLimitRetryAfterSeconds = 5;
 const customerNotFound: Failure = { code: "CUSTOMER_NOT_FOUND" };
 const reservationNotFound: Failure = { code: "RESERVATION_NOT_FOUND" };
 
+const policy = new Policy(creditsPermissions);
+
 export class CreditsService {
   constructor(private readonly deps: CreditsDependencies) {}
 
@@ -122,7 +125,7 @@ export class CreditsService {
   async confirm(caller: Caller, reservationId: string, actualSeconds: number): Promise<Outcome<SettleResult>> {
     const invalid = checkSeconds("actualSeconds", actualSeconds, 0, this.limits.actualMaxSeconds);
     if (invalid) return fail(invalid);
-    return this.settle(caller, reservationId, async ({ tx, customerId, balance, now }, reservation) => {
+    return this.settle(caller, reservationId, "Mutation.confirmReservation", async ({ tx, customerId, balance, now }, reservation) => {
       if (reservation.status === "CONFIRMED" && reservation.actualSeconds === actualSeconds) {
         return succeed({ reservation, balance });
       }
@@ -147,7 +150,7 @@ export class CreditsService {
   async release(caller: Caller, reservationId: string, reason: string | null | undefined): Promise<Outcome<SettleResult>> {
     const invalid = checkText("reason", reason, this.limits.reasonMaxLength, false);
     if (invalid) return fail(invalid);
-    return this.settle(caller, reservationId, async ({ tx, customerId, balance, now }, reservation) => {
+    return this.settle(caller, reservationId, "Mutation.releaseReservation", async ({ tx, customerId, balance, now }, reservation) => {
       if (reservation.status !== "ACTIVE") return fail({ code: "RESERVATION_SETTLED", status: reservation.status });
       const after = arithmetic.release(balance, reservation.reservedSeconds);
       const settled = await this.settleActive(tx, reservation.id, {
@@ -164,7 +167,7 @@ export class CreditsService {
   }
 
   async adjust(caller: Caller, customerId: string, deltaSeconds: number, note: string): Promise<Outcome<CustomerRecord>> {
-    const denied = requireStaff(caller);
+    const denied = policy.check("Mutation.adjustCredits", caller);
     if (denied) return fail(denied);
     const invalid = firstFailure(checkAdjustment(deltaSeconds, this.limits), checkText("note", note, this.limits.noteMaxLength, true));
     if (invalid) return fail(invalid);
@@ -225,10 +228,14 @@ export class CreditsService {
 
   /** A reservation for its owner or staff; anyone else learns nothing about it. */
   async findReservation(caller: Caller, reservationId: string): Promise<Outcome<ReservationRecord | null>> {
-    const denied = requireSignedIn(caller);
+    const denied = policy.check("Query.reservation", caller);
     if (denied) return fail(denied);
-    const reservation = await this.visibleReservation(caller, reservationId);
-    return succeed(reservation ? presentReservation(reservation, this.deps.now()) : null);
+    const reservation = uuidPattern.test(reservationId) ? await this.deps.store.findReservation(this.deps.database, reservationId) : undefined;
+    if (!reservation) return succeed(null);
+    const notOwner = policy.checkOwner("Query.reservation", caller, reservation.customerId);
+    if (notOwner === "hidden") return succeed(null);
+    if (notOwner) return fail(notOwner);
+    return succeed(presentReservation(reservation, this.deps.now()));
   }
 
   async reservationsOf(
@@ -286,23 +293,14 @@ export class CreditsService {
   }
 
   private reservingCustomer(caller: Caller, requestedCustomerId: string | null | undefined): Outcome<string> {
-    const denied = requireSignedIn(caller);
+    const denied = policy.check("Mutation.reserveCredits", caller);
     if (denied) return fail(denied);
-    const own = ownCustomerId(caller);
-    if (own !== undefined) {
-      if (requestedCustomerId && requestedCustomerId !== own) return fail({ code: "FORBIDDEN", message: "Not your account" });
-      return succeed(own);
-    }
-    if (!requestedCustomerId) return fail({ code: "BAD_USER_INPUT", field: "customerId", message: "staff must name customerId" });
-    if (!uuidPattern.test(requestedCustomerId)) return fail(customerNotFound);
-    return succeed(requestedCustomerId);
-  }
-
-  private async visibleReservation(caller: Caller, reservationId: string): Promise<ReservationRecord | undefined> {
-    if (!uuidPattern.test(reservationId)) return undefined;
-    const reservation = await this.deps.store.findReservation(this.deps.database, reservationId);
-    if (!reservation || requireOwnerOrStaff(caller, reservation.customerId)) return undefined;
-    return reservation;
+    const customerId = requestedCustomerId ?? ownCustomerId(caller);
+    if (!customerId) return fail({ code: "BAD_USER_INPUT", field: "customerId", message: "staff must name customerId" });
+    const notOwner = policy.checkOwner("Mutation.reserveCredits", caller, customerId);
+    if (notOwner) return fail(notOwner === "hidden" ? customerNotFound : notOwner);
+    if (!uuidPattern.test(customerId)) return fail(customerNotFound);
+    return succeed(customerId);
   }
 
   private replayReservation(earlier: ReservationRecord, input: ReserveInput, balance: Balance, now: Date): Outcome<ReserveResult> {
@@ -319,12 +317,15 @@ export class CreditsService {
   private async settle(
     caller: Caller,
     reservationId: string,
+    operation: "Mutation.confirmReservation" | "Mutation.releaseReservation",
     work: (state: CustomerTransaction, reservation: ReservationRecord) => Promise<Outcome<SettleResult>>,
   ): Promise<Outcome<SettleResult>> {
-    const denied = requireSignedIn(caller);
+    const denied = policy.check(operation, caller);
     if (denied) return fail(denied);
-    const visible = await this.visibleReservation(caller, reservationId);
+    const visible = uuidPattern.test(reservationId) ? await this.deps.store.findReservation(this.deps.database, reservationId) : undefined;
     if (!visible) return fail(reservationNotFound);
+    const notOwner = policy.checkOwner(operation, caller, visible.customerId);
+    if (notOwner) return fail(notOwner === "hidden" ? reservationNotFound : notOwner);
     // Read again under the lock: it may have been settled meanwhile. Expired ones are
     // presented as EXPIRED here, and settled as such by the transaction.
     const readCurrent = () => this.deps.store.findReservation(this.deps.database, reservationId);

@@ -7,6 +7,7 @@ import type { Database } from "../../platform/database";
 import { CreditsStore } from "./credits.store";
 
 export { creditsResolvers } from "./credits.resolvers";
+export { creditsPermissions } from "./credits.permissions";
 export { creditsInvariants } from "./credits.audit";
 export { expirySweeper } from "./expiry-sweeper";
 export type { CreditsService, GrantDetails, ReserveResult, SettleResult } from "./credits.service";

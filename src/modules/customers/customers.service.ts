@@ -3,12 +3,13 @@
 import { assert } from "../../platform/assert";
 import type { Config } from "../../config";
 import { actorOf, type Caller } from "../../platform/auth";
-import { requireSignedIn, requireStaff } from "../../platform/authorization";
+import { Policy } from "../../platform/authorization";
 import type { Database, Transaction, Transactor } from "../../platform/database";
 import { badInput, fail, succeed, type Outcome } from "../../platform/failures";
 import type { Page, Pager } from "../../platform/pagination";
 import { uuidPattern } from "../../platform/validation";
 import type { CustomerRecord, Tier } from "./customer";
+import { customersPermissions } from "./customers.permissions";
 import type { NewCustomer } from "./customers.store";
 import type { CustomersStore } from "./customers.store";
 
@@ -50,11 +51,13 @@ export function normaliseEmail(email: string): string {
   return email.trim().toLowerCase();
 }
 
+const policy = new Policy(customersPermissions);
+
 export class CustomersService {
   constructor(private readonly deps: CustomersDependencies) {}
 
   async create(caller: Caller, input: CreateCustomerInput): Promise<Outcome<CustomerRecord>> {
-    const denied = requireStaff(caller);
+    const denied = policy.check("Mutation.createCustomer", caller);
     if (denied) return fail(denied);
     const checked = this.checkNewCustomer(input);
     if (!checked.ok) return checked;
@@ -136,21 +139,21 @@ export class CustomersService {
 
   /** The account of a customer or device token; staff have none. */
   async me(caller: Caller): Promise<Outcome<CustomerRecord | null>> {
-    const denied = requireSignedIn(caller);
+    const denied = policy.check("Query.me", caller);
     if (denied) return fail(denied);
     if (caller.kind !== "customer" && caller.kind !== "device") return succeed(null);
     return succeed((await this.deps.store.findById(this.deps.database, caller.customerId)) ?? null);
   }
 
   async findForStaff(caller: Caller, customerId: string): Promise<Outcome<CustomerRecord | null>> {
-    const denied = requireStaff(caller);
+    const denied = policy.check("Query.customer", caller);
     if (denied) return fail(denied);
     if (!uuidPattern.test(customerId)) return succeed(null);
     return succeed((await this.deps.store.findById(this.deps.database, customerId)) ?? null);
   }
 
   async search(caller: Caller, query: string, first: number, after: string | null | undefined): Promise<Outcome<Page<CustomerRecord>>> {
-    const denied = requireStaff(caller);
+    const denied = policy.check("Query.searchCustomers", caller);
     if (denied) return fail(denied);
     const trimmed = query.trim();
     const { searchQueryMaxLength } = this.deps.config.limits;

@@ -7,6 +7,7 @@ import { CustomersStore } from "./customers.store";
 import type { CustomerDirectory } from "./customer";
 
 export { customersResolvers } from "./customers.resolvers";
+export { customersPermissions } from "./customers.permissions";
 export type { CustomerBalances, CustomersService, LicenseOwnerLookup } from "./customers.service";
 export type { CustomerDirectory, CustomerRecord, Tier } from "./customer";
 

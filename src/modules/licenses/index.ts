@@ -9,6 +9,7 @@ import { LicensesService, type LicensesDependencies } from "./licenses.service";
 import { LicensesStore } from "./licenses.store";
 
 export { licensesResolvers } from "./licenses.resolvers";
+export { licensesPermissions } from "./licenses.permissions";
 export { licensesInvariants } from "./licenses.audit";
 export type { ActivationResult, IssueResult, LicensesService } from "./licenses.service";
 export type { LicenseRecord } from "./license";

@@ -6,7 +6,7 @@
 // Serializable transaction with retry, like the credits module's.
 import type { Config } from "../../config";
 import { actorOf, type Caller } from "../../platform/auth";
-import { ownCustomerId, requireOwnerOrStaff, requireSignedIn, requireStaff } from "../../platform/authorization";
+import { ownCustomerId, Policy } from "../../platform/authorization";
 import type { CustomerSerializer } from "../../platform/customer-serializer";
 import { assert } from "../../platform/assert";
 import type { Database, DatabaseClient, Transaction, Transactor } from "../../platform/database";
@@ -21,6 +21,7 @@ import type { CustomerDirectory, CustomerRecord } from "../customers";
 import { generateDeviceToken, hashDeviceToken, isDeviceToken } from "./device-token";
 import { licenseEmailJobKind, type DeviceRecord, type LicenseEventRecord, type LicenseRecord } from "./license";
 import { generateLicenseKey, normaliseLicenseKey } from "./license-key";
+import { licensesPermissions } from "./licenses.permissions";
 import type { LicensesStore } from "./licenses.store";
 
 export interface IssueResult {
@@ -62,6 +63,8 @@ const invalidKey: Failure = { code: "INVALID_LICENSE_KEY" };
 const licenseNotFound: Failure = { code: "LICENSE_NOT_FOUND" };
 const fingerprintPattern = /^[\x21-\x7E]+$/;
 
+const policy = new Policy(licensesPermissions);
+
 export class LicensesService {
   /** Activations by outcome (ok, first, or the failure's code), for metrics. */
   readonly activationOutcomes = new Map<string, number>();
@@ -69,7 +72,7 @@ export class LicensesService {
   constructor(private readonly deps: LicensesDependencies) {}
 
   async issue(caller: Caller, customerId: string): Promise<Outcome<IssueResult>> {
-    const denied = requireStaff(caller);
+    const denied = policy.check("Mutation.issueLicense", caller);
     if (denied) return fail(denied);
     if (!uuidPattern.test(customerId)) return fail({ code: "CUSTOMER_NOT_FOUND" });
     return this.deps.customerSerializer.run(customerId, () =>
@@ -94,12 +97,12 @@ export class LicensesService {
 
   /** Sends the key again, issuing a license first when the customer has none. */
   async resend(caller: Caller, requestedCustomerId: string | null | undefined): Promise<Outcome<LicenseRecord>> {
-    const denied = requireSignedIn(caller);
+    const denied = policy.check("Mutation.resendLicense", caller);
     if (denied) return fail(denied);
     const customerId = requestedCustomerId ?? ownCustomerId(caller);
     if (!customerId) return badInput("customerId", "staff must name customerId");
-    const notOwner = requireOwnerOrStaff(caller, customerId);
-    if (notOwner) return fail(notOwner);
+    const notOwner = policy.checkOwner("Mutation.resendLicense", caller, customerId);
+    if (notOwner) return fail(notOwner === "hidden" ? { code: "CUSTOMER_NOT_FOUND" } : notOwner);
     if (!uuidPattern.test(customerId)) return fail({ code: "CUSTOMER_NOT_FOUND" });
     const limited = await this.hourlyLimit(`resend:${customerId}`, this.deps.config.callerLimits.resendLicensePerHourMax);
     if (limited) return fail(limited);
@@ -160,7 +163,7 @@ export class LicensesService {
   }
 
   async deactivate(caller: Caller, rawKey: string, reason: string): Promise<Outcome<LicenseRecord>> {
-    const denied = requireStaff(caller);
+    const denied = policy.check("Mutation.deactivateLicense", caller);
     if (denied) return fail(denied);
     const invalidReason = checkText("reason", reason, this.deps.config.limits.reasonMaxLength, true);
     if (invalidReason) return fail(invalidReason);
@@ -168,7 +171,7 @@ export class LicensesService {
   }
 
   async reactivate(caller: Caller, rawKey: string): Promise<Outcome<LicenseRecord>> {
-    const denied = requireStaff(caller);
+    const denied = policy.check("Mutation.reactivateLicense", caller);
     if (denied) return fail(denied);
     return this.changeLicense(rawKey, (tx, license) => this.applyReactivation(tx, license, actorOf(caller)));
   }
@@ -204,14 +207,15 @@ export class LicensesService {
 
   /** Frees the device's seat and revokes its token at once. */
   async deactivateDevice(caller: Caller, deviceId: string): Promise<Outcome<LicenseRecord>> {
-    const denied = requireSignedIn(caller);
+    const denied = policy.check("Mutation.deactivateDevice", caller);
     if (denied) return fail(denied);
-    // Another customer's device is as missing as one that never was: its id reveals nothing.
     const deviceNotFound = fail({ code: "DEVICE_NOT_FOUND" });
     if (!uuidPattern.test(deviceId)) return deviceNotFound;
     const device = await this.deps.store.findDevice(this.deps.database, deviceId);
     const license = device ? await this.deps.store.findById(this.deps.database, device.licenseId) : undefined;
-    if (!device || !license || requireOwnerOrStaff(caller, license.customerId)) return deviceNotFound;
+    if (!device || !license) return deviceNotFound;
+    const notOwner = policy.checkOwner("Mutation.deactivateDevice", caller, license.customerId);
+    if (notOwner) return fail(notOwner === "hidden" ? { code: "DEVICE_NOT_FOUND" } : notOwner);
     return this.deps.customerSerializer.run(license.customerId, () =>
       this.deps.transactor.serializable(async (tx) => {
         const current = await this.deps.store.findDevice(tx, deviceId);
@@ -257,7 +261,7 @@ export class LicensesService {
   }
 
   async auditTrail(caller: Caller, licenseId: string, first: number, after: string | null | undefined): Promise<Outcome<Page<LicenseEventRecord>>> {
-    const denied = requireStaff(caller);
+    const denied = policy.check("License.auditTrail", caller);
     if (denied) return fail(denied);
     const page = this.deps.pager.request("license-event", licenseId, first, after);
     if (!page.ok) return page;
