@@ -1,5 +1,12 @@
 // Fixed-window counters in PostgreSQL, so every instance shares the same limits.
+import { z } from "zod";
+import { Prisma } from "../generated/prisma/client";
 import type { DatabaseClient } from "./database";
+import { assert } from "./assert";
+import { column, selectRow } from "./rows";
+
+const countRow = z.object({ count: column.int }).transform((row) => row.count);
+const windowStartRow = z.object({ window_start: column.timestamp }).transform((row) => row.window_start);
 
 export class RateLimiter {
   constructor(
@@ -10,28 +17,29 @@ export class RateLimiter {
   /** The count in the bucket's current window (0 when its window has passed). */
   async count(bucket: string, now: Date): Promise<number> {
     const windowStart = new Date(now.getTime() - this.windowSeconds * 1000);
-    const rows = await this.database.$queryRaw<{ count: number }[]>`
-      SELECT count FROM rate_limit_window WHERE bucket = ${bucket} AND window_start > ${windowStart}`;
-    return rows[0]?.count ?? 0;
+    const count = await selectRow(this.database, "rateLimit.count", countRow, Prisma.sql`
+      SELECT count FROM rate_limit_window WHERE bucket = ${bucket} AND window_start > ${windowStart}`);
+    return count ?? 0;
   }
 
   /** Adds one to the bucket, starting a new window when the old one has passed. */
   async hit(bucket: string, now: Date): Promise<number> {
     const windowStart = new Date(now.getTime() - this.windowSeconds * 1000);
-    const rows = await this.database.$queryRaw<{ count: number }[]>`
+    const count = await selectRow(this.database, "rateLimit.hit", countRow, Prisma.sql`
       INSERT INTO rate_limit_window (bucket, window_start, count) VALUES (${bucket}, ${now}, 1)
       ON CONFLICT (bucket) DO UPDATE SET
         count = CASE WHEN rate_limit_window.window_start > ${windowStart} THEN rate_limit_window.count + 1 ELSE 1 END,
         window_start = CASE WHEN rate_limit_window.window_start > ${windowStart} THEN rate_limit_window.window_start ELSE ${now} END
-      RETURNING count`;
-    return rows[0]!.count;
+      RETURNING count`);
+    assert(count !== undefined, "INSERT ... ON CONFLICT ... RETURNING returned no row");
+    return count;
   }
 
   /** Seconds until the bucket's window ends. */
   async retryAfterSeconds(bucket: string, now: Date): Promise<number> {
-    const rows = await this.database.$queryRaw<{ window_start: Date }[]>`
-      SELECT window_start FROM rate_limit_window WHERE bucket = ${bucket}`;
-    const start = rows[0]?.window_start.getTime() ?? now.getTime();
+    const windowStart = await selectRow(this.database, "rateLimit.windowStart", windowStartRow, Prisma.sql`
+      SELECT window_start FROM rate_limit_window WHERE bucket = ${bucket}`);
+    const start = windowStart?.getTime() ?? now.getTime();
     return Math.max(1, Math.ceil((start + this.windowSeconds * 1000 - now.getTime()) / 1000));
   }
 }

@@ -1,14 +1,20 @@
 // The billing module's invariants, checked from the outside: its own tables, and the ledger's
 // Stripe grants read through the credits module.
+import { Prisma } from "../../generated/prisma/client";
 import type { Database } from "../../platform/database";
+import { z } from "zod";
+import { column, selectRows, violationRow } from "../../platform/rows";
 import { auditViolationLimit as limit, type InvariantCheck } from "../../platform/audit";
 import type { LedgerReader } from "../credits";
+
+const effectCountRow = z.object({ customer_id: column.uuid, effects: column.int });
 
 export function billingInvariants(database: Database, credits: LedgerReader): InvariantCheck[] {
   return [
     {
       name: "every processed Stripe payment has exactly one effect",
-      violations: () => database.$queryRaw`
+      violations: () =>
+        selectRows(database, "billing.audit.oneEffectPerPayment", violationRow, Prisma.sql`
         SELECT e.id AS event_id, e.type, count(p.key)::int AS effects
         FROM stripe_event e
         LEFT JOIN payment_effect p ON p.key = CASE
@@ -19,11 +25,12 @@ export function billingInvariants(database: Database, credits: LedgerReader): In
                 AND e.payload->'data'->'object'->>'mode' = 'payment'
                 AND e.payload->'data'->'object'->>'payment_status' = 'paid')
                OR e.type = 'invoice.paid')
-        GROUP BY e.id, e.type HAVING count(p.key) <> 1 LIMIT ${limit}`,
+        GROUP BY e.id, e.type HAVING count(p.key) <> 1 LIMIT ${limit}`),
     },
     {
       name: "every refund of a purchase that was applied is applied",
-      violations: () => database.$queryRaw`
+      violations: () =>
+        selectRows(database, "billing.audit.refundsOfAppliedPurchasesApplied", violationRow, Prisma.sql`
         SELECT e.id AS event_id, e.status, e.last_error
         FROM stripe_event e
         WHERE e.type = 'charge.refunded' AND e.status <> 'PROCESSED'
@@ -31,15 +38,15 @@ export function billingInvariants(database: Database, credits: LedgerReader): In
             SELECT 1 FROM payment_effect p
             WHERE p.stripe_payment_intent_id = e.payload->'data'->'object'->>'payment_intent'
               AND p.key NOT LIKE 'refund:%' AND p.key NOT LIKE 'dispute:%')
-        LIMIT ${limit}`,
+        LIMIT ${limit}`),
     },
     {
       name: "every Stripe grant in the ledger has its payment effect",
       violations: async () => {
         const grants = await credits.grantCountsByActorPrefix("stripe:");
-        const effects = await database.$queryRaw<{ customer_id: string; effects: number }[]>`
+        const effects = await selectRows(database, "billing.audit.grantingEffects", effectCountRow, Prisma.sql`
           SELECT customer_id, count(*)::int AS effects FROM payment_effect
-          WHERE key NOT LIKE 'refund:%' AND granted_seconds > 0 GROUP BY customer_id`;
+          WHERE key NOT LIKE 'refund:%' AND granted_seconds > 0 GROUP BY customer_id`);
         const effectCounts = new Map(effects.map((row) => [row.customer_id, row.effects]));
         const customerIds = new Set([...grants.keys(), ...effectCounts.keys()]);
         return [...customerIds]

@@ -1,7 +1,10 @@
 // The billing module's only door to the database: the Stripe event inbox, payment effects
 // and subscriptions.
 import type Stripe from "stripe";
+import { z } from "zod";
+import { Prisma } from "../../generated/prisma/client";
 import type { DatabaseClient, Transaction } from "../../platform/database";
+import { column, selectRow, selectRows } from "../../platform/rows";
 
 export type StripeEventStatus = "RECEIVED" | "PROCESSED" | "IGNORED" | "FAILED";
 
@@ -30,49 +33,67 @@ export interface PaymentEffectRecord extends NewPaymentEffect {
   createdAt: Date;
 }
 
-interface EventRow {
-  id: string;
-  type: string;
-  stripe_created: Date;
-  status: StripeEventStatus;
-  attempts: number;
-  last_error: string | null;
-  payload: Stripe.Event;
-  received_at: Date;
-  processed_at: Date | null;
-}
+// The payload was checked against Stripe's signature when it arrived; its envelope is checked
+// here again, and the object inside is Stripe's, typed by the SDK for the event's type.
+const stripeEventPayload = z
+  .looseObject({ id: column.text, type: column.text, created: column.int, data: z.looseObject({ object: z.looseObject({}) }) })
+  .transform((payload) => payload as unknown as Stripe.Event);
 
-const toEvent = (row: EventRow): StripeEventRecord => ({
-  id: row.id,
-  type: row.type,
-  stripeCreated: row.stripe_created,
-  status: row.status,
-  attempts: row.attempts,
-  lastError: row.last_error,
-  payload: row.payload,
-  receivedAt: row.received_at,
-  processedAt: row.processed_at,
-});
+const eventRow = z
+  .object({
+    id: column.text,
+    type: column.text,
+    stripe_created: column.timestamp,
+    status: z.enum(["RECEIVED", "PROCESSED", "IGNORED", "FAILED"]),
+    attempts: column.int,
+    last_error: column.text.nullable(),
+    payload: stripeEventPayload,
+    received_at: column.timestamp,
+    processed_at: column.timestamp.nullable(),
+  })
+  .transform(
+    (row): StripeEventRecord => ({
+      id: row.id,
+      type: row.type,
+      stripeCreated: row.stripe_created,
+      status: row.status,
+      attempts: row.attempts,
+      lastError: row.last_error,
+      payload: row.payload,
+      receivedAt: row.received_at,
+      processedAt: row.processed_at,
+    }),
+  );
 
-interface EffectRow {
-  key: string;
-  customer_id: string;
-  event_id: string;
-  granted_seconds: number;
-  stripe_payment_intent_id: string | null;
-  stripe_charge_id: string | null;
-  created_at: Date;
-}
+const effectRow = z
+  .object({
+    key: column.text,
+    customer_id: column.uuid,
+    event_id: column.text,
+    granted_seconds: column.int,
+    stripe_payment_intent_id: column.text.nullable(),
+    stripe_charge_id: column.text.nullable(),
+    created_at: column.timestamp,
+  })
+  .transform(
+    (row): PaymentEffectRecord => ({
+      key: row.key,
+      customerId: row.customer_id,
+      eventId: row.event_id,
+      grantedSeconds: row.granted_seconds,
+      stripePaymentIntentId: row.stripe_payment_intent_id,
+      stripeChargeId: row.stripe_charge_id,
+      createdAt: row.created_at,
+    }),
+  );
 
-const toEffect = (row: EffectRow): PaymentEffectRecord => ({
-  key: row.key,
-  customerId: row.customer_id,
-  eventId: row.event_id,
-  grantedSeconds: row.granted_seconds,
-  stripePaymentIntentId: row.stripe_payment_intent_id,
-  stripeChargeId: row.stripe_charge_id,
-  createdAt: row.created_at,
-});
+const eventColumns = Prisma.sql`id, type, stripe_created, status::text AS status, attempts, last_error, payload, received_at, processed_at`;
+const effectColumns = Prisma.sql`key, customer_id, event_id, granted_seconds, stripe_payment_intent_id, stripe_charge_id, created_at`;
+const idRow = z.object({ id: column.text }).transform((row) => row.id);
+const typeStatusCountRow = z.object({ type: column.text, status: column.text, count: column.int });
+const subscriptionRow = z
+  .object({ status: column.text, last_event_created: column.timestamp })
+  .transform((row) => ({ status: row.status, lastEventCreated: row.last_event_created }));
 
 const errorMaxLength = 2000;
 
@@ -86,15 +107,12 @@ export class BillingStore {
   }
 
   async findEvent(db: DatabaseClient, eventId: string): Promise<StripeEventRecord | undefined> {
-    const rows = await db.$queryRaw<EventRow[]>`
-      SELECT id, type, stripe_created, status::text AS status, attempts, last_error, payload, received_at, processed_at
-      FROM stripe_event WHERE id = ${eventId}`;
-    return rows[0] ? toEvent(rows[0]) : undefined;
+    return selectRow(db, "billing.findEvent", eventRow, Prisma.sql`SELECT ${eventColumns} FROM stripe_event WHERE id = ${eventId}`);
   }
 
   /** Locks the event for the rest of the transaction: concurrent deliveries wait, then see it done. */
   async lockEvent(tx: Transaction, eventId: string): Promise<StripeEventRecord | undefined> {
-    await tx.$queryRaw`SELECT id FROM stripe_event WHERE id = ${eventId} FOR UPDATE`;
+    await selectRows(tx, "billing.lockEvent", idRow, Prisma.sql`SELECT id FROM stripe_event WHERE id = ${eventId} FOR UPDATE`);
     return this.findEvent(tx, eventId);
   }
 
@@ -111,20 +129,19 @@ export class BillingStore {
   }
 
   async recentEvents(db: DatabaseClient, status: StripeEventStatus | undefined, limit: number): Promise<StripeEventRecord[]> {
-    const rows = await db.$queryRaw<EventRow[]>`
-      SELECT id, type, stripe_created, status::text AS status, attempts, last_error, payload, received_at, processed_at
+    return selectRows(db, "billing.recentEvents", eventRow, Prisma.sql`
+      SELECT ${eventColumns}
       FROM stripe_event WHERE (${status ?? null}::text IS NULL OR status::text = ${status ?? null}::text)
-      ORDER BY received_at DESC, id LIMIT ${limit}`;
-    return rows.map(toEvent);
+      ORDER BY received_at DESC, id LIMIT ${limit}`);
   }
 
   async countByTypeAndStatus(db: DatabaseClient): Promise<{ type: string; status: string; count: number }[]> {
-    return db.$queryRaw`SELECT type, status::text AS status, count(*)::int AS count FROM stripe_event GROUP BY type, status`;
+    return selectRows(db, "billing.countByTypeAndStatus", typeStatusCountRow, Prisma.sql`
+      SELECT type, status::text AS status, count(*)::int AS count FROM stripe_event GROUP BY type, status`);
   }
 
   async findEffect(tx: Transaction, key: string): Promise<PaymentEffectRecord | undefined> {
-    const rows = await tx.$queryRaw<EffectRow[]>`SELECT * FROM payment_effect WHERE key = ${key}`;
-    return rows[0] ? toEffect(rows[0]) : undefined;
+    return selectRow(tx, "billing.findEffect", effectRow, Prisma.sql`SELECT ${effectColumns} FROM payment_effect WHERE key = ${key}`);
   }
 
   async insertEffect(tx: Transaction, effect: NewPaymentEffect): Promise<void> {
@@ -136,12 +153,11 @@ export class BillingStore {
 
   /** Effects of a payment, found by its PaymentIntent or its charge. */
   async effectsOfPayment(tx: Transaction, paymentIntentId: string | null, chargeId: string | null): Promise<PaymentEffectRecord[]> {
-    const rows = await tx.$queryRaw<EffectRow[]>`
-      SELECT * FROM payment_effect
+    return selectRows(tx, "billing.effectsOfPayment", effectRow, Prisma.sql`
+      SELECT ${effectColumns} FROM payment_effect
       WHERE (stripe_payment_intent_id IS NOT NULL AND stripe_payment_intent_id = ${paymentIntentId})
          OR (stripe_charge_id IS NOT NULL AND stripe_charge_id = ${chargeId})
-      ORDER BY created_at`;
-    return rows.map(toEffect);
+      ORDER BY created_at`);
   }
 
   /**
@@ -149,20 +165,18 @@ export class BillingStore {
    * applied (its payment intents), oldest first by Stripe's `created`.
    */
   async eventsWaitingForPaymentsOf(db: DatabaseClient, eventId: string, types: string[]): Promise<string[]> {
-    const rows = await db.$queryRaw<{ id: string }[]>`
+    return selectRows(db, "billing.eventsWaitingForPaymentsOf", idRow, Prisma.sql`
       SELECT e.id FROM stripe_event e
       WHERE e.status = 'FAILED' AND e.type = ANY(${types}::text[])
         AND e.payload->'data'->'object'->>'payment_intent' IN (
           SELECT stripe_payment_intent_id FROM payment_effect WHERE event_id = ${eventId} AND stripe_payment_intent_id IS NOT NULL)
-      ORDER BY e.stripe_created, e.received_at`;
-    return rows.map((row) => row.id);
+      ORDER BY e.stripe_created, e.received_at`);
   }
 
   /** The subscription's stored state, locked for this transaction. */
   async lockSubscription(tx: Transaction, subscriptionId: string): Promise<{ status: string; lastEventCreated: Date } | undefined> {
-    const rows = await tx.$queryRaw<{ status: string; last_event_created: Date }[]>`
-      SELECT status, last_event_created FROM stripe_subscription WHERE id = ${subscriptionId} FOR UPDATE`;
-    return rows[0] ? { status: rows[0].status, lastEventCreated: rows[0].last_event_created } : undefined;
+    return selectRow(tx, "billing.lockSubscription", subscriptionRow, Prisma.sql`
+      SELECT status, last_event_created FROM stripe_subscription WHERE id = ${subscriptionId} FOR UPDATE`);
   }
 
   async saveSubscription(

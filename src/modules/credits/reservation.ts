@@ -21,7 +21,8 @@ export interface ReservationRecord {
 
 export const expiryReason = "expired";
 
-export function isPastExpiry(reservation: ReservationRecord, now: Date): boolean {
+/** The expiry rule (credits.store.ts's pastExpiry is its SQL twin): ACTIVE, and its expiry has come. */
+export function isPastExpiry(reservation: Pick<ReservationRecord, "status" | "expiresAt">, now: Date): boolean {
   return reservation.status === "ACTIVE" && reservation.expiresAt.getTime() <= now.getTime();
 }
 

@@ -1,6 +1,9 @@
 // The customers module's only door to the database.
 import type { Tier } from "./customer";
+import { z } from "zod";
+import { Prisma } from "../../generated/prisma/client";
 import type { DatabaseClient, Transaction } from "../../platform/database";
+import { column, selectRows } from "../../platform/rows";
 import type { PageRequest } from "../../platform/pagination";
 import type { CustomerRecord } from "./customer";
 
@@ -18,6 +21,7 @@ export interface CustomerSearch {
 }
 
 const likeSpecialCharacters = /[\\%_]/g;
+const idRow = z.object({ id: column.uuid }).transform((row) => row.id);
 
 export class CustomersStore {
   async findById(db: DatabaseClient, customerId: string): Promise<CustomerRecord | undefined> {
@@ -46,15 +50,15 @@ export class CustomersStore {
 
   async search(db: DatabaseClient, search: CustomerSearch, page: PageRequest): Promise<CustomerRecord[]> {
     const pattern = `%${search.emailFragment.replace(likeSpecialCharacters, (character) => `\\${character}`)}%`;
-    const matchingIds = await db.$queryRaw<{ id: string }[]>`
+    const matchingIds = await selectRows(db, "customers.search", idRow, Prisma.sql`
       SELECT id FROM customer
       WHERE (email LIKE ${pattern} OR stripe_customer_id = ${search.exactText}
              OR id::text = ${search.exactId ?? ""})
         AND (${page.afterSeq ?? null}::bigint IS NULL OR seq < ${page.afterSeq ?? null}::bigint)
-      ORDER BY seq DESC LIMIT ${page.first + 1}`;
+      ORDER BY seq DESC LIMIT ${page.first + 1}`);
     if (matchingIds.length === 0) return [];
     const customers = await db.customer.findMany({
-      where: { id: { in: matchingIds.map((row) => row.id) } },
+      where: { id: { in: matchingIds } },
       orderBy: { seq: "desc" },
     });
     return customers;

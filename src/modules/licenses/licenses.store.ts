@@ -1,54 +1,64 @@
 // The licenses module's only door to the database: licenses, devices and the audit trail.
 import { Prisma } from "../../generated/prisma/client";
+import { z } from "zod";
+import { assert } from "../../platform/assert";
 import type { DatabaseClient, Transaction } from "../../platform/database";
+import { column, selectRow, selectRows } from "../../platform/rows";
 import type { PageRequest } from "../../platform/pagination";
-import type { DeviceRecord, LicenseEventKind, LicenseEventRecord, LicenseRecord, LicenseStatus } from "./license";
+import type { DeviceRecord, LicenseEventKind, LicenseEventRecord, LicenseRecord } from "./license";
 
-interface LicenseRow {
-  id: string;
-  key: string;
-  customer_id: string;
-  status: LicenseStatus;
-  activated_at: Date | null;
-  deactivated_at: Date | null;
-  deactivation_reason: string | null;
-  created_at: Date;
-}
-
-interface DeviceRow {
-  id: string;
-  license_id: string;
-  fingerprint: string;
-  name: string | null;
-  activated_at: Date;
-  last_seen_at: Date;
-  deactivated_at: Date | null;
-}
-
-const licenseColumns = Prisma.sql`l.id, l.key, l.customer_id, l.status::text AS status, l.activated_at, l.deactivated_at,
-  l.deactivation_reason, l.created_at`;
+const licenseColumns = Prisma.sql`id, key, customer_id, status::text AS status, activated_at, deactivated_at,
+  deactivation_reason, created_at`;
 const deviceColumns = Prisma.sql`id, license_id, fingerprint, name, activated_at, last_seen_at, deactivated_at`;
 
-const toLicense = (row: LicenseRow): LicenseRecord => ({
-  id: row.id,
-  key: row.key,
-  customerId: row.customer_id,
-  status: row.status,
-  activatedAt: row.activated_at,
-  deactivatedAt: row.deactivated_at,
-  deactivationReason: row.deactivation_reason,
-  createdAt: row.created_at,
-});
+const licenseRow = z
+  .object({
+    id: column.uuid,
+    key: column.text,
+    customer_id: column.uuid,
+    status: z.enum(["ACTIVE", "DEACTIVATED"]),
+    activated_at: column.timestamp.nullable(),
+    deactivated_at: column.timestamp.nullable(),
+    deactivation_reason: column.text.nullable(),
+    created_at: column.timestamp,
+  })
+  .transform(
+    (row): LicenseRecord => ({
+      id: row.id,
+      key: row.key,
+      customerId: row.customer_id,
+      status: row.status,
+      activatedAt: row.activated_at,
+      deactivatedAt: row.deactivated_at,
+      deactivationReason: row.deactivation_reason,
+      createdAt: row.created_at,
+    }),
+  );
 
-const toDevice = (row: DeviceRow): DeviceRecord => ({
-  id: row.id,
-  licenseId: row.license_id,
-  fingerprint: row.fingerprint,
-  name: row.name,
-  activatedAt: row.activated_at,
-  lastSeenAt: row.last_seen_at,
-  deactivatedAt: row.deactivated_at,
-});
+const deviceRow = z
+  .object({
+    id: column.uuid,
+    license_id: column.uuid,
+    fingerprint: column.text,
+    name: column.text.nullable(),
+    activated_at: column.timestamp,
+    last_seen_at: column.timestamp,
+    deactivated_at: column.timestamp.nullable(),
+  })
+  .transform(
+    (row): DeviceRecord => ({
+      id: row.id,
+      licenseId: row.license_id,
+      fingerprint: row.fingerprint,
+      name: row.name,
+      activatedAt: row.activated_at,
+      lastSeenAt: row.last_seen_at,
+      deactivatedAt: row.deactivated_at,
+    }),
+  );
+
+const idRow = z.object({ id: column.uuid }).transform((row) => row.id);
+const tokenOwnerRow = z.object({ device_id: column.uuid, customer_id: column.uuid }).transform((row) => ({ deviceId: row.device_id, customerId: row.customer_id }));
 
 export interface NewLicenseEvent {
   licenseId: string;
@@ -60,38 +70,36 @@ export interface NewLicenseEvent {
 
 export class LicensesStore {
   findByKey(db: DatabaseClient, key: string): Promise<LicenseRecord | undefined> {
-    return this.findOne(db, Prisma.sql`l.key = ${key}`);
+    return this.findOne(db, Prisma.sql`key = ${key}`);
   }
 
   findByCustomer(db: DatabaseClient, customerId: string): Promise<LicenseRecord | undefined> {
-    return this.findOne(db, Prisma.sql`l.customer_id = ${customerId}::uuid`);
+    return this.findOne(db, Prisma.sql`customer_id = ${customerId}::uuid`);
   }
 
   findById(db: DatabaseClient, licenseId: string): Promise<LicenseRecord | undefined> {
-    return this.findOne(db, Prisma.sql`l.id = ${licenseId}::uuid`);
+    return this.findOne(db, Prisma.sql`id = ${licenseId}::uuid`);
   }
 
   private async findOne(db: DatabaseClient, condition: Prisma.Sql): Promise<LicenseRecord | undefined> {
-    const rows = await db.$queryRaw<LicenseRow[]>`
-      SELECT ${licenseColumns} FROM license l WHERE ${condition}`;
-    return rows[0] ? toLicense(rows[0]) : undefined;
+    return selectRow(db, "licenses.findOne", licenseRow, Prisma.sql`SELECT ${licenseColumns} FROM license WHERE ${condition}`);
   }
 
   /** Locks the license's row for the rest of the transaction. */
   async lock(tx: Transaction, licenseId: string): Promise<LicenseRecord | undefined> {
-    await tx.$queryRaw`SELECT id FROM license WHERE id = ${licenseId}::uuid FOR UPDATE`;
+    await selectRows(tx, "licenses.lock", idRow, Prisma.sql`SELECT id FROM license WHERE id = ${licenseId}::uuid FOR UPDATE`);
     return this.findById(tx, licenseId);
   }
 
   async keyExists(tx: Transaction, key: string): Promise<boolean> {
-    const rows = await tx.$queryRaw<{ id: string }[]>`SELECT id FROM license WHERE key = ${key}`;
-    return rows.length > 0;
+    return (await selectRows(tx, "licenses.keyExists", idRow, Prisma.sql`SELECT id FROM license WHERE key = ${key}`)).length > 0;
   }
 
   async insert(tx: Transaction, customerId: string, key: string): Promise<LicenseRecord> {
-    const rows = await tx.$queryRaw<{ id: string }[]>`
-      INSERT INTO license (customer_id, key) VALUES (${customerId}::uuid, ${key}) RETURNING id`;
-    return (await this.findById(tx, rows[0]!.id))!;
+    const inserted = await selectRow(tx, "licenses.insert", licenseRow, Prisma.sql`
+      INSERT INTO license (customer_id, key) VALUES (${customerId}::uuid, ${key}) RETURNING ${licenseColumns}`);
+    assert(inserted, "INSERT ... RETURNING returned no row");
+    return inserted;
   }
 
   async setActivatedAt(tx: Transaction, licenseId: string, activatedAt: Date): Promise<void> {
@@ -111,31 +119,31 @@ export class LicensesStore {
 
   /** Devices currently holding a seat, oldest first. */
   async seatedDevices(db: DatabaseClient, licenseId: string): Promise<DeviceRecord[]> {
-    const rows = await db.$queryRaw<DeviceRow[]>`
+    return selectRows(db, "licenses.seatedDevices", deviceRow, Prisma.sql`
       SELECT ${deviceColumns} FROM device WHERE license_id = ${licenseId}::uuid AND deactivated_at IS NULL
-      ORDER BY activated_at, id`;
-    return rows.map(toDevice);
+      ORDER BY activated_at, id`);
   }
 
   async findDevice(db: DatabaseClient, deviceId: string): Promise<DeviceRecord | undefined> {
-    const rows = await db.$queryRaw<DeviceRow[]>`SELECT ${deviceColumns} FROM device WHERE id = ${deviceId}::uuid`;
-    return rows[0] ? toDevice(rows[0]) : undefined;
+    return selectRow(db, "licenses.findDevice", deviceRow, Prisma.sql`SELECT ${deviceColumns} FROM device WHERE id = ${deviceId}::uuid`);
   }
 
   async seatDevice(tx: Transaction, licenseId: string, fingerprint: string, name: string | null, tokenHash: string, now: Date): Promise<DeviceRecord> {
-    const rows = await tx.$queryRaw<DeviceRow[]>`
+    const seated = await selectRow(tx, "licenses.seatDevice", deviceRow, Prisma.sql`
       INSERT INTO device (license_id, fingerprint, name, token_hash, activated_at, last_seen_at)
       VALUES (${licenseId}::uuid, ${fingerprint}, ${name}, ${tokenHash}, ${now}, ${now})
-      RETURNING ${deviceColumns}`;
-    return toDevice(rows[0]!);
+      RETURNING ${deviceColumns}`);
+    assert(seated, "INSERT ... RETURNING returned no row");
+    return seated;
   }
 
   /** The same device again: a new token replaces the old one, and it is seen now. */
   async refreshDevice(tx: Transaction, deviceId: string, name: string | null, tokenHash: string, now: Date): Promise<DeviceRecord> {
-    const rows = await tx.$queryRaw<DeviceRow[]>`
+    const refreshed = await selectRow(tx, "licenses.refreshDevice", deviceRow, Prisma.sql`
       UPDATE device SET token_hash = ${tokenHash}, last_seen_at = ${now}, name = COALESCE(${name}, name)
-      WHERE id = ${deviceId}::uuid RETURNING ${deviceColumns}`;
-    return toDevice(rows[0]!);
+      WHERE id = ${deviceId}::uuid RETURNING ${deviceColumns}`);
+    assert(refreshed, `device ${deviceId} vanished inside its license's transaction`);
+    return refreshed;
   }
 
   async releaseDevice(tx: Transaction, deviceId: string, now: Date): Promise<void> {
@@ -148,10 +156,9 @@ export class LicensesStore {
 
   /** The device and customer a token belongs to, while the device holds a seat on an ACTIVE license. */
   async deviceByTokenHash(db: DatabaseClient, tokenHash: string): Promise<{ deviceId: string; customerId: string } | undefined> {
-    const rows = await db.$queryRaw<{ device_id: string; customer_id: string }[]>`
+    return selectRow(db, "licenses.deviceByTokenHash", tokenOwnerRow, Prisma.sql`
       SELECT d.id AS device_id, l.customer_id FROM device d JOIN license l ON l.id = d.license_id
-      WHERE d.token_hash = ${tokenHash} AND d.deactivated_at IS NULL AND l.status = 'ACTIVE'`;
-    return rows[0] ? { deviceId: rows[0].device_id, customerId: rows[0].customer_id } : undefined;
+      WHERE d.token_hash = ${tokenHash} AND d.deactivated_at IS NULL AND l.status = 'ACTIVE'`);
   }
 
   async appendEvent(tx: Transaction, event: NewLicenseEvent): Promise<void> {

@@ -1,6 +1,10 @@
 // The outbox table: jobs written inside the transaction that causes them, claimed after commit
 // by any instance with FOR UPDATE SKIP LOCKED under a lease, every attempt recorded.
+import { z } from "zod";
+import { Prisma } from "../../generated/prisma/client";
+import { assert } from "../assert";
 import type { DatabaseClient, Transaction } from "../database";
+import { column, selectRow, selectRows } from "../rows";
 
 export interface NewOutboxJob {
   kind: string;
@@ -19,27 +23,33 @@ export interface ClaimedJob {
 
 const errorMaxLength = 2000;
 
+const idRow = z.object({ id: column.uuid }).transform((row) => row.id);
+const countRow = z.object({ n: column.int }).transform((row) => row.n);
+const claimedRow = z
+  .object({ id: column.uuid, kind: column.text, customer_id: column.uuid.nullable(), payload: z.record(z.string(), z.unknown()), attempts: column.int })
+  .transform((row): ClaimedJob => ({ id: row.id, kind: row.kind, customerId: row.customer_id, payload: row.payload, attempt: row.attempts }));
+
 export class OutboxStore {
   async enqueue(tx: Transaction, job: NewOutboxJob): Promise<string> {
-    const rows = await tx.$queryRaw<{ id: string }[]>`
+    const id = await selectRow(tx, "outbox.enqueue", idRow, Prisma.sql`
       INSERT INTO outbox_job (kind, customer_id, payload)
       VALUES (${job.kind}, ${job.customerId}::uuid, ${JSON.stringify(job.payload)}::jsonb)
-      RETURNING id`;
-    return rows[0]!.id;
+      RETURNING id`);
+    assert(id, "INSERT ... RETURNING returned no row");
+    return id;
   }
 
   /** Claims up to `limit` due jobs for `leaseSeconds`; jobs another instance holds are skipped. */
   async claimDue(db: DatabaseClient, now: Date, limit: number, leaseSeconds: number): Promise<ClaimedJob[]> {
     const leasedUntil = new Date(now.getTime() + leaseSeconds * 1000);
-    const rows = await db.$queryRaw<{ id: string; kind: string; customer_id: string | null; payload: Record<string, unknown>; attempts: number }[]>`
+    return selectRows(db, "outbox.claimDue", claimedRow, Prisma.sql`
       UPDATE outbox_job SET leased_until = ${leasedUntil}, attempts = attempts + 1
       WHERE id IN (
         SELECT id FROM outbox_job
         WHERE status = 'PENDING' AND next_attempt_at <= ${now} AND (leased_until IS NULL OR leased_until <= ${now})
         ORDER BY next_attempt_at LIMIT ${limit}
         FOR UPDATE SKIP LOCKED)
-      RETURNING id, kind, customer_id, payload, attempts`;
-    return rows.map((row) => ({ id: row.id, kind: row.kind, customerId: row.customer_id, payload: row.payload, attempt: row.attempts }));
+      RETURNING id, kind, customer_id, payload, attempts`);
   }
 
   async succeeded(db: DatabaseClient, job: ClaimedJob, startedAt: Date, now: Date): Promise<void> {
@@ -67,7 +77,7 @@ export class OutboxStore {
   }
 
   async pendingCount(db: DatabaseClient): Promise<number> {
-    const rows = await db.$queryRaw<{ n: number }[]>`SELECT count(*)::int AS n FROM outbox_job WHERE status = 'PENDING'`;
-    return rows[0]!.n;
+    const pending = await selectRow(db, "outbox.pendingCount", countRow, Prisma.sql`SELECT count(*)::int AS n FROM outbox_job WHERE status = 'PENDING'`);
+    return pending ?? 0;
   }
 }
