@@ -1,0 +1,60 @@
+// What the credits module answers without changing anything: balances as clients see them,
+// reservations and the ledger, page by page.
+import type { Caller } from "../../platform/auth";
+import { Policy } from "../../platform/authorization";
+import { fail, succeed, type Outcome } from "../../platform/failures";
+import type { Page } from "../../platform/pagination";
+import { uuidPattern } from "../../platform/validation";
+import type { Balance } from "./balance";
+import type { CreditsDependencies } from "./balance-transactions";
+import { creditsPermissions } from "./credits.permissions";
+import type { LedgerEntryRecord } from "./ledger";
+import { presentReservation, type ReservationRecord, type ReservationStatus } from "./reservation";
+
+const policy = new Policy(creditsPermissions);
+
+export class CreditsReads {
+  constructor(private readonly deps: CreditsDependencies) {}
+
+  /** Stored reservations by status, for metrics. */
+  reservationCounts(): Promise<{ status: string; count: number }[]> {
+    return this.deps.store.countByStatus(this.deps.database);
+  }
+
+  async balanceOf(customerId: string): Promise<Balance> {
+    const balance = await this.deps.store.effectiveBalance(this.deps.database, customerId, this.deps.now());
+    return balance ?? { secondsRemaining: 0, secondsReserved: 0 };
+  }
+
+  /** A reservation for its owner or staff; anyone else learns nothing about it. */
+  async findReservation(caller: Caller, reservationId: string): Promise<Outcome<ReservationRecord | null>> {
+    const denied = policy.check("Query.reservation", caller);
+    if (denied) return fail(denied);
+    const reservation = uuidPattern.test(reservationId) ? await this.deps.store.findReservation(this.deps.database, reservationId) : undefined;
+    if (!reservation) return succeed(null);
+    const notOwner = policy.checkOwner("Query.reservation", caller, reservation.customerId);
+    if (notOwner === "hidden") return succeed(null);
+    if (notOwner) return fail(notOwner);
+    return succeed(presentReservation(reservation, this.deps.now()));
+  }
+
+  async reservationsOf(
+    customerId: string,
+    status: ReservationStatus | null | undefined,
+    first: number,
+    after: string | null | undefined,
+  ): Promise<Outcome<Page<ReservationRecord>>> {
+    const page = this.deps.pager.request("reservation", `${customerId}:${status ?? "ALL"}`, first, after);
+    if (!page.ok) return page;
+    const now = this.deps.now();
+    const rows = await this.deps.store.listReservations(this.deps.database, customerId, status ?? undefined, page.value, now);
+    return succeed(this.deps.pager.page("reservation", `${customerId}:${status ?? "ALL"}`, rows.map((row) => presentReservation(row, now)), page.value, (row) => row.seq));
+  }
+
+  async ledgerOf(customerId: string, first: number, after: string | null | undefined): Promise<Outcome<Page<LedgerEntryRecord>>> {
+    const page = this.deps.pager.request("ledger", customerId, first, after);
+    if (!page.ok) return page;
+    const rows = await this.deps.store.listLedger(this.deps.database, customerId, page.value);
+    return succeed(this.deps.pager.page("ledger", customerId, rows, page.value, (row) => row.id));
+  }
+}

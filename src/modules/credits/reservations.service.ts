@@ -1,0 +1,178 @@
+// Reservations: reserve seconds before a job, confirm them with its actual duration, or
+// release them. Each decides with the pure arithmetic in balance.ts inside one balance
+// transaction (balance-transactions.ts) that writes the balance, the reservation and its
+// ledger entry together.
+import { actorOf, type Caller } from "../../platform/auth";
+import { ownCustomerId, Policy } from "../../platform/authorization";
+import { fail, succeed, type Outcome } from "../../platform/failures";
+import { checkText, firstFailure, uuidPattern } from "../../platform/validation";
+import * as arithmetic from "./balance";
+import type { Balance } from "./balance";
+import {
+  customerNotFound,
+  ledgerEntry,
+  reservationNotFound,
+  type BalanceTransactions,
+  type CreditsDependencies,
+  type CustomerTransaction,
+} from "./balance-transactions";
+import { creditsPermissions } from "./credits.permissions";
+import { checkEndpoint, checkIdempotencyKey, checkSeconds } from "./credits.validation";
+import { presentReservation, type ReservationRecord } from "./reservation";
+
+export interface ReserveResult {
+  reservation: ReservationRecord;
+  balance: Balance;
+  replayed: boolean;
+}
+
+export interface SettleResult {
+  reservation: ReservationRecord;
+  balance: Balance;
+}
+
+export interface ReserveInput {
+  customerId?: string | null;
+  estimatedSeconds: number;
+  endpoint: string;
+  idempotencyKey?: string | null;
+}
+
+const activeLimitRetryAfterSeconds = 5;
+const policy = new Policy(creditsPermissions);
+
+export class ReservationsService {
+  constructor(
+    private readonly deps: CreditsDependencies,
+    private readonly balances: BalanceTransactions,
+  ) {}
+
+  private get limits() {
+    return { ...this.deps.config.limits, ...this.deps.config.credits };
+  }
+
+  async reserve(caller: Caller, input: ReserveInput): Promise<Outcome<ReserveResult>> {
+    const target = this.reservingCustomer(caller, input.customerId);
+    if (!target.ok) return target;
+    const invalid = firstFailure(
+      checkSeconds("estimatedSeconds", input.estimatedSeconds, 1, this.limits.reservationMaxSeconds),
+      checkEndpoint(input.endpoint, this.limits),
+      checkIdempotencyKey(input.idempotencyKey, this.limits),
+    );
+    if (invalid) return fail(invalid);
+    const idempotencyKey = input.idempotencyKey ?? null;
+    const customerId = target.value;
+    const findEarlier = () =>
+      idempotencyKey === null
+        ? Promise.resolve(undefined)
+        : this.deps.store.findReservationByIdempotencyKey(this.deps.database, customerId, idempotencyKey);
+    return this.balances.run(customerId, findEarlier, async ({ tx, balance, now, unexpiredActiveCount }, earlier) => {
+      if (earlier) return this.replayReservation(earlier, input, balance, now);
+      if (unexpiredActiveCount >= this.limits.activeReservationsPerCustomerMax) {
+        return fail({ code: "TOO_MANY_REQUESTS", retryAfterSeconds: activeLimitRetryAfterSeconds });
+      }
+      const after = arithmetic.reserve(balance, input.estimatedSeconds);
+      if (!after) return fail({ code: "INSUFFICIENT_CREDITS", secondsRemaining: balance.secondsRemaining });
+      const reservation = await this.deps.store.createReservation(tx, {
+        customerId,
+        endpoint: input.endpoint,
+        reservedSeconds: input.estimatedSeconds,
+        idempotencyKey,
+        actor: actorOf(caller),
+        expiresAt: new Date(now.getTime() + this.limits.reservationTtlSeconds * 1000),
+      });
+      await this.deps.store.saveBalance(tx, customerId, after);
+      await this.deps.store.appendLedger(tx, [
+        ledgerEntry(customerId, "RESERVE", -input.estimatedSeconds, after, reservation.id, null, actorOf(caller)),
+      ]);
+      return succeed({ reservation, balance: after, replayed: false });
+    });
+  }
+
+  async confirm(caller: Caller, reservationId: string, actualSeconds: number): Promise<Outcome<SettleResult>> {
+    const invalid = checkSeconds("actualSeconds", actualSeconds, 0, this.limits.actualMaxSeconds);
+    if (invalid) return fail(invalid);
+    return this.settle(caller, reservationId, "Mutation.confirmReservation", async ({ tx, customerId, balance, now }, reservation) => {
+      if (reservation.status === "CONFIRMED" && reservation.actualSeconds === actualSeconds) {
+        return succeed({ reservation, balance });
+      }
+      if (reservation.status !== "ACTIVE") return fail({ code: "RESERVATION_SETTLED", status: reservation.status });
+      const settlement = arithmetic.confirm(balance, reservation.reservedSeconds, actualSeconds);
+      const settled = await this.balances.settleActive(tx, reservation.id, {
+        status: "CONFIRMED",
+        actualSeconds,
+        chargedSeconds: settlement.chargedSeconds,
+        unbilledSeconds: settlement.unbilledSeconds,
+        settledAt: now,
+      });
+      await this.deps.store.saveBalance(tx, customerId, settlement.balance);
+      const note = settlement.unbilledSeconds > 0 ? `${settlement.unbilledSeconds} s unbilled: balance ran out` : null;
+      await this.deps.store.appendLedger(tx, [
+        ledgerEntry(customerId, "CONFIRM", settlement.deltaSeconds, settlement.balance, reservation.id, note, actorOf(caller)),
+      ]);
+      return succeed({ reservation: settled, balance: settlement.balance });
+    });
+  }
+
+  async release(caller: Caller, reservationId: string, reason: string | null | undefined): Promise<Outcome<SettleResult>> {
+    const invalid = checkText("reason", reason, this.limits.reasonMaxLength, false);
+    if (invalid) return fail(invalid);
+    return this.settle(caller, reservationId, "Mutation.releaseReservation", async ({ tx, customerId, balance, now }, reservation) => {
+      if (reservation.status !== "ACTIVE") return fail({ code: "RESERVATION_SETTLED", status: reservation.status });
+      const after = arithmetic.release(balance, reservation.reservedSeconds);
+      const settled = await this.balances.settleActive(tx, reservation.id, {
+        status: "RELEASED",
+        reason: reason ?? null,
+        settledAt: now,
+      });
+      await this.deps.store.saveBalance(tx, customerId, after);
+      await this.deps.store.appendLedger(tx, [
+        ledgerEntry(customerId, "RELEASE", reservation.reservedSeconds, after, reservation.id, reason ?? null, actorOf(caller)),
+      ]);
+      return succeed({ reservation: settled, balance: after });
+    });
+  }
+
+  private reservingCustomer(caller: Caller, requestedCustomerId: string | null | undefined): Outcome<string> {
+    const denied = policy.check("Mutation.reserveCredits", caller);
+    if (denied) return fail(denied);
+    const customerId = requestedCustomerId ?? ownCustomerId(caller);
+    if (!customerId) return fail({ code: "BAD_USER_INPUT", field: "customerId", message: "staff must name customerId" });
+    const notOwner = policy.checkOwner("Mutation.reserveCredits", caller, customerId);
+    if (notOwner) return fail(notOwner === "hidden" ? customerNotFound : notOwner);
+    if (!uuidPattern.test(customerId)) return fail(customerNotFound);
+    return succeed(customerId);
+  }
+
+  private replayReservation(earlier: ReservationRecord, input: ReserveInput, balance: Balance, now: Date): Outcome<ReserveResult> {
+    if (earlier.endpoint !== input.endpoint || earlier.reservedSeconds !== input.estimatedSeconds) {
+      return fail({
+        code: "BAD_USER_INPUT",
+        field: "idempotencyKey",
+        message: "idempotencyKey was already used for a reservation with another endpoint or estimatedSeconds",
+      });
+    }
+    return succeed({ reservation: presentReservation(earlier, now), balance, replayed: true });
+  }
+
+  private async settle(
+    caller: Caller,
+    reservationId: string,
+    operation: "Mutation.confirmReservation" | "Mutation.releaseReservation",
+    work: (state: CustomerTransaction, reservation: ReservationRecord) => Promise<Outcome<SettleResult>>,
+  ): Promise<Outcome<SettleResult>> {
+    const denied = policy.check(operation, caller);
+    if (denied) return fail(denied);
+    const visible = uuidPattern.test(reservationId) ? await this.deps.store.findReservation(this.deps.database, reservationId) : undefined;
+    if (!visible) return fail(reservationNotFound);
+    const notOwner = policy.checkOwner(operation, caller, visible.customerId);
+    if (notOwner) return fail(notOwner === "hidden" ? reservationNotFound : notOwner);
+    // Read again under the lock: it may have been settled meanwhile. Expired ones are
+    // presented as EXPIRED here, and settled as such by the transaction.
+    const readCurrent = () => this.deps.store.findReservation(this.deps.database, reservationId);
+    return this.balances.run(visible.customerId, readCurrent, async (state, reservation) => {
+      if (!reservation) return fail(reservationNotFound);
+      return work(state, presentReservation(reservation, state.now));
+    });
+  }
+}

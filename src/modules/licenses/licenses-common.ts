@@ -1,0 +1,68 @@
+// What the licenses module's use cases share: their dependencies, the failures they name, and
+// the seats a license has (its owner's tier, read through the customers module).
+import type { Config } from "../../config";
+import { assert } from "../../platform/assert";
+import type { CustomerSerializer } from "../../platform/customer-serializer";
+import type { Database, DatabaseClient, Transactor } from "../../platform/database";
+import type { Failure } from "../../platform/failures";
+import type { Mailer } from "../../platform/mailer";
+import type { OutboxStore } from "../../platform/outbox/outbox.store";
+import type { Pager } from "../../platform/pagination";
+import type { RateLimiter } from "../../platform/rate-limiter";
+import type { CustomerDirectory, CustomerRecord } from "../customers";
+import type { DeviceRecord, LicenseRecord } from "./license";
+import type { LicensesStore } from "./licenses.store";
+
+export interface IssueResult {
+  license: LicenseRecord;
+  created: boolean;
+}
+
+export interface ActivationResult {
+  customerId: string;
+  alreadyActivated: boolean;
+  activatedAt: Date;
+  license: LicenseRecord;
+  device: DeviceRecord | null;
+  deviceToken: string | null;
+}
+
+export interface DeviceInput {
+  fingerprint: string;
+  name?: string | null;
+}
+
+export interface LicensesDependencies {
+  database: Database;
+  pager: Pager;
+  transactor: Transactor;
+  store: LicensesStore;
+  customers: CustomerDirectory;
+  outbox: OutboxStore;
+  customerSerializer: CustomerSerializer;
+  activationFailures: RateLimiter;
+  /** Hourly windows, for resends (each sends an email). */
+  hourlyLimits: RateLimiter;
+  mailer: Mailer;
+  config: Config;
+  now: () => Date;
+}
+
+export const invalidKey: Failure = { code: "INVALID_LICENSE_KEY" };
+export const licenseNotFound: Failure = { code: "LICENSE_NOT_FOUND" };
+
+/** The seats of a license: its owner's tier decides, read inside `db`'s transaction when given. */
+export class Seats {
+  constructor(private readonly deps: LicensesDependencies) {}
+
+  /** The owner's tier decides the seats: read through the customers module, in `db`'s transaction when given. */
+  async of(license: LicenseRecord, db: DatabaseClient = this.deps.database): Promise<number> {
+    return this.deps.config.tiers[(await this.ownerOf(license, db)).tier].maxDevices;
+  }
+
+  async ownerOf(license: LicenseRecord, db: DatabaseClient): Promise<CustomerRecord> {
+    const owner = await this.deps.customers.findById(db, license.customerId);
+    assert(owner, `license ${license.id} has no owner ${license.customerId}`);
+    return owner;
+  }
+}

@@ -1,0 +1,15 @@
+// Seat arithmetic, pure: whether a license has room for one more device, and which devices a
+// smaller number of seats leaves out.
+
+/** Whether one more device fits. */
+export function hasFreeSeat(seatedCount: number, maxDevices: number): boolean {
+  return seatedCount < maxDevices;
+}
+
+/**
+ * The devices beyond the seats, given oldest first: the newest give their seats back first, so
+ * the longest-standing devices keep working. Returned newest first.
+ */
+export function devicesBeyondSeats<Device>(devicesOldestFirst: readonly Device[], maxDevices: number): Device[] {
+  return devicesOldestFirst.slice(Math.max(0, maxDevices)).reverse();
+}
