@@ -52,7 +52,7 @@ export class BalanceTransactions {
   /**
    * One customer's balance transaction: under the customer's lock, `read` and the customer's
    * ACTIVE reservations are read first, what has expired is settled, then `work` runs in a
-   * Serializable transaction that starts by locking the customer's row.
+   * Serializable transaction that starts by locking the customer's balance row.
    */
   run<T, R>(
     customerId: string,
@@ -77,7 +77,7 @@ export class BalanceTransactions {
 
   /**
    * Settles, as EXPIRED, ACTIVE reservations past their expiry, one customer per transaction.
-   * Safe with several instances sweeping at once: each customer's row lock and Serializable
+   * Safe with several instances sweeping at once: each customer's balance row lock and Serializable
    * isolation let exactly one settle a given reservation; the others find nothing left.
    */
   async sweepExpired(): Promise<number> {
