@@ -53,6 +53,8 @@ const environmentSchema = z
     AUTH_ROLE_CLAIM: z.string().min(1).max(200).default("splice_role"),
     AUTH_SUBJECT_CLAIM: z.string().min(1).max(200).default("sub"),
     AUTH_CLOCK_SKEW_SECONDS: int(0, 300).default(30),
+    AUTH_VERIFIED_TOKEN_CACHE_ENTRIES: int(0, 1_000_000).default(10_000),
+    AUTH_VERIFIED_TOKEN_CACHE_SECONDS: int(1, 3600).default(60),
     AUTH_JWKS_TIMEOUT_MS: int(100, 30_000).default(5000),
     AUTH_JWKS_CACHE_MAX_AGE_SECONDS: int(1, 86_400).default(600),
     AUTH_JWKS_COOLDOWN_SECONDS: int(1, 3600).default(30),
@@ -246,6 +248,9 @@ export interface AuthConfig {
   subjectClaim: string;
   clockSkewSeconds: number;
   tokenMaxLength: number;
+  /** Verified tokens remembered (0: none), and for how long at most (never past their exp). */
+  verifiedTokenCacheEntries: number;
+  verifiedTokenCacheSeconds: number;
 }
 
 // A bearer token longer than this is refused before any parsing (RS256 tokens with many claims fit).
@@ -383,6 +388,8 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
       subjectClaim: env.AUTH_SUBJECT_CLAIM,
       clockSkewSeconds: env.AUTH_CLOCK_SKEW_SECONDS,
       tokenMaxLength: authTokenMaxLength,
+      verifiedTokenCacheEntries: env.AUTH_VERIFIED_TOKEN_CACHE_ENTRIES,
+      verifiedTokenCacheSeconds: env.AUTH_VERIFIED_TOKEN_CACHE_SECONDS,
     },
     pagination: { cursorSecret: env.CURSOR_SECRET ?? env.AUTH_JWT_SECRET ?? developmentTokenSecret },
     tiers: {

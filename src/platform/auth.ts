@@ -145,13 +145,44 @@ async function verifyWithEach(token: string, keys: KeyResolver, options: VerifyO
   }
 }
 
+/**
+ * Callers of tokens verified recently, so a client's every request does not pay a signature
+ * check (about 0.16 ms of CPU with jose's WebCrypto HMAC): kept at most `ttlSeconds` and never
+ * past the token's own expiry; the oldest leave first beyond `maxEntries`. Refusals are not
+ * kept, so a flood of garbage cannot evict good entries for long.
+ */
+class VerifiedTokens {
+  private readonly entries = new Map<string, { caller: Caller; validUntilMs: number }>();
+
+  constructor(
+    private readonly maxEntries: number,
+    private readonly ttlSeconds: number,
+  ) {}
+
+  get(token: string, nowMs: number): Caller | undefined {
+    const entry = this.entries.get(token);
+    if (!entry) return undefined;
+    if (entry.validUntilMs > nowMs) return entry.caller;
+    this.entries.delete(token);
+    return undefined;
+  }
+
+  remember(token: string, caller: Caller, expiresAtSeconds: number, nowMs: number): void {
+    if (this.maxEntries === 0) return;
+    if (this.entries.size >= this.maxEntries) this.entries.delete(this.entries.keys().next().value as string);
+    this.entries.set(token, { caller, validUntilMs: Math.min(expiresAtSeconds * 1000, nowMs + this.ttlSeconds * 1000) });
+  }
+}
+
 export class TokenVerifier {
   private readonly secretKey: Uint8Array | undefined;
   private readonly identityProviderKeys: IdentityProviderKeys | undefined;
+  private readonly verified: VerifiedTokens;
 
   constructor(private readonly auth: AuthConfig) {
     this.secretKey = auth.jwtSecret ? new TextEncoder().encode(auth.jwtSecret) : undefined;
     this.identityProviderKeys = auth.identityProvider ? new IdentityProviderKeys(auth.identityProvider) : undefined;
+    this.verified = new VerifiedTokens(auth.verifiedTokenCacheEntries, auth.verifiedTokenCacheSeconds);
   }
 
   /**
@@ -159,6 +190,9 @@ export class TokenVerifier {
    * or IdentityProviderCoolingDownError when the provider's keys cannot be checked (a 503).
    */
   async verify(token: string): Promise<Caller> {
+    const nowMs = Date.now();
+    const known = this.verified.get(token, nowMs);
+    if (known) return known;
     if (token.length > this.auth.tokenMaxLength) return { kind: "rejected", reason: "token too long" };
     let algorithm: unknown;
     try {
@@ -168,7 +202,10 @@ export class TokenVerifier {
     }
     try {
       const payload = await this.verifiedPayload(token, algorithm);
-      return payload ? this.callerOf(payload) : { kind: "rejected", reason: `algorithm ${String(algorithm)} not accepted` };
+      if (!payload) return { kind: "rejected", reason: `algorithm ${String(algorithm)} not accepted` };
+      const caller = this.callerOf(payload);
+      if (caller.kind !== "rejected" && typeof payload.exp === "number") this.verified.remember(token, caller, payload.exp, nowMs);
+      return caller;
     } catch (error) {
       return rejectionOf(error);
     }

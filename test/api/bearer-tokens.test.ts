@@ -183,6 +183,8 @@ describe("when the identity provider cannot be reached", () => {
         AUTH_AUDIENCE: audience,
         AUTH_JWKS_CACHE_MAX_AGE_SECONDS: "1",
         AUTH_JWKS_COOLDOWN_SECONDS: "30",
+        // Every request verifies its token against the key set: that is what this test watches.
+        AUTH_VERIFIED_TOKEN_CACHE_ENTRIES: "0",
       },
     });
     try {

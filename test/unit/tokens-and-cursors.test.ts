@@ -1,9 +1,25 @@
 import crypto from "node:crypto";
 import { loadConfig } from "../../src/config";
-import { bearerToken, isJwtShaped, TokenVerifier } from "../../src/platform/auth";
+import { bearerToken, isJwtShaped, mintToken, TokenVerifier } from "../../src/platform/auth";
 import { Pager } from "../../src/platform/pagination";
 
 describe("bearer tokens", () => {
+  it("remember a verified token, but never past its expiry", async () => {
+    jest.useFakeTimers({ now: new Date("2026-11-26T12:00:00Z") });
+    try {
+      const auth = loadConfig({ NODE_ENV: "test", AUTH_CLOCK_SKEW_SECONDS: "0" }).auth;
+      const verifier = new TokenVerifier(auth);
+      const token = mintToken(auth, "staff", "alice", 30);
+      expect(await verifier.verify(token)).toEqual({ kind: "staff", name: "alice" });
+      jest.setSystemTime(new Date("2026-11-26T12:00:20Z"));
+      expect(await verifier.verify(token)).toEqual({ kind: "staff", name: "alice" });
+      jest.setSystemTime(new Date("2026-11-26T12:00:31Z"));
+      expect(await verifier.verify(token)).toEqual({ kind: "rejected", reason: "token expired" });
+    } finally {
+      jest.useRealTimers();
+    }
+  });
+
   it("refuse HS256 when only an identity provider is configured: its public key is no HMAC secret", async () => {
     const identityProviderOnly = loadConfig({
       NODE_ENV: "production",
