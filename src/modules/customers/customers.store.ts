@@ -3,7 +3,7 @@ import type { Tier } from "./customer";
 import { z } from "zod";
 import { Prisma } from "../../generated/prisma/client";
 import type { DatabaseClient, Transaction } from "../../platform/database";
-import { column, selectRows } from "../../platform/rows";
+import { column, selectRow, selectRows } from "../../platform/rows";
 import type { PageRequest } from "../../platform/pagination";
 import type { CustomerRecord } from "./customer";
 
@@ -22,18 +22,41 @@ export interface CustomerSearch {
 
 const likeSpecialCharacters = /[\\%_]/g;
 const idRow = z.object({ id: column.uuid }).transform((row) => row.id);
+const customerColumns = Prisma.sql`id, seq, email, stripe_customer_id, tier::text AS tier, created_at`;
+const customerRow = z
+  .object({
+    id: column.uuid,
+    seq: column.bigint,
+    email: column.text.nullable(),
+    stripe_customer_id: column.text.nullable(),
+    tier: z.enum(["STARTER", "PRO", "STUDIO"]),
+    created_at: column.timestamp,
+  })
+  .transform(
+    (row): CustomerRecord => ({
+      id: row.id,
+      seq: row.seq,
+      email: row.email,
+      stripeCustomerId: row.stripe_customer_id,
+      tier: row.tier,
+      createdAt: row.created_at,
+    }),
+  );
 
 export class CustomersStore {
+  // Read on other modules' hot paths (a license's seats, a device's activation): raw SQL, since a
+  // Prisma model query costs about 1 ms of CPU to compile on this version.
   async findById(db: DatabaseClient, customerId: string): Promise<CustomerRecord | undefined> {
-    return (await db.customer.findUnique({ where: { id: customerId } })) ?? undefined;
+    return selectRow(db, "customers.findById", customerRow, Prisma.sql`SELECT ${customerColumns} FROM customer WHERE id = ${customerId}::uuid`);
   }
 
   async findByEmail(db: DatabaseClient, email: string): Promise<CustomerRecord | undefined> {
-    return (await db.customer.findUnique({ where: { email } })) ?? undefined;
+    return selectRow(db, "customers.findByEmail", customerRow, Prisma.sql`SELECT ${customerColumns} FROM customer WHERE email = ${email}`);
   }
 
   async findByStripeCustomerId(db: DatabaseClient, stripeCustomerId: string): Promise<CustomerRecord | undefined> {
-    return (await db.customer.findUnique({ where: { stripeCustomerId } })) ?? undefined;
+    return selectRow(db, "customers.findByStripeCustomerId", customerRow, Prisma.sql`
+      SELECT ${customerColumns} FROM customer WHERE stripe_customer_id = ${stripeCustomerId}`);
   }
 
   async insert(tx: Transaction, customer: NewCustomer): Promise<CustomerRecord> {
