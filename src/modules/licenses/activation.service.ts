@@ -108,7 +108,7 @@ export class ActivationService {
     if (existing) {
       return succeed({ device: await this.deps.store.refreshDevice(tx, existing.id, name, tokenHash, now), token });
     }
-    const maxDevices = await this.seats.of(license, tx);
+    const maxDevices = this.seats.of(license);
     if (!hasFreeSeat(devices.length, maxDevices)) return fail({ code: "DEVICE_LIMIT_REACHED", maxDevices });
     const device = await this.deps.store.seatDevice(tx, license.id, input.fingerprint, name, tokenHash, now);
     await this.deps.store.appendEvent(tx, { licenseId: license.id, kind: "DEVICE_ACTIVATED", actor: `device:${device.id}`, reason: null, deviceId: device.id });

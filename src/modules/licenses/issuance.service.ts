@@ -35,9 +35,10 @@ export class IssuanceService {
   async issueInTransaction(tx: Transaction, customerId: string, actor: string): Promise<Outcome<IssueResult>> {
     const existing = await this.deps.store.findByCustomer(tx, customerId);
     if (existing) return succeed({ license: existing, created: false });
-    if (!(await this.deps.customers.findById(tx, customerId))) return fail({ code: "CUSTOMER_NOT_FOUND" });
+    const owner = await this.seats.ownerOf(customerId, tx);
+    if (!owner) return fail({ code: "CUSTOMER_NOT_FOUND" });
     const key = await this.unusedKey(tx);
-    const license = await this.deps.store.insert(tx, customerId, key);
+    const license = await this.deps.store.insert(tx, customerId, key, owner.tier);
     await this.deps.store.appendEvent(tx, { licenseId: license.id, kind: "ISSUED", actor, reason: null, deviceId: null });
     await this.queueDelivery(tx, license, actor);
     return succeed({ license, created: true });
@@ -69,8 +70,8 @@ export class IssuanceService {
   async deliverKey(licenseId: string): Promise<void> {
     const license = await this.deps.store.findById(this.deps.database, licenseId);
     if (!license) throw new PermanentJobError(`license ${licenseId} does not exist`);
-    const owner = await this.seats.ownerOf(license, this.deps.database);
-    if (!owner.email) throw new PermanentJobError(`customer ${license.customerId} has no email address`);
+    const owner = await this.seats.ownerOf(license.customerId, this.deps.database);
+    if (!owner?.email) throw new PermanentJobError(`customer ${license.customerId} has no email address`);
     await this.deps.mailer.send({
       to: owner.email,
       subject: "Your Splice license key",
@@ -80,7 +81,7 @@ export class IssuanceService {
         `Your license key: ${license.key}`,
         "",
         "Open the Splice plugin, choose Activate, and enter the key.",
-        `It can be active on ${await this.seats.of(license)} devices at once.`,
+        `It can be active on ${this.seats.of(license)} devices at once.`,
       ].join("\n"),
     });
   }

@@ -1,3 +1,5 @@
+import type { Tier } from "../customers";
+
 export type LicenseStatus = "ACTIVE" | "DEACTIVATED";
 export type LicenseEventKind =
   | "ISSUED"
@@ -17,6 +19,8 @@ export interface LicenseRecord {
   deactivatedAt: Date | null;
   deactivationReason: string | null;
   createdAt: Date;
+  /** The tier whose seats the license has (the owner's, kept in step). */
+  tier: Tier;
 }
 
 export interface DeviceRecord {

@@ -1,7 +1,6 @@
 // What the licenses module's use cases share: their dependencies, the failures they name, and
 // the seats a license has (its owner's tier, read through the customers module).
 import type { Config } from "../../config";
-import { assert } from "../../platform/assert";
 import type { CustomerSerializer } from "../../platform/customer-serializer";
 import type { Database, DatabaseClient, Transactor } from "../../platform/database";
 import type { Failure } from "../../platform/failures";
@@ -51,18 +50,16 @@ export interface LicensesDependencies {
 export const invalidKey: Failure = { code: "INVALID_LICENSE_KEY" };
 export const licenseNotFound: Failure = { code: "LICENSE_NOT_FOUND" };
 
-/** The seats of a license: its owner's tier decides, read inside `db`'s transaction when given. */
+/** The seats of a license: its tier's, from configuration (TIER_*_MAX_DEVICES). */
 export class Seats {
   constructor(private readonly deps: LicensesDependencies) {}
 
-  /** The owner's tier decides the seats: read through the customers module, in `db`'s transaction when given. */
-  async of(license: LicenseRecord, db: DatabaseClient = this.deps.database): Promise<number> {
-    return this.deps.config.tiers[(await this.ownerOf(license, db)).tier].maxDevices;
+  of(license: LicenseRecord): number {
+    return this.deps.config.tiers[license.tier].maxDevices;
   }
 
-  async ownerOf(license: LicenseRecord, db: DatabaseClient): Promise<CustomerRecord> {
-    const owner = await this.deps.customers.findById(db, license.customerId);
-    assert(owner, `license ${license.id} has no owner ${license.customerId}`);
-    return owner;
+  /** The owner, read through the customers module: for the tier at issue and the email address. */
+  async ownerOf(customerId: string, db: DatabaseClient): Promise<CustomerRecord | undefined> {
+    return this.deps.customers.findById(db, customerId);
   }
 }

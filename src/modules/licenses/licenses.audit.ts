@@ -8,10 +8,9 @@ import { column, selectRows, violationRow } from "../../platform/rows";
 import { auditViolationLimit as limit, type InvariantCheck } from "../../platform/audit";
 import type { CustomerDirectory } from "../customers";
 
-const crowdedRow = z.object({ license_id: column.uuid, customer_id: column.uuid, seated: column.int });
+const seatTierRow = z.object({ id: column.uuid, customer_id: column.uuid, tier: column.text });
 
 export function licensesInvariants(database: Database, customers: CustomerDirectory, config: Config): InvariantCheck[] {
-  const fewestSeats = Math.min(...Object.values(config.tiers).map((tier) => tier.maxDevices));
   return [
     {
       name: "one license per customer",
@@ -20,20 +19,28 @@ export function licensesInvariants(database: Database, customers: CustomerDirect
         SELECT customer_id, count(*)::int AS licenses FROM license GROUP BY customer_id HAVING count(*) > 1 LIMIT ${limit}`),
     },
     {
-      name: "no license with more active devices than seats",
+      name: "no license with more active devices than its tier's seats",
+      violations: () =>
+        selectRows(database, "licenses.audit.devicesWithinSeats", violationRow, Prisma.sql`
+        SELECT l.id AS license_id, l.tier::text AS tier, count(d.id)::int AS seated
+        FROM license l JOIN device d ON d.license_id = l.id AND d.deactivated_at IS NULL
+        GROUP BY l.id, l.tier
+        HAVING count(d.id) > CASE l.tier::text WHEN 'STARTER' THEN ${config.tiers.STARTER.maxDevices}::int
+                                               WHEN 'PRO' THEN ${config.tiers.PRO.maxDevices}::int
+                                               ELSE ${config.tiers.STUDIO.maxDevices}::int END
+        LIMIT ${limit}`),
+    },
+    {
+      name: "each license's seat tier is its owner's tier",
       violations: async () => {
-        // Only licenses over the smallest tier's seats can break it; their owners' tiers decide.
-        const crowded = await selectRows(database, "licenses.audit.crowdedLicenses", crowdedRow, Prisma.sql`
-          SELECT l.id AS license_id, l.customer_id, count(d.id)::int AS seated
-          FROM license l JOIN device d ON d.license_id = l.id AND d.deactivated_at IS NULL
-          GROUP BY l.id HAVING count(d.id) > ${fewestSeats}::int`);
+        const licenses = await selectRows(database, "licenses.audit.seatTiers", seatTierRow, Prisma.sql`SELECT id, customer_id, tier::text AS tier FROM license`);
         const violations: Record<string, unknown>[] = [];
-        for (const license of crowded) {
+        for (const license of licenses) {
           const owner = await customers.findById(database, license.customer_id);
-          const seats = owner ? config.tiers[owner.tier].maxDevices : 0;
-          if (license.seated > seats) violations.push({ license_id: license.license_id, tier: owner?.tier ?? null, seated: license.seated });
+          if (owner?.tier !== license.tier) violations.push({ license_id: license.id, license_tier: license.tier, owner_tier: owner?.tier ?? null });
+          if (violations.length >= limit) break;
         }
-        return violations.slice(0, limit);
+        return violations;
       },
     },
   ];

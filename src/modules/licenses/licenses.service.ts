@@ -5,7 +5,8 @@
 // Every change runs under the owner's lock (CustomerSerializer, across instances) in one
 // Serializable transaction with retry, like the credits module's.
 import type { Caller } from "../../platform/auth";
-import type { DatabaseClient, Transaction } from "../../platform/database";
+import type { Transaction } from "../../platform/database";
+import type { Tier } from "../customers";
 import type { Outcome } from "../../platform/failures";
 import type { Page } from "../../platform/pagination";
 import { ActivationService } from "./activation.service";
@@ -77,8 +78,8 @@ export class LicensesService {
     return this.revocation.reactivateInTransaction(tx, customerId, reason, actor);
   }
 
-  enforceSeatsInTransaction(tx: Transaction, customerId: string, actor: string): Promise<number> {
-    return this.revocation.enforceSeatsInTransaction(tx, customerId, actor);
+  enforceSeatsInTransaction(tx: Transaction, customerId: string, tier: Tier, actor: string): Promise<number> {
+    return this.revocation.enforceSeatsInTransaction(tx, customerId, tier, actor);
   }
 
   deactivateDevice(caller: Caller, deviceId: string): Promise<Outcome<LicenseRecord>> {
@@ -97,8 +98,8 @@ export class LicensesService {
     return this.reads.seatedDevices(licenseId);
   }
 
-  maxDevicesOf(license: LicenseRecord, db?: DatabaseClient): Promise<number> {
-    return this.seats.of(license, db);
+  maxDevicesOf(license: LicenseRecord): number {
+    return this.seats.of(license);
   }
 
   auditTrail(caller: Caller, licenseId: string, first: number, after: string | null | undefined): Promise<Outcome<Page<LicenseEventRecord>>> {

@@ -5,10 +5,11 @@ import { assert } from "../../platform/assert";
 import type { DatabaseClient, Transaction } from "../../platform/database";
 import { column, selectRow, selectRows } from "../../platform/rows";
 import type { PageRequest } from "../../platform/pagination";
+import type { Tier } from "../customers";
 import type { DeviceRecord, LicenseEventKind, LicenseEventRecord, LicenseRecord } from "./license";
 
 const licenseColumns = Prisma.sql`id, key, customer_id, status::text AS status, activated_at, deactivated_at,
-  deactivation_reason, created_at`;
+  deactivation_reason, created_at, tier::text AS tier`;
 const deviceColumns = Prisma.sql`id, license_id, fingerprint, name, activated_at, last_seen_at, deactivated_at`;
 
 const licenseRow = z
@@ -21,6 +22,7 @@ const licenseRow = z
     deactivated_at: column.timestamp.nullable(),
     deactivation_reason: column.text.nullable(),
     created_at: column.timestamp,
+    tier: z.enum(["STARTER", "PRO", "STUDIO"]),
   })
   .transform(
     (row): LicenseRecord => ({
@@ -32,6 +34,7 @@ const licenseRow = z
       deactivatedAt: row.deactivated_at,
       deactivationReason: row.deactivation_reason,
       createdAt: row.created_at,
+      tier: row.tier,
     }),
   );
 
@@ -95,11 +98,15 @@ export class LicensesStore {
     return (await selectRows(tx, "licenses.keyExists", idRow, Prisma.sql`SELECT id FROM license WHERE key = ${key}`)).length > 0;
   }
 
-  async insert(tx: Transaction, customerId: string, key: string): Promise<LicenseRecord> {
+  async insert(tx: Transaction, customerId: string, key: string, tier: Tier): Promise<LicenseRecord> {
     const inserted = await selectRow(tx, "licenses.insert", licenseRow, Prisma.sql`
-      INSERT INTO license (customer_id, key) VALUES (${customerId}::uuid, ${key}) RETURNING ${licenseColumns}`);
+      INSERT INTO license (customer_id, key, tier) VALUES (${customerId}::uuid, ${key}, ${tier}::"Tier") RETURNING ${licenseColumns}`);
     assert(inserted, "INSERT ... RETURNING returned no row");
     return inserted;
+  }
+
+  async setTier(tx: Transaction, licenseId: string, tier: Tier): Promise<void> {
+    await tx.$executeRaw`UPDATE license SET tier = ${tier}::"Tier" WHERE id = ${licenseId}::uuid`;
   }
 
   async setActivatedAt(tx: Transaction, licenseId: string, activatedAt: Date): Promise<void> {

@@ -6,6 +6,7 @@ import { Policy } from "../../platform/authorization";
 import type { Transaction } from "../../platform/database";
 import { checkText, uuidPattern } from "../../platform/validation";
 import { fail, succeed, type Outcome } from "../../platform/failures";
+import type { Tier } from "../customers";
 import type { LicenseRecord } from "./license";
 import { normaliseLicenseKey } from "./license-key";
 import { invalidKey, licenseNotFound, type LicensesDependencies, type Seats } from "./licenses-common";
@@ -48,14 +49,17 @@ export class RevocationService {
   }
 
   /**
-   * After the owner's tier changed: devices beyond the tier's seats give theirs back, newest
-   * first (their tokens stop working), so no license holds more devices than seats.
+   * In the transaction that changed the owner's tier: the license takes the new tier's seats,
+   * and devices beyond them give theirs back, newest first (their tokens stop working), so no
+   * license holds more devices than seats.
    */
-  async enforceSeatsInTransaction(tx: Transaction, customerId: string, actor: string): Promise<number> {
-    const license = await this.deps.store.findByCustomer(tx, customerId);
-    if (!license) return 0;
+  async enforceSeatsInTransaction(tx: Transaction, customerId: string, tier: Tier, actor: string): Promise<number> {
+    const found = await this.deps.store.findByCustomer(tx, customerId);
+    if (!found) return 0;
+    await this.deps.store.setTier(tx, found.id, tier);
+    const license = { ...found, tier };
     const devices = await this.deps.store.seatedDevices(tx, license.id);
-    const excess = devicesBeyondSeats(devices, await this.seats.of(license, tx));
+    const excess = devicesBeyondSeats(devices, this.seats.of(license));
     for (const device of excess) {
       await this.deps.store.releaseDevice(tx, device.id, this.deps.now());
       await this.deps.store.appendEvent(tx, { licenseId: license.id, kind: "DEVICE_DEACTIVATED", actor, reason: "fewer seats in the new tier", deviceId: device.id });

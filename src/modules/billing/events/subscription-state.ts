@@ -27,7 +27,7 @@ export async function applySubscriptionState(context: HandlerContext, tx: Transa
   if (stored && endedSubscriptionStatuses.has(stored.status) && !ending) return false;
   if (stored && stored.lastEventCreated.getTime() > state.eventCreated.getTime()) return false;
   await context.customers.setTierInTransaction(tx, state.customer.id, state.tier);
-  await context.licenses.enforceSeatsInTransaction(tx, state.customer.id, actorOf(event));
+  await context.licenses.enforceSeatsInTransaction(tx, state.customer.id, state.tier, actorOf(event));
   await context.store.saveSubscription(tx, {
     id: state.subscriptionId,
     customerId: state.customer.id,
