@@ -13,6 +13,7 @@ import { pinoHttp } from "pino-http";
 import type { Config } from "./config";
 import type { RequestContext } from "./context";
 import { stripeWebhookRouter } from "./modules/billing";
+import { licenseKeysRouter } from "./modules/licenses";
 import { actorOf, bearerToken, IdentityProviderCoolingDownError, IdentityProviderUnavailableError, isJwtShaped, TokenVerifier, type Caller } from "./platform/auth";
 import { isDatabaseUnavailable, pingDatabase, type Database } from "./platform/database";
 import { createErrorFormatter, httpStatusPlugin, serviceUnavailableError } from "./platform/errors";
@@ -107,6 +108,7 @@ export async function buildApp(deps: AppDependencies): Promise<App> {
   app.use(httpMetricsMiddleware(metrics));
 
   app.use(stripeWebhookRouter(deps.services.webhooks, config.stripe.webhookMaxBytes));
+  app.use(licenseKeysRouter(deps.services.licenses));
 
   app.get("/healthz", (_request, response) => {
     response.json({ status: "ok" });

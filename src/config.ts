@@ -1,5 +1,6 @@
 // Every environment variable and every limit of the service, named once, parsed and validated
 // at start. Nothing else reads process.env.
+import crypto from "node:crypto";
 import { z } from "zod";
 
 const secondsPerHour = 3600;
@@ -18,6 +19,28 @@ const planTableSchema = z.record(
     z.object({ type: z.literal("hours"), hours: z.number().int().min(1).max(maxPlanHours) }).strict(),
   ]),
 );
+
+const pemPrivateKeyPattern = /-----BEGIN PRIVATE KEY-----[\s\S]+?-----END PRIVATE KEY-----/g;
+
+/** The PEM blocks of a LICENSE_SIGNING_KEYS value, in order (the first signs). */
+export function signingKeyPems(value: string): string[] {
+  return value.match(pemPrivateKeyPattern) ?? [];
+}
+
+/** Why a LICENSE_SIGNING_KEYS value cannot be used, or undefined: Ed25519 private keys (PKCS#8 PEM) only. */
+function signingKeysProblem(value: string): string | undefined {
+  const pems = signingKeyPems(value);
+  if (pems.length === 0) return "no -----BEGIN PRIVATE KEY----- block (PKCS#8 PEM)";
+  if (pems.length > signingKeysMax) return `at most ${signingKeysMax} keys`;
+  for (const [index, pem] of pems.entries()) {
+    try {
+      if (crypto.createPrivateKey(pem).asymmetricKeyType !== "ed25519") return `key ${index + 1} is not an Ed25519 key`;
+    } catch {
+      return `key ${index + 1} is not a readable private key`;
+    }
+  }
+  return undefined;
+}
 
 function isHttpsOrLoopback(url: string): boolean {
   const { protocol, hostname } = new URL(url);
@@ -68,6 +91,13 @@ const environmentSchema = z
     TIER_STUDIO_MAX_DEVICES: int(1, 100).default(5),
 
     LICENSE_KEY_GENERATION_ATTEMPTS: int(1, 20).default(5),
+    LICENSE_SIGNING_KEYS: z.string().min(1).max(20_000).optional(),
+    LICENSE_SIGNING_KEY_FILE: z.string().min(1).default(".data/license-signing-key.pem"),
+    LICENSE_CERTIFICATE_ISSUER: z.string().min(1).max(200).default("splice-licensing"),
+    LICENSE_CERTIFICATE_TTL_SECONDS: int(3600, 90 * 24 * secondsPerHour).default(14 * 24 * secondsPerHour),
+    LICENSE_CERTIFICATE_DISPUTED_TTL_SECONDS: int(600, 90 * 24 * secondsPerHour).default(24 * secondsPerHour),
+    LICENSE_DISPUTE_MEMORY_DAYS: int(1, 3650).default(180),
+    CERTIFICATE_CHECKOUTS_PER_DEVICE_PER_HOUR: int(1, 1000).default(12),
     FINGERPRINT_MAX_LENGTH: int(8, 128).default(128),
     DEVICE_NAME_MAX_LENGTH: int(1, 100).default(100),
     ACTIVATION_FAILURE_WINDOW_SECONDS: int(1, 86_400).default(900),
@@ -149,6 +179,16 @@ const environmentSchema = z
     if (env.NODE_ENV === "production" && env.AUTH_JWKS_URL && !isHttpsOrLoopback(env.AUTH_JWKS_URL)) {
       context.addIssue({ code: "custom", path: ["AUTH_JWKS_URL"], message: "must be https in production (anyone on the path could swap the keys)" });
     }
+    if (env.NODE_ENV === "production" && !env.LICENSE_SIGNING_KEYS) {
+      context.addIssue({ code: "custom", path: ["LICENSE_SIGNING_KEYS"], message: "required in production: the Ed25519 keys that sign license certificates (PEM)" });
+    }
+    if (env.LICENSE_SIGNING_KEYS) {
+      const problem = signingKeysProblem(env.LICENSE_SIGNING_KEYS);
+      if (problem) context.addIssue({ code: "custom", path: ["LICENSE_SIGNING_KEYS"], message: problem });
+    }
+    if (env.LICENSE_CERTIFICATE_DISPUTED_TTL_SECONDS > env.LICENSE_CERTIFICATE_TTL_SECONDS) {
+      context.addIssue({ code: "custom", path: ["LICENSE_CERTIFICATE_DISPUTED_TTL_SECONDS"], message: "must not exceed LICENSE_CERTIFICATE_TTL_SECONDS" });
+    }
     if (env.AUTH_JWKS_URL && !env.AUTH_ISSUER) {
       context.addIssue({ code: "custom", path: ["AUTH_ISSUER"], message: "required with AUTH_JWKS_URL: the issuer its tokens must name" });
     }
@@ -189,6 +229,7 @@ const environmentSchema = z
 type Environment = z.infer<typeof environmentSchema>;
 
 const productionSecretMinBytes = 32;
+const signingKeysMax = 5;
 
 // Development and tests sign tokens with a fixed secret so `npm start` works with no setup;
 // production refuses to start without its own (validated above).
@@ -225,6 +266,7 @@ export function secretsOf(config: Config): Record<string, string | undefined> {
     STRIPE_WEBHOOK_SECRET: config.stripe.webhookSecret,
     METRICS_TOKEN: config.metrics.token,
     SMTP_URL: config.mail.smtpUrl,
+    ...Object.fromEntries(config.licenses.signingKeyPems.map((pem, index) => [`LICENSE_SIGNING_KEYS (key ${index + 1})`, pem])),
   };
 }
 
@@ -276,6 +318,15 @@ export interface Config {
     activationFailureWindowSeconds: number;
     activationFailuresPerAddressMax: number;
     activationFailuresPerKeyMax: number;
+    /** Ed25519 private keys (PKCS#8 PEM) from LICENSE_SIGNING_KEYS: the first signs, all are published. */
+    signingKeyPems: string[];
+    /** Where development keeps the key it generates when LICENSE_SIGNING_KEYS is unset. */
+    developmentSigningKeyFile: string;
+    certificateIssuer: string;
+    certificateTtlSeconds: number;
+    /** A license disputed within disputeMemoryDays gets certificates this short. */
+    disputedCertificateTtlSeconds: number;
+    disputeMemoryDays: number;
   };
   /** Express's "trust proxy": which proxies' X-Forwarded-For to believe for client addresses. */
   trustProxy: string | undefined;
@@ -329,7 +380,7 @@ export interface Config {
     /** Who may introspect: staff only (production default), or everyone (development). */
     introspection: "staff" | "everyone";
   };
-  callerLimits: { resendLicensePerHourMax: number; checkoutPerHourMax: number };
+  callerLimits: { resendLicensePerHourMax: number; checkoutPerHourMax: number; certificateCheckoutsPerDevicePerHour: number };
   stripe: {
     secretKey: string;
     webhookSecret: string;
@@ -404,6 +455,12 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
       activationFailureWindowSeconds: env.ACTIVATION_FAILURE_WINDOW_SECONDS,
       activationFailuresPerAddressMax: env.ACTIVATION_FAILURES_PER_ADDRESS_MAX,
       activationFailuresPerKeyMax: env.ACTIVATION_FAILURES_PER_KEY_MAX,
+      signingKeyPems: env.LICENSE_SIGNING_KEYS ? signingKeyPems(env.LICENSE_SIGNING_KEYS) : [],
+      developmentSigningKeyFile: env.LICENSE_SIGNING_KEY_FILE,
+      certificateIssuer: env.LICENSE_CERTIFICATE_ISSUER,
+      certificateTtlSeconds: env.LICENSE_CERTIFICATE_TTL_SECONDS,
+      disputedCertificateTtlSeconds: env.LICENSE_CERTIFICATE_DISPUTED_TTL_SECONDS,
+      disputeMemoryDays: env.LICENSE_DISPUTE_MEMORY_DAYS,
     },
     trustProxy: env.TRUST_PROXY,
     mail: { smtpUrl: env.SMTP_URL, from: env.MAIL_FROM, directory: env.MAIL_DIRECTORY },
@@ -454,7 +511,11 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
       maxTokens: env.QUERY_MAX_TOKENS,
       introspection: env.INTROSPECTION ?? (env.NODE_ENV === "production" ? "staff" : "everyone"),
     },
-    callerLimits: { resendLicensePerHourMax: env.RESEND_LICENSE_PER_HOUR_MAX, checkoutPerHourMax: env.CHECKOUT_PER_HOUR_MAX },
+    callerLimits: {
+      resendLicensePerHourMax: env.RESEND_LICENSE_PER_HOUR_MAX,
+      checkoutPerHourMax: env.CHECKOUT_PER_HOUR_MAX,
+      certificateCheckoutsPerDevicePerHour: env.CERTIFICATE_CHECKOUTS_PER_DEVICE_PER_HOUR,
+    },
     stripe: {
       secretKey: env.STRIPE_SECRET_KEY ?? developmentStripeSecretKey,
       webhookSecret: env.STRIPE_WEBHOOK_SECRET ?? developmentStripeWebhookSecret,

@@ -5,11 +5,13 @@ import type { Server } from "node:http";
 import { buildApp, type App } from "./app";
 import { ConfigError, developmentSecrets, loadConfig, openWithoutProduction, secretsOf, type Config } from "./config";
 import { expirySweeper } from "./modules/credits";
+import { readOrCreateDevelopmentSigningKey } from "./modules/licenses";
 import { closeDatabase, createDatabase } from "./platform/database";
 import { prepareDatabase } from "./platform/database-bootstrap";
 import { EmbeddedPostgresError } from "./platform/embedded-postgres";
 import { Lifecycle } from "./platform/lifecycle";
 import { createLogger } from "./platform/logger";
+import type { Logger } from "pino";
 import { publishedSecretNames } from "./platform/published-secrets";
 import { createServices } from "./services";
 
@@ -32,7 +34,7 @@ async function main(): Promise<void> {
     if (!owner.isStopping) logger.warn({ error: describeConnectionError(error) }, "a database connection was lost; the pool opens another when needed");
   });
   owner.own("database pool", () => closeDatabase(database));
-  const services = createServices(config, prepared.url, database, logger);
+  const services = createServices(config, prepared.url, database, logger, { licenseSigningKeyPems: licenseSigningKeyPems(config, logger) });
   owner.own("customer lock sessions", () => services.customerSerializer.close());
   owner.own("mailer", () => services.mailer.close());
   owner.own("outbox worker", () => services.outboxWorker.stop());
@@ -113,3 +115,12 @@ main().catch(async (error: unknown) => {
   process.stderr.write(`Splice API failed to start: ${message}\n`);
   process.exit(1);
 });
+
+/** Configured keys; outside production without any, one key generated once into a file. */
+function licenseSigningKeyPems(config: Config, logger: Logger): readonly string[] {
+  if (config.licenses.signingKeyPems.length > 0) return config.licenses.signingKeyPems;
+  const file = config.licenses.developmentSigningKeyFile;
+  const { pem, created } = readOrCreateDevelopmentSigningKey(file);
+  logger.warn({ file, created }, "license certificates are signed with a development key (set LICENSE_SIGNING_KEYS in production)");
+  return [pem];
+}

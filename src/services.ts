@@ -32,6 +32,8 @@ export interface ServiceOptions {
   now?: () => Date;
   /** Replaces the mailer built from configuration (tests inject failures through it). */
   mailer?: Mailer;
+  /** License signing keys when configuration has none: development's generated key, a test's. */
+  licenseSigningKeyPems?: readonly string[];
 }
 
 export function createServices(config: Config, databaseUrl: string, database: Database, logger: Logger, options: ServiceOptions = {}): Services {
@@ -48,6 +50,7 @@ export function createServices(config: Config, databaseUrl: string, database: Da
   const mailer = options.mailer ?? createMailer(config.mail, logger);
   const hourlyLimits = new RateLimiter(database, 3600);
   const credits = createCreditsService({ database, pager, transactor, customers: directory, customerSerializer, config, now });
+  const signingKeyPems = options.licenseSigningKeyPems ?? config.licenses.signingKeyPems;
   const licenses = createLicensesService({
     database,
     pager,
@@ -60,7 +63,7 @@ export function createServices(config: Config, databaseUrl: string, database: Da
     mailer,
     config,
     now,
-  });
+  }, signingKeyPems);
   const customers = createCustomersService({ database, pager, transactor, credits, licenses, config });
   const billing = createBilling({ config, database, transactor, customers, credits, licenses, outbox, hourlyLimits, logger, now });
   const outboxWorker = new OutboxWorker(database, outbox, config.outbox, logger, now);

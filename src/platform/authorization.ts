@@ -9,12 +9,13 @@ import type { ClientFailure, Failure } from "./failures";
  * signed-in: any valid token; the operation reads the caller's own account.
  * staff: staff tokens only.
  * customer: customer tokens only (buying is the account holder's act, not a device's or staff's).
+ * device: device tokens only (what a plugin asks for itself, such as its offline certificate).
  * owner-or-staff: staff on any account; customer and device tokens on their own. What another
  *   account's token gets is `others`: FORBIDDEN, a not-found code (the object is as hidden as
  *   one that does not exist), or "null" (a nullable query answers null).
  */
 export type Permission =
-  | { access: "anyone" | "signed-in" | "staff" | "customer" }
+  | { access: "anyone" | "signed-in" | "staff" | "customer" | "device" }
   | { access: "owner-or-staff"; others: "FORBIDDEN" | "null" | Exclude<ClientFailure["code"], "FORBIDDEN"> };
 
 /** The operations a module exposes (Type.field of the schema), each with its permission. */
@@ -32,6 +33,7 @@ const forbiddenMessages: Record<Permission["access"], string> = {
   "signed-in": "",
   staff: "Staff only",
   customer: "Only a customer can do this, for their own account",
+  device: "Only a device token can do this, for its own device",
   "owner-or-staff": "Not your account",
 };
 
@@ -43,7 +45,11 @@ export class Policy<Operation extends string> {
     const { access } = this.table[operation];
     if (access === "anyone") return undefined;
     if (!isSignedIn(caller)) return unauthenticated(caller);
-    if ((access === "staff" && caller.kind !== "staff") || (access === "customer" && caller.kind !== "customer")) {
+    const wrongKind =
+      (access === "staff" && caller.kind !== "staff") ||
+      (access === "customer" && caller.kind !== "customer") ||
+      (access === "device" && caller.kind !== "device");
+    if (wrongKind) {
       return { code: "FORBIDDEN", message: forbiddenMessages[access] };
     }
     return undefined;

@@ -20,7 +20,7 @@ export interface Metrics {
   unavailableResponses: Counter<"route">;
 }
 
-const knownRoutes = new Set(["/graphql", "/webhooks/stripe", "/healthz", "/readyz", "/metrics"]);
+const knownRoutes = new Set(["/graphql", "/webhooks/stripe", "/.well-known/license-keys.json", "/healthz", "/readyz", "/metrics"]);
 
 /** What the metrics read: platform parts, and the modules' counts (wired in app.ts). */
 export interface MetricSources {

@@ -30,6 +30,8 @@ function permitted(permission: Permission, role: Role): Outcome {
       return role === "staff" ? "ok" : "FORBIDDEN";
     case "customer":
       return role === "owner" || role === "stranger" ? "ok" : "FORBIDDEN";
+    case "device":
+      return role === "device" ? "ok" : "FORBIDDEN";
     case "owner-or-staff":
       return role === "stranger" ? permission.others : "ok";
   }
@@ -143,6 +145,11 @@ const operations: { field: string; run: (token: string | undefined) => Promise<G
     field: "Mutation.reactivateLicense",
     run: (token) => server.graphql(`mutation($key: String!) { reactivateLicense(input: { key: $key }) { status } }`, { key: ownerKey }, token),
   },
+  {
+    field: "Mutation.checkOutLicenseCertificate",
+    run: (token) => server.graphql(`mutation { checkOutLicenseCertificate { keyId } }`, {}, token),
+  },
+  { field: "Query.licenseSigningKeys", run: (token) => server.graphql(`{ licenseSigningKeys { keyId } }`, {}, token) },
   {
     field: "Mutation.deactivateDevice",
     run: async (token) => server.graphql(`mutation($id: ID!) { deactivateDevice(input: { deviceId: $id }) { id } }`, { id: (await activateDevice("to-deactivate")).id }, token),

@@ -1,6 +1,7 @@
 // The real entry point refusing to start: on a port another process holds (it says so and
 // exits 1 at once, instead of logging "listening" and serving nothing), and in production with
 // secrets that anyone can read in this repository.
+import crypto from "node:crypto";
 import { spawn } from "node:child_process";
 import net from "node:net";
 import path from "node:path";
@@ -44,6 +45,7 @@ it("refuses to start in production with secrets published in this repository, na
       STRIPE_SECRET_KEY: `sk_live_${"a".repeat(40)}`,
       STRIPE_WEBHOOK_SECRET: `whsec_${"b".repeat(40)}`,
       SMTP_URL: "smtps://user:password@smtp.example.com:465",
+      LICENSE_SIGNING_KEYS: crypto.generateKeyPairSync("ed25519").privateKey.export({ format: "pem", type: "pkcs8" }).toString(),
       DATABASE_URL: "postgresql://nobody@127.0.0.1:1/none",
     },
   });

@@ -61,6 +61,14 @@ export interface TestServer {
   close(): Promise<void>;
 }
 
+let signingKeyPem: string | undefined;
+
+/** One Ed25519 key per test process, for servers whose test configures none. */
+export function testSigningKeyPem(): string {
+  signingKeyPem ??= crypto.generateKeyPairSync("ed25519").privateKey.export({ format: "pem", type: "pkcs8" }).toString();
+  return signingKeyPem;
+}
+
 export function uniqueEmail(prefix = "customer"): string {
   return `${prefix}-${crypto.randomBytes(6).toString("hex")}@example.com`;
 }
@@ -91,7 +99,9 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
   const database = createPrisma(databaseUrl, config.database.poolSize, config.transactions.maxWaitMs);
   const clock = new TestClock();
   const logger = options.logger ?? createLogger(config);
-  const services = createServices(config, databaseUrl, database, logger, { now: clock.now, mailer: options.mailer });
+  // Configured keys when the test sets LICENSE_SIGNING_KEYS, else this process's test key.
+  const licenseSigningKeyPems = config.licenses.signingKeyPems.length > 0 ? config.licenses.signingKeyPems : [testSigningKeyPem()];
+  const services = createServices(config, databaseUrl, database, logger, { now: clock.now, mailer: options.mailer, licenseSigningKeyPems });
   const app = await buildApp({ config, database, services, logger });
   const server: Server = await new Promise((resolve) => {
     const listening = app.express.listen(0, "127.0.0.1", () => resolve(listening));

@@ -9,6 +9,7 @@ const production = {
   STRIPE_SECRET_KEY: "sk_live_something-of-sufficient-length",
   STRIPE_WEBHOOK_SECRET: "whsec_something-of-sufficient-length",
   SMTP_URL: "smtps://user:pass@smtp.example.com:465",
+  LICENSE_SIGNING_KEYS: crypto.generateKeyPairSync("ed25519").privateKey.export({ format: "pem", type: "pkcs8" }).toString(),
 };
 
 describe("configuration", () => {
@@ -23,7 +24,18 @@ describe("configuration", () => {
     expect(loadConfig(production).graphql.introspection).toBe("staff");
   });
 
-  it.each(["AUTH_JWT_SECRET", "STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET", "SMTP_URL"])("refuses production without %s", (name) => {
+  it("reads license signing keys: Ed25519 PEMs only, the first signs", () => {
+    const second = crypto.generateKeyPairSync("ed25519").privateKey.export({ format: "pem", type: "pkcs8" }).toString();
+    expect(loadConfig({ ...production, LICENSE_SIGNING_KEYS: `${production.LICENSE_SIGNING_KEYS}\n${second}` }).licenses.signingKeyPems).toEqual([
+      production.LICENSE_SIGNING_KEYS.trim(),
+      second.trim(),
+    ]);
+    const rsa = crypto.generateKeyPairSync("rsa", { modulusLength: 2048 }).privateKey.export({ format: "pem", type: "pkcs8" }).toString();
+    expect(() => loadConfig({ ...production, LICENSE_SIGNING_KEYS: rsa })).toThrow("LICENSE_SIGNING_KEYS: key 1 is not an Ed25519 key");
+    expect(() => loadConfig({ ...production, LICENSE_SIGNING_KEYS: "not a key" })).toThrow("LICENSE_SIGNING_KEYS: no -----BEGIN PRIVATE KEY----- block");
+  });
+
+  it.each(["AUTH_JWT_SECRET", "STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET", "SMTP_URL", "LICENSE_SIGNING_KEYS"])("refuses production without %s", (name) => {
     const environment: Record<string, string> = { ...production };
     delete environment[name];
     expect(() => loadConfig(environment)).toThrow(ConfigError);

@@ -29,6 +29,7 @@ describe("bearer tokens", () => {
       STRIPE_SECRET_KEY: "sk_live_something-of-sufficient-length",
       STRIPE_WEBHOOK_SECRET: "whsec_something-of-sufficient-length",
       SMTP_URL: "smtps://user:pass@smtp.example.com:465",
+      LICENSE_SIGNING_KEYS: crypto.generateKeyPairSync("ed25519").privateKey.export({ format: "pem", type: "pkcs8" }).toString(),
     }).auth;
     expect(identityProviderOnly.jwtSecret).toBeUndefined();
     const encode = (value: object) => Buffer.from(JSON.stringify(value)).toString("base64url");

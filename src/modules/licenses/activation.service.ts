@@ -9,6 +9,7 @@ import { generateDeviceToken, hashDeviceToken, isDeviceToken } from "./device-to
 import type { DeviceRecord, LicenseRecord } from "./license";
 import { normaliseLicenseKey } from "./license-key";
 import { invalidKey, licenseNotFound, type ActivationResult, type DeviceInput, type LicensesDependencies, type Seats } from "./licenses-common";
+import type { CertificatesService } from "./certificates.service";
 import { hasFreeSeat } from "./seats";
 
 const fingerprintPattern = /^[\x21-\x7E]+$/;
@@ -20,6 +21,7 @@ export class ActivationService {
   constructor(
     private readonly deps: LicensesDependencies,
     private readonly seats: Seats,
+    private readonly certificates: CertificatesService,
   ) {}
 
   /** Needs no token: the key is the credential. Failed guesses are rate-limited per address and key. */
@@ -89,6 +91,7 @@ export class ActivationService {
       const actor = seated.value ? `device:${seated.value.device.id}` : "system";
       await this.deps.store.appendEvent(tx, { licenseId: license.id, kind: "ACTIVATED", actor, reason: null, deviceId: seated.value?.device.id ?? null });
     }
+    const certificate = seated.value ? await this.certificates.issueInTransaction(tx, license, seated.value.device, now) : null;
     return succeed({
       customerId: license.customerId,
       alreadyActivated,
@@ -96,6 +99,7 @@ export class ActivationService {
       license: { ...license, activatedAt },
       device: seated.value?.device ?? null,
       deviceToken: seated.value?.token ?? null,
+      certificate,
     });
   }
 

@@ -31,6 +31,8 @@ export interface DeviceRecord {
   activatedAt: Date;
   lastSeenAt: Date;
   deactivatedAt: Date | null;
+  /** Expiry of the last offline certificate: the device runs offline until then, deactivated or not. */
+  certificateExpiresAt: Date | null;
 }
 
 export interface LicenseEventRecord {
@@ -44,3 +46,6 @@ export interface LicenseEventRecord {
 }
 
 export const licenseEmailJobKind = "license_email";
+
+/** The reason a payment dispute deactivates a license with (billing), and what shortens certificates after. */
+export const disputeReason = "dispute";

@@ -10,6 +10,7 @@ import type { Pager } from "../../platform/pagination";
 import type { RateLimiter } from "../../platform/rate-limiter";
 import type { CustomerDirectory, CustomerRecord } from "../customers";
 import type { DeviceRecord, LicenseRecord } from "./license";
+import type { IssuedCertificate, LicenseSigner } from "./license-signer";
 import type { LicensesStore } from "./licenses.store";
 
 export interface IssueResult {
@@ -24,6 +25,8 @@ export interface ActivationResult {
   license: LicenseRecord;
   device: DeviceRecord | null;
   deviceToken: string | null;
+  /** An offline certificate for the device, when the call named one. */
+  certificate: IssuedCertificate | null;
 }
 
 export interface DeviceInput {
@@ -43,6 +46,8 @@ export interface LicensesDependencies {
   /** Hourly windows, for resends (each sends an email). */
   hourlyLimits: RateLimiter;
   mailer: Mailer;
+  /** Signs offline license certificates. */
+  signer: LicenseSigner;
   config: Config;
   now: () => Date;
 }

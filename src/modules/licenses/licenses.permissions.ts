@@ -8,5 +8,7 @@ export const licensesPermissions = {
   "Mutation.deactivateLicense": { access: "staff" },
   "Mutation.reactivateLicense": { access: "staff" },
   "Mutation.deactivateDevice": { access: "owner-or-staff", others: "DEVICE_NOT_FOUND" },
+  "Mutation.checkOutLicenseCertificate": { access: "device" },
+  "Query.licenseSigningKeys": { access: "anyone" },
   "License.auditTrail": { access: "staff" },
 } as const satisfies PermissionTable;

@@ -2,6 +2,9 @@ import type { Resolvers } from "../../generated/graphql";
 import { unwrap } from "../../platform/errors";
 
 export const licensesResolvers: Resolvers = {
+  Query: {
+    licenseSigningKeys: (_parent, _args, { services }) => services.licenses.signingKeys(),
+  },
   Mutation: {
     issueLicense: async (_parent, { input }, { caller, services }) => unwrap(await services.licenses.issue(caller, input.customerId)),
     resendLicense: async (_parent, { input }, { caller, services }) => unwrap(await services.licenses.resend(caller, input.customerId)),
@@ -12,6 +15,7 @@ export const licensesResolvers: Resolvers = {
     reactivateLicense: async (_parent, { input }, { caller, services }) => unwrap(await services.licenses.reactivate(caller, input.key)),
     deactivateDevice: async (_parent, { input }, { caller, services }) =>
       unwrap(await services.licenses.deactivateDevice(caller, input.deviceId)),
+    checkOutLicenseCertificate: async (_parent, _args, { caller, services }) => unwrap(await services.licenses.checkOutCertificate(caller)),
   },
   Customer: {
     license: (customer, _args, { services }) => services.licenses.licenseOf(customer.id),

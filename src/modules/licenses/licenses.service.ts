@@ -1,6 +1,7 @@
 // The licenses module's API, one method per operation, each delegating to its use case:
-// issuance (issuance.service.ts), activation (activation.service.ts), revocation
-// (revocation.service.ts) and reads (licenses-reads.service.ts).
+// issuance (issuance.service.ts), activation (activation.service.ts), offline certificates
+// (certificates.service.ts), revocation (revocation.service.ts) and reads
+// (licenses-reads.service.ts).
 //
 // Every change runs under the owner's lock (CustomerSerializer, across instances) in one
 // Serializable transaction with retry, like the credits module's.
@@ -10,8 +11,10 @@ import type { Tier } from "../customers";
 import type { Outcome } from "../../platform/failures";
 import type { Page } from "../../platform/pagination";
 import { ActivationService } from "./activation.service";
+import { CertificatesService, type PublishedSigningKey } from "./certificates.service";
 import { IssuanceService } from "./issuance.service";
 import type { DeviceRecord, LicenseEventRecord, LicenseRecord } from "./license";
+import type { IssuedCertificate } from "./license-signer";
 import { Seats, type ActivationResult, type DeviceInput, type IssueResult, type LicensesDependencies } from "./licenses-common";
 import { LicensesReads } from "./licenses-reads.service";
 import { RevocationService } from "./revocation.service";
@@ -22,13 +25,15 @@ export class LicensesService {
   private readonly seats: Seats;
   private readonly issuance: IssuanceService;
   private readonly activation: ActivationService;
+  private readonly certificates: CertificatesService;
   private readonly revocation: RevocationService;
   private readonly reads: LicensesReads;
 
   constructor(deps: LicensesDependencies) {
     this.seats = new Seats(deps);
     this.issuance = new IssuanceService(deps, this.seats);
-    this.activation = new ActivationService(deps, this.seats);
+    this.certificates = new CertificatesService(deps, this.seats);
+    this.activation = new ActivationService(deps, this.seats, this.certificates);
     this.revocation = new RevocationService(deps, this.seats);
     this.reads = new LicensesReads(deps);
   }
@@ -56,6 +61,14 @@ export class LicensesService {
 
   activate(clientAddress: string, rawKey: string, device: DeviceInput | null | undefined): Promise<Outcome<ActivationResult>> {
     return this.activation.activate(clientAddress, rawKey, device);
+  }
+
+  checkOutCertificate(caller: Caller): Promise<Outcome<IssuedCertificate>> {
+    return this.certificates.checkOut(caller);
+  }
+
+  signingKeys(): Promise<PublishedSigningKey[]> {
+    return this.certificates.signingKeys();
   }
 
   authenticateDevice(token: string): Promise<Caller> {

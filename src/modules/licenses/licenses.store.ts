@@ -10,7 +10,7 @@ import type { DeviceRecord, LicenseEventKind, LicenseEventRecord, LicenseRecord 
 
 const licenseColumns = Prisma.sql`id, key, customer_id, status::text AS status, activated_at, deactivated_at,
   deactivation_reason, created_at, tier::text AS tier`;
-const deviceColumns = Prisma.sql`id, license_id, fingerprint, name, activated_at, last_seen_at, deactivated_at`;
+const deviceColumns = Prisma.sql`id, license_id, fingerprint, name, activated_at, last_seen_at, deactivated_at, certificate_expires_at`;
 
 const licenseRow = z
   .object({
@@ -47,6 +47,7 @@ const deviceRow = z
     activated_at: column.timestamp,
     last_seen_at: column.timestamp,
     deactivated_at: column.timestamp.nullable(),
+    certificate_expires_at: column.timestamp.nullable(),
   })
   .transform(
     (row): DeviceRecord => ({
@@ -57,6 +58,7 @@ const deviceRow = z
       activatedAt: row.activated_at,
       lastSeenAt: row.last_seen_at,
       deactivatedAt: row.deactivated_at,
+      certificateExpiresAt: row.certificate_expires_at,
     }),
   );
 
@@ -151,6 +153,20 @@ export class LicensesStore {
       WHERE id = ${deviceId}::uuid RETURNING ${deviceColumns}`);
     assert(refreshed, `device ${deviceId} vanished inside its license's transaction`);
     return refreshed;
+  }
+
+  /** A certificate was issued to the device: it was seen now, and runs offline until `expiresAt`. */
+  async recordCertificate(tx: Transaction, deviceId: string, expiresAt: Date, now: Date): Promise<void> {
+    await tx.$executeRaw`UPDATE device SET certificate_expires_at = ${expiresAt}, last_seen_at = ${now} WHERE id = ${deviceId}::uuid`;
+  }
+
+  /** Whether the license was deactivated for this reason since `since` (a dispute shortens certificates). */
+  async deactivatedForSince(db: DatabaseClient, licenseId: string, reason: string, since: Date): Promise<boolean> {
+    const found = await selectRow(db, "licenses.deactivatedForSince", idRow, Prisma.sql`
+      SELECT license_id AS id FROM license_event
+      WHERE license_id = ${licenseId}::uuid AND kind = 'DEACTIVATED' AND reason = ${reason} AND created_at >= ${since}
+      LIMIT 1`);
+    return found !== undefined;
   }
 
   async releaseDevice(tx: Transaction, deviceId: string, now: Date): Promise<void> {

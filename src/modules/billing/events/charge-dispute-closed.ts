@@ -2,7 +2,8 @@
 // creation delivered later knows the dispute is over.
 import { succeed } from "../../../platform/failures";
 import { customerOfDispute, disputeClosedKey } from "./dispute";
-import { actorOf, disputeReason, idOf, waitForPurchase, type EventHandler, type EventOf } from "./shared";
+import { disputeReason } from "../../licenses";
+import { actorOf, idOf, waitForPurchase, type EventHandler, type EventOf } from "./shared";
 
 export const chargeDisputeClosed: EventHandler<EventOf<"charge.dispute.closed">> = {
   async apply(context, tx, event) {

@@ -1,7 +1,8 @@
 // charge.dispute.created: the disputed payment's license is deactivated until the dispute is won.
 import { succeed } from "../../../platform/failures";
 import { customerOfDispute, disputeClosedKey } from "./dispute";
-import { actorOf, disputeReason, idOf, waitForPurchase, type EventHandler, type EventOf } from "./shared";
+import { disputeReason } from "../../licenses";
+import { actorOf, idOf, waitForPurchase, type EventHandler, type EventOf } from "./shared";
 
 export const chargeDisputeCreated: EventHandler<EventOf<"charge.dispute.created">> = {
   async apply(context, tx, event) {

@@ -38,7 +38,6 @@ export interface EventHandler<E extends Stripe.Event, Prefetched = undefined> {
 }
 
 export const stripeMetadataJobKind = "stripe_customer_metadata";
-export const disputeReason = "dispute";
 
 export const actorOf = (event: Stripe.Event) => `stripe:${event.id}`;
 
