@@ -167,6 +167,7 @@ const environmentSchema = z
     RESEND_LICENSE_PER_HOUR_MAX: int(1, 1000).default(5),
     CHECKOUT_PER_HOUR_MAX: int(1, 10_000).default(30),
     SHUTDOWN_TIMEOUT_MS: int(100, 120_000).default(10_000),
+    AUDIT_TIMEOUT_MS: int(1000, 3_600_000).default(300_000),
     CONSOLE_ENABLED: flag.default(true),
   })
   .superRefine((env, context) => {
@@ -396,6 +397,8 @@ export interface Config {
   };
   dashboard: { origins: string[]; urlMaxLength: number };
   shutdownTimeoutMs: number;
+  /** How long `npm run audit`'s one snapshot transaction may take. */
+  auditTimeoutMs: number;
   /** Whether GET /graphql serves the staff console to browsers. */
   consoleEnabled: boolean;
 }
@@ -531,6 +534,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
       urlMaxLength: env.CHECKOUT_URL_MAX_LENGTH,
     },
     shutdownTimeoutMs: env.SHUTDOWN_TIMEOUT_MS,
+    auditTimeoutMs: env.AUDIT_TIMEOUT_MS,
     consoleEnabled: env.CONSOLE_ENABLED,
   };
 }

@@ -11,9 +11,6 @@ import type { Database } from "../platform/database";
 export { formatAudit, type AuditCheck } from "../platform/audit";
 
 export async function runAudit(database: Database, config: Config): Promise<AuditCheck[]> {
-  return runChecks([
-    ...creditsInvariants(database),
-    ...licensesInvariants(database, createCustomerDirectory(), config),
-    ...billingInvariants(database, createLedgerReader(database)),
-  ]);
+  const checks = [...creditsInvariants(), ...licensesInvariants(createCustomerDirectory(), config), ...billingInvariants(createLedgerReader())];
+  return runChecks(database, checks, config.auditTimeoutMs);
 }

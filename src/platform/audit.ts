@@ -1,9 +1,13 @@
 // Invariant checks run from the outside (`npm run audit`): each module contributes the checks
-// of the invariants it keeps, next to them. A check returns the rows that break it.
+// of the invariants it keeps, next to them. A check returns the rows that break it. All checks
+// read one snapshot (one REPEATABLE READ, read-only transaction), so traffic running meanwhile
+// cannot make two tables disagree in the report.
+import { Prisma } from "../generated/prisma/client";
+import type { Database, DatabaseClient } from "./database";
 
 export interface InvariantCheck {
   name: string;
-  violations(): Promise<Record<string, unknown>[]>;
+  violations(db: DatabaseClient): Promise<Record<string, unknown>[]>;
 }
 
 export interface AuditCheck {
@@ -14,10 +18,16 @@ export interface AuditCheck {
 /** At most this many violating rows are reported per check. */
 export const auditViolationLimit = 100;
 
-export async function runChecks(checks: InvariantCheck[]): Promise<AuditCheck[]> {
-  const results: AuditCheck[] = [];
-  for (const check of checks) results.push({ name: check.name, violations: await check.violations() });
-  return results;
+export async function runChecks(database: Database, checks: InvariantCheck[], timeoutMs: number): Promise<AuditCheck[]> {
+  return database.$transaction(
+    async (tx) => {
+      await tx.$executeRaw`SET TRANSACTION READ ONLY`;
+      const results: AuditCheck[] = [];
+      for (const check of checks) results.push({ name: check.name, violations: await check.violations(tx) });
+      return results;
+    },
+    { isolationLevel: Prisma.TransactionIsolationLevel.RepeatableRead, timeout: timeoutMs, maxWait: timeoutMs },
+  );
 }
 
 export function formatAudit(checks: AuditCheck[]): string {

@@ -42,3 +42,33 @@ it("finds every invariant holding after real traffic, and a tampered balance whe
   expect(run.stdout).toContain("FAIL  each customer's ledger deltas sum to the balance");
   await server.sql.query("UPDATE credit_balance SET seconds_remaining = seconds_remaining - 7 WHERE customer_id = $1", [customer.id]);
 });
+
+describe("the checks that read across modules", () => {
+  // Each tampering below is permanent (the ledger is append-only): its own database.
+  let tampered: TestServer;
+  beforeAll(async () => {
+    tampered = await startTestServer();
+  });
+  afterAll(() => tampered.close());
+
+  const failing = async () => (await runAudit(tampered.database, tampered.config)).filter((check) => check.violations.length > 0).map((check) => check.name);
+
+  it("flags a license whose seat tier is not its owner's", async () => {
+    const customer = await tampered.createCustomer({ initialSeconds: 0, tier: "STARTER" });
+    await tampered.graphql(`mutation($id: ID!) { issueLicense(input: { customerId: $id }) { created } }`, { id: customer.id }, tampered.staffToken);
+    expect(await failing()).toEqual([]);
+    await tampered.sql.query("UPDATE license SET tier = 'STUDIO' WHERE customer_id = $1", [customer.id]);
+    expect(await failing()).toEqual(["each license's seat tier is its owner's tier"]);
+    await tampered.sql.query("UPDATE license SET tier = 'STARTER' WHERE customer_id = $1", [customer.id]);
+  });
+
+  it("flags a Stripe grant in the ledger without its payment effect", async () => {
+    const customer = await tampered.createCustomer({ initialSeconds: 0 });
+    await tampered.sql.query("UPDATE credit_balance SET seconds_remaining = 5 WHERE customer_id = $1", [customer.id]);
+    await tampered.sql.query(
+      "INSERT INTO ledger_entry (customer_id, kind, delta_seconds, balance_after, actor) VALUES ($1, 'GRANT', 5, 5, 'stripe:evt_forged')",
+      [customer.id],
+    );
+    expect(await failing()).toEqual(["every Stripe grant in the ledger has its payment effect"]);
+  });
+});

@@ -79,6 +79,13 @@ describe("reserveCredits", () => {
     expect(named.data!.reserveCredits.reservation.customerId).toBe(customer.id);
     const unnamed = await reserve(server.staffToken, 40);
     expect(errorCodes(unnamed)).toEqual(["BAD_USER_INPUT"]);
+    expect(errorCodes(await reserve(server.staffToken, 40, { customerId: "" }))).toEqual(["BAD_USER_INPUT"]);
+  });
+
+  it("takes an empty customerId from a customer token as its own account, as an omitted one", async () => {
+    const customer = await server.createCustomer({ initialSeconds: 100 });
+    const reserved = await reserve(customer.token, 40, { customerId: "" });
+    expect(reserved.data!.reserveCredits.reservation.customerId).toBe(customer.id);
   });
 
   it("returns the first reservation with replayed=true for a repeated idempotency key", async () => {

@@ -9,8 +9,11 @@ beforeAll(async () => {
 });
 afterAll(() => server.close());
 
-const insertCustomer = (email: string) => (tx: Parameters<Parameters<TestServer["services"]["transactor"]["serializable"]>[0]>[0]) =>
-  tx.$executeRaw`INSERT INTO customer (email, tier) VALUES (${email}, 'STARTER')`;
+// A customer and its balance row, as customer creation writes them (the database insists on both).
+const insertCustomer = (email: string) => async (tx: Parameters<Parameters<TestServer["services"]["transactor"]["serializable"]>[0]>[0]) => {
+  await tx.$executeRaw`INSERT INTO customer (email, tier) VALUES (${email}, 'STARTER')`;
+  await tx.$executeRaw`INSERT INTO credit_balance (customer_id) SELECT id FROM customer WHERE email = ${email}`;
+};
 const storedCustomers = async (email: string) =>
   Number((await server.sql.query("SELECT count(*) FROM customer WHERE email = $1", [email])).rows[0].count);
 
@@ -49,4 +52,15 @@ it("leaves no connection behind after failures", async () => {
   }
   expect(server.database.pool.waitingCount).toBe(0);
   expect(server.database.pool.totalCount - server.database.pool.idleCount).toBe(0);
+});
+
+it("refuses to commit a customer without a balance row", async () => {
+  const client = await server.sql.connect();
+  try {
+    await client.query("BEGIN");
+    await client.query("INSERT INTO customer (email, tier) VALUES ($1, 'STARTER')", [uniqueEmail("no-balance")]);
+    await expect(client.query("COMMIT")).rejects.toThrow(/has no credit_balance row/);
+  } finally {
+    client.release();
+  }
 });

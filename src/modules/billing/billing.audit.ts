@@ -1,7 +1,6 @@
 // The billing module's invariants, checked from the outside: its own tables, and the ledger's
 // Stripe grants read through the credits module.
 import { Prisma } from "../../generated/prisma/client";
-import type { Database } from "../../platform/database";
 import { z } from "zod";
 import { column, selectRows, violationRow } from "../../platform/rows";
 import { auditViolationLimit as limit, type InvariantCheck } from "../../platform/audit";
@@ -9,12 +8,12 @@ import type { LedgerReader } from "../credits";
 
 const effectCountRow = z.object({ customer_id: column.uuid, effects: column.int });
 
-export function billingInvariants(database: Database, credits: LedgerReader): InvariantCheck[] {
+export function billingInvariants(credits: LedgerReader): InvariantCheck[] {
   return [
     {
       name: "every processed Stripe payment has exactly one effect",
-      violations: () =>
-        selectRows(database, "billing.audit.oneEffectPerPayment", violationRow, Prisma.sql`
+      violations: (db) =>
+        selectRows(db, "billing.audit.oneEffectPerPayment", violationRow, Prisma.sql`
         SELECT e.id AS event_id, e.type, count(p.key)::int AS effects
         FROM stripe_event e
         LEFT JOIN payment_effect p ON p.key = CASE
@@ -29,8 +28,8 @@ export function billingInvariants(database: Database, credits: LedgerReader): In
     },
     {
       name: "every refund of a purchase that was applied is applied",
-      violations: () =>
-        selectRows(database, "billing.audit.refundsOfAppliedPurchasesApplied", violationRow, Prisma.sql`
+      violations: (db) =>
+        selectRows(db, "billing.audit.refundsOfAppliedPurchasesApplied", violationRow, Prisma.sql`
         SELECT e.id AS event_id, e.status, e.last_error
         FROM stripe_event e
         WHERE e.type = 'charge.refunded' AND e.status <> 'PROCESSED'
@@ -42,9 +41,9 @@ export function billingInvariants(database: Database, credits: LedgerReader): In
     },
     {
       name: "every Stripe grant in the ledger has its payment effect",
-      violations: async () => {
-        const grants = await credits.grantCountsByActorPrefix("stripe:");
-        const effects = await selectRows(database, "billing.audit.grantingEffects", effectCountRow, Prisma.sql`
+      violations: async (db) => {
+        const grants = await credits.grantCountsByActorPrefix(db, "stripe:");
+        const effects = await selectRows(db, "billing.audit.grantingEffects", effectCountRow, Prisma.sql`
           SELECT customer_id, count(*)::int AS effects FROM payment_effect
           WHERE key NOT LIKE 'refund:%' AND granted_seconds > 0 GROUP BY customer_id`);
         const effectCounts = new Map(effects.map((row) => [row.customer_id, row.effects]));

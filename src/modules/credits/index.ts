@@ -3,7 +3,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import { CreditsService, type CreditsDependencies } from "./credits.service";
-import type { Database } from "../../platform/database";
+import type { DatabaseClient } from "../../platform/database";
 import { CreditsStore } from "./credits.store";
 
 export { creditsResolvers } from "./credits.resolvers";
@@ -21,10 +21,10 @@ export function createCreditsService(deps: Omit<CreditsDependencies, "store">): 
 
 /** What other modules may read of the ledger outside a request (the billing audit). */
 export interface LedgerReader {
-  grantCountsByActorPrefix(actorPrefix: string): Promise<Map<string, number>>;
+  grantCountsByActorPrefix(db: DatabaseClient, actorPrefix: string): Promise<Map<string, number>>;
 }
 
-export function createLedgerReader(database: Database): LedgerReader {
+export function createLedgerReader(): LedgerReader {
   const store = new CreditsStore();
-  return { grantCountsByActorPrefix: (actorPrefix) => store.grantCountsByActorPrefix(database, actorPrefix) };
+  return { grantCountsByActorPrefix: (db, actorPrefix) => store.grantCountsByActorPrefix(db, actorPrefix) };
 }

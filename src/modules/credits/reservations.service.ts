@@ -136,7 +136,8 @@ export class ReservationsService {
   private reservingCustomer(caller: Caller, requestedCustomerId: string | null | undefined): Outcome<string> {
     const denied = policy.check("Mutation.reserveCredits", caller);
     if (denied) return fail(denied);
-    const customerId = requestedCustomerId ?? ownCustomerId(caller);
+    // An empty customerId names no one: the caller's own account, as when it is omitted.
+    const customerId = requestedCustomerId || ownCustomerId(caller);
     if (!customerId) return fail({ code: "BAD_USER_INPUT", field: "customerId", message: "staff must name customerId" });
     const notOwner = policy.checkOwner("Mutation.reserveCredits", caller, customerId);
     if (notOwner) return fail(notOwner === "hidden" ? customerNotFound : notOwner);
