@@ -14,11 +14,11 @@ export default [
       // The contract (../shared/contract) writes every description inline; the served SDL follows it.
       "@graphql-eslint/description-style": ["error", { style: "inline" }],
       // Values without an identity of their own: Relay edges and connections, mutation payloads,
-      // a balance, a checkout or portal session's link, a signed certificate. Their owners
+      // a balance, a usage bucket, a checkout or portal session's link, a signed certificate. Their owners
       // (Customer, License...) have ids. A signing key is named by keyId, as the contract says.
       "@graphql-eslint/strict-id-in-types": [
         "error",
-        { exceptions: { suffixes: ["Edge", "Connection", "Payload", "Session"], types: ["PageInfo", "CreditBalance", "LicenseCertificate", "LicenseSigningKey", "Query", "Mutation"] } },
+        { exceptions: { suffixes: ["Edge", "Connection", "Payload", "Session"], types: ["PageInfo", "CreditBalance", "UsageBucket", "LicenseCertificate", "LicenseSigningKey", "Query", "Mutation"] } },
       ],
       "@graphql-eslint/require-description": [
         "error",

@@ -131,6 +131,8 @@ const environmentSchema = z
     CHECKOUT_URL_MAX_LENGTH: int(10, 2048).default(2048),
 
     RESERVATION_TTL_SECONDS: int(10, 7 * 24 * secondsPerHour).default(6 * secondsPerHour),
+    USAGE_RANGE_MAX_DAYS: int(1, 3660).default(366),
+    USAGE_BUCKETS_MAX: int(10, 100_000).default(5000),
     RESERVATION_MAX_SECONDS: int(1, 7 * 24 * secondsPerHour).default(24 * secondsPerHour),
     ACTUAL_MAX_SECONDS: int(1, 14 * 24 * secondsPerHour).default(48 * secondsPerHour),
     ACTIVE_RESERVATIONS_PER_CUSTOMER_MAX: int(1, 10_000).default(50),
@@ -349,6 +351,9 @@ export interface Config {
     activeReservationsPerCustomerMax: number;
     adjustmentMaxAbsSeconds: number;
     balanceMaxSeconds: number;
+    /** The widest range `usage` answers, and the most buckets it returns. */
+    usageRangeMaxDays: number;
+    usageBucketsMax: number;
   };
   limits: {
     endpointMaxLength: number;
@@ -484,6 +489,8 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
       activeReservationsPerCustomerMax: env.ACTIVE_RESERVATIONS_PER_CUSTOMER_MAX,
       adjustmentMaxAbsSeconds: env.ADJUSTMENT_MAX_ABS_SECONDS,
       balanceMaxSeconds: env.BALANCE_MAX_SECONDS,
+      usageRangeMaxDays: env.USAGE_RANGE_MAX_DAYS,
+      usageBucketsMax: env.USAGE_BUCKETS_MAX,
     },
     limits: {
       endpointMaxLength: env.ENDPOINT_MAX_LENGTH,

@@ -16,7 +16,6 @@ const committedNextContractPath = path.join(__dirname, "contract.next.graphql");
 const v2NotYetServed = [
   "LedgerEntryKind.GRANT_EXPIRED",
   "Customer.grants",
-  "Customer.usage",
   "Customer.lowBalanceThresholdSeconds",
   "CreditBalance.nextExpiry",
   "CreditExpiry",
@@ -24,8 +23,6 @@ const v2NotYetServed = [
   "CreditGrant",
   "CreditGrantEdge",
   "CreditGrantConnection",
-  "UsageGranularity",
-  "UsageBucket",
   "LedgerEntry.grantId",
   "Mutation.setLowBalanceAlert",
   "AdjustCreditsInput.expiresAt",

@@ -2,16 +2,22 @@
 // reservations and the ledger, page by page.
 import type { Caller } from "../../platform/auth";
 import { Policy } from "../../platform/authorization";
-import { fail, succeed, type Outcome } from "../../platform/failures";
+import { badInput, fail, succeed, type Outcome } from "../../platform/failures";
 import type { Page } from "../../platform/pagination";
 import { uuidPattern } from "../../platform/validation";
 import type { Balance } from "./balance";
 import type { CreditsDependencies } from "./balance-transactions";
+import type { UsageBucketRecord } from "./credits.store";
 import { creditsPermissions } from "./credits.permissions";
 import type { LedgerEntryRecord } from "./ledger";
 import { presentReservation, type ReservationRecord, type ReservationStatus } from "./reservation";
 
 const policy = new Policy(creditsPermissions);
+
+export type UsageGranularity = "DAY" | "WEEK" | "MONTH";
+
+const millisecondsPerDay = 86_400_000;
+const truncationUnits = { DAY: "day", WEEK: "week", MONTH: "month" } as const;
 
 export class CreditsReads {
   constructor(private readonly deps: CreditsDependencies) {}
@@ -49,6 +55,21 @@ export class CreditsReads {
     const now = this.deps.now();
     const rows = await this.deps.store.listReservations(this.deps.database, customerId, status ?? undefined, page.value, now);
     return succeed(this.deps.pager.page("reservation", `${customerId}:${status ?? "ALL"}`, rows.map((row) => presentReservation(row, now)), page.value, (row) => row.seq));
+  }
+
+  /** Charged seconds per UTC period in [from, to), optionally split by endpoint. */
+  async usage(customerId: string, from: Date, to: Date, granularity: UsageGranularity, byEndpoint: boolean): Promise<Outcome<UsageBucketRecord[]>> {
+    const { usageRangeMaxDays, usageBucketsMax } = this.deps.config.credits;
+    if (!(from.getTime() < to.getTime())) return badInput("from", "from must be before to");
+    if (to.getTime() - from.getTime() > usageRangeMaxDays * millisecondsPerDay) {
+      return badInput("to", `the range may span at most ${usageRangeMaxDays} days`);
+    }
+    const range = { from, to, unit: truncationUnits[granularity] };
+    const rows = byEndpoint
+      ? await this.deps.store.usageByEndpoint(this.deps.database, customerId, range, usageBucketsMax)
+      : await this.deps.store.usage(this.deps.database, customerId, range, usageBucketsMax);
+    if (rows.length > usageBucketsMax) return badInput("from", `more than ${usageBucketsMax} buckets: narrow the range or choose a coarser granularity`);
+    return succeed(rows);
   }
 
   async ledgerOf(customerId: string, first: number, after: string | null | undefined): Promise<Outcome<Page<LedgerEntryRecord>>> {

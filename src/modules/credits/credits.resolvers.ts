@@ -19,6 +19,8 @@ export const creditsResolvers: Resolvers = {
     balance: (customer, _args, { services }) => services.credits.balanceOf(customer.id),
     reservations: async (customer, { status, first, after }, { services }) =>
       unwrap(await services.credits.reservationsOf(customer.id, status, first, after)),
+    usage: async (customer, { from, to, granularity, byEndpoint }, { services }) =>
+      unwrap(await services.credits.usage(customer.id, from, to, granularity ?? "DAY", byEndpoint ?? false)),
     ledger: async (customer, { first, after }, { services }) =>
       unwrap(await services.credits.ledgerOf(customer.id, first, after)),
   },

@@ -8,7 +8,8 @@ import type { Page } from "../../platform/pagination";
 import type { CustomerRecord } from "../customers";
 import type { Balance } from "./balance";
 import { BalanceTransactions, type CreditsDependencies } from "./balance-transactions";
-import { CreditsReads } from "./credits-reads.service";
+import { CreditsReads, type UsageGranularity } from "./credits-reads.service";
+import type { UsageBucketRecord } from "./credits.store";
 import { GrantsService, type GrantDetails } from "./grants.service";
 import type { LedgerEntryRecord } from "./ledger";
 import type { ReservationRecord, ReservationStatus } from "./reservation";
@@ -82,6 +83,10 @@ export class CreditsService {
 
   reservationsOf(customerId: string, status: ReservationStatus | null | undefined, first: number, after: string | null | undefined): Promise<Outcome<Page<ReservationRecord>>> {
     return this.reads.reservationsOf(customerId, status, first, after);
+  }
+
+  usage(customerId: string, from: Date, to: Date, granularity: UsageGranularity, byEndpoint: boolean): Promise<Outcome<UsageBucketRecord[]>> {
+    return this.reads.usage(customerId, from, to, granularity, byEndpoint);
   }
 
   ledgerOf(customerId: string, first: number, after: string | null | undefined): Promise<Outcome<Page<LedgerEntryRecord>>> {

@@ -101,6 +101,39 @@ const effectiveBalanceRow = z
   .object({ seconds_remaining: column.int, seconds_reserved: column.int, expired_seconds: column.int })
   .transform((row): Balance => ({ secondsRemaining: row.seconds_remaining + row.expired_seconds, secondsReserved: row.seconds_reserved - row.expired_seconds }));
 
+export interface UsageRange {
+  from: Date;
+  to: Date;
+  /** date_trunc's unit: day, week or month. */
+  unit: "day" | "week" | "month";
+}
+
+export interface UsageBucketRecord {
+  start: Date;
+  endpoint: string | null;
+  chargedSeconds: number;
+  unbilledSeconds: number;
+  jobs: number;
+}
+
+const usageRow = z
+  .object({
+    start: column.timestamp,
+    endpoint: column.text.nullable(),
+    charged_seconds: column.int,
+    unbilled_seconds: column.int,
+    jobs: column.int,
+  })
+  .transform(
+    (row): UsageBucketRecord => ({
+      start: row.start,
+      endpoint: row.endpoint,
+      chargedSeconds: row.charged_seconds,
+      unbilledSeconds: row.unbilled_seconds,
+      jobs: row.jobs,
+    }),
+  );
+
 const customerIdRow = z.object({ customer_id: column.uuid }).transform((row) => row.customer_id);
 const grantCountRow = z.object({ customer_id: column.uuid, grants: column.int });
 const statusCountRow = z.object({ status: reservationStatus, count: column.int });
@@ -249,6 +282,38 @@ export class CreditsStore {
       SELECT ${reservationColumns} FROM credit_reservation
       WHERE customer_id = ${customerId}::uuid AND ${after} AND ${presentedStatusCondition(status, now)}
       ORDER BY seq DESC LIMIT ${page.first + 1}`);
+  }
+
+  /**
+   * Charged and unbilled seconds and jobs of CONFIRMED reservations settled in [from, to), per
+   * UTC period (date_trunc: weeks start on Monday); every period of the range, empty ones as
+   * zeros. At most `limit` rows are read (one more tells the caller there were more).
+   */
+  async usage(db: DatabaseClient, customerId: string, range: UsageRange, limit: number): Promise<UsageBucketRecord[]> {
+    const { from, to, unit } = range;
+    return selectRows(db, "credits.usage", usageRow, Prisma.sql`
+      SELECT period.start AT TIME ZONE 'UTC' AS start, NULL::text AS endpoint,
+             COALESCE(SUM(r.charged_seconds), 0)::int AS charged_seconds,
+             COALESCE(SUM(r.unbilled_seconds), 0)::int AS unbilled_seconds, count(r.id)::int AS jobs
+      FROM generate_series(date_trunc(${unit}, ${from}::timestamptz AT TIME ZONE 'UTC'),
+                           ${to}::timestamptz AT TIME ZONE 'UTC' - interval '1 millisecond',
+                           ('1 ' || ${unit})::interval) AS period(start)
+      LEFT JOIN credit_reservation r
+        ON r.customer_id = ${customerId}::uuid AND r.status = 'CONFIRMED'
+       AND r.settled_at >= ${from} AND r.settled_at < ${to}
+       AND date_trunc(${unit}, r.settled_at AT TIME ZONE 'UTC') = period.start
+      GROUP BY period.start ORDER BY period.start LIMIT ${limit + 1}`);
+  }
+
+  /** The same, split by endpoint: only the (period, endpoint) pairs that had jobs. */
+  async usageByEndpoint(db: DatabaseClient, customerId: string, range: UsageRange, limit: number): Promise<UsageBucketRecord[]> {
+    const { from, to, unit } = range;
+    return selectRows(db, "credits.usageByEndpoint", usageRow, Prisma.sql`
+      SELECT date_trunc(${unit}, settled_at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' AS start, endpoint,
+             SUM(charged_seconds)::int AS charged_seconds, SUM(unbilled_seconds)::int AS unbilled_seconds, count(*)::int AS jobs
+      FROM credit_reservation
+      WHERE customer_id = ${customerId}::uuid AND status = 'CONFIRMED' AND settled_at >= ${from} AND settled_at < ${to}
+      GROUP BY 1, endpoint ORDER BY 1, endpoint LIMIT ${limit + 1}`);
   }
 
   async listLedger(db: DatabaseClient, customerId: string, page: PageRequest): Promise<LedgerEntryRecord[]> {
