@@ -3,7 +3,7 @@
 import type { Logger } from "pino";
 import type { Config } from "./config";
 import { createBilling, type CheckoutService, type StripeClient, type WebhooksService } from "./modules/billing";
-import { createCreditsService, type CreditsService } from "./modules/credits";
+import { createCreditsService, creditsOutboxJobs, type CreditsService } from "./modules/credits";
 import { createCustomerDirectory, createCustomersService, type CustomersService } from "./modules/customers";
 import { createLicensesService, licensesOutboxJobs, type LicensesService } from "./modules/licenses";
 import { CustomerSerializer } from "./platform/customer-serializer";
@@ -49,7 +49,7 @@ export function createServices(config: Config, databaseUrl: string, database: Da
   const outbox = new OutboxStore();
   const mailer = options.mailer ?? createMailer(config.mail, logger);
   const hourlyLimits = new RateLimiter(database, 3600);
-  const credits = createCreditsService({ database, pager, transactor, customers: directory, customerSerializer, config, now });
+  const credits = createCreditsService({ database, pager, transactor, customers: directory, customerSerializer, outbox, mailer, config, now });
   const signingKeyPems = options.licenseSigningKeyPems ?? config.licenses.signingKeyPems;
   const licenses = createLicensesService({
     database,
@@ -67,7 +67,8 @@ export function createServices(config: Config, databaseUrl: string, database: Da
   const customers = createCustomersService({ database, pager, transactor, credits, licenses, config });
   const billing = createBilling({ config, database, transactor, customers, credits, licenses, outbox, hourlyLimits, logger, now });
   const outboxWorker = new OutboxWorker(database, outbox, config.outbox, logger, now);
-  for (const [kind, handler] of Object.entries({ ...licensesOutboxJobs(licenses), ...billing.outboxJobs })) outboxWorker.register(kind, handler);
+  const outboxJobs = { ...creditsOutboxJobs(credits), ...licensesOutboxJobs(licenses), ...billing.outboxJobs };
+  for (const [kind, handler] of Object.entries(outboxJobs)) outboxWorker.register(kind, handler);
   return {
     transactor,
     customerSerializer,

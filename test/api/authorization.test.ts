@@ -146,6 +146,11 @@ const operations: { field: string; run: (token: string | undefined) => Promise<G
     run: (token) => server.graphql(`mutation($key: String!) { reactivateLicense(input: { key: $key }) { status } }`, { key: ownerKey }, token),
   },
   {
+    field: "Mutation.setLowBalanceAlert",
+    run: (token) =>
+      server.graphql(`mutation($id: ID) { setLowBalanceAlert(input: { customerId: $id, thresholdSeconds: 10 }) { id } }`, { id: owner.id }, token),
+  },
+  {
     field: "Mutation.checkOutLicenseCertificate",
     run: (token) => server.graphql(`mutation { checkOutLicenseCertificate { keyId } }`, {}, token),
   },
@@ -186,6 +191,7 @@ it("holds the permissions as reviewed", () => {
     "Mutation.confirmReservation": "owner-or-staff RESERVATION_NOT_FOUND",
     "Mutation.releaseReservation": "owner-or-staff RESERVATION_NOT_FOUND",
     "Mutation.adjustCredits": "staff",
+    "Mutation.setLowBalanceAlert": "owner-or-staff FORBIDDEN",
     "Mutation.issueLicense": "staff",
     "Mutation.resendLicense": "owner-or-staff FORBIDDEN",
     "Mutation.activateLicense": "anyone",

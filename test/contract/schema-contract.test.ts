@@ -16,7 +16,6 @@ const committedNextContractPath = path.join(__dirname, "contract.next.graphql");
 const v2NotYetServed = [
   "LedgerEntryKind.GRANT_EXPIRED",
   "Customer.grants",
-  "Customer.lowBalanceThresholdSeconds",
   "CreditBalance.nextExpiry",
   "CreditExpiry",
   "CreditGrantSource",
@@ -24,9 +23,7 @@ const v2NotYetServed = [
   "CreditGrantEdge",
   "CreditGrantConnection",
   "LedgerEntry.grantId",
-  "Mutation.setLowBalanceAlert",
   "AdjustCreditsInput.expiresAt",
-  "SetLowBalanceAlertInput",
 ];
 
 // Changes that only add to the contract; anything else alters what clients were built against.

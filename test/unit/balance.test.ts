@@ -1,4 +1,4 @@
-import { adjust, confirm, hoursFromSeconds, release, reserve, takeBack, type Balance } from "../../src/modules/credits/balance";
+import { adjust, confirm, hoursFromSeconds, newLowBalanceAlert, nextLowBalanceAlert, release, reserve, takeBack, type Balance } from "../../src/modules/credits/balance";
 
 describe("reserve", () => {
   it("moves seconds from remaining to reserved", () => {
@@ -104,4 +104,22 @@ describe("takeBack", () => {
 
 it("shows hours for display", () => {
   expect(hoursFromSeconds(5400)).toBe(1.5);
+});
+
+describe("low-balance alert", () => {
+  const armed = (thresholdSeconds: number | null) => ({ thresholdSeconds, armed: true });
+  it("fires once on falling below, re-arms only above the threshold", () => {
+    expect(nextLowBalanceAlert(armed(500), 499)).toEqual({ alert: { thresholdSeconds: 500, armed: false }, fire: true });
+    expect(nextLowBalanceAlert(armed(500), 500)).toEqual({ alert: armed(500), fire: false });
+    const fired = { thresholdSeconds: 500, armed: false };
+    expect(nextLowBalanceAlert(fired, 100)).toEqual({ alert: fired, fire: false });
+    expect(nextLowBalanceAlert(fired, 500)).toEqual({ alert: fired, fire: false });
+    expect(nextLowBalanceAlert(fired, 501)).toEqual({ alert: armed(500), fire: false });
+  });
+  it("never fires when off, and a new threshold below the balance's level waits", () => {
+    expect(nextLowBalanceAlert(armed(null), 0)).toEqual({ alert: armed(null), fire: false });
+    expect(newLowBalanceAlert(500, 400)).toEqual({ thresholdSeconds: 500, armed: false });
+    expect(newLowBalanceAlert(500, 500)).toEqual(armed(500));
+    expect(newLowBalanceAlert(null, 0)).toEqual(armed(null));
+  });
 });

@@ -12,10 +12,12 @@ import { assert } from "../../platform/assert";
 import type { CustomerSerializer } from "../../platform/customer-serializer";
 import type { Database, Transaction, Transactor } from "../../platform/database";
 import { fail, succeed, type Failure, type Outcome } from "../../platform/failures";
+import type { Mailer } from "../../platform/mailer";
+import type { OutboxStore } from "../../platform/outbox/outbox.store";
 import type { Pager } from "../../platform/pagination";
 import type { CustomerDirectory } from "../customers";
 import * as arithmetic from "./balance";
-import type { Balance } from "./balance";
+import type { Balance, LowBalanceAlert } from "./balance";
 import type { CreditsStore, ReservationSettlement } from "./credits.store";
 import type { LedgerEntryKind, NewLedgerEntry } from "./ledger";
 import { expiryReason, type ReservationRecord } from "./reservation";
@@ -27,6 +29,9 @@ export interface CreditsDependencies {
   store: CreditsStore;
   customers: CustomerDirectory;
   customerSerializer: CustomerSerializer;
+  /** Low-balance emails go through the outbox, written in the balance's transaction. */
+  outbox: OutboxStore;
+  mailer: Mailer;
   config: Config;
   now: () => Date;
 }
@@ -36,10 +41,14 @@ export interface CustomerTransaction {
   tx: Transaction;
   customerId: string;
   balance: Balance;
+  /** The low-balance alert as read under the lock. */
+  alert: LowBalanceAlert;
   now: Date;
   /** ACTIVE reservations not yet past expiry, before this transaction's own work. */
   unexpiredActiveCount: number;
 }
+
+export const lowBalanceEmailJobKind = "low_balance_email";
 
 export const customerNotFound: Failure = { code: "CUSTOMER_NOT_FOUND" };
 export const reservationNotFound: Failure = { code: "RESERVATION_NOT_FOUND" };
@@ -70,7 +79,8 @@ export class BalanceTransactions {
       return this.deps.transactor.serializable(async (tx) => {
         const customer = await this.deps.store.lockBalance(tx, customerId);
         if (!customer) return fail(customerNotFound);
-        return work({ tx, customerId, balance: customer.balance, now, unexpiredActiveCount: active.unexpiredCount }, readValue);
+        const state = { tx, customerId, balance: customer.balance, alert: customer.alert, now, unexpiredActiveCount: active.unexpiredCount };
+        return work(state, readValue);
       });
     });
   }
@@ -101,12 +111,12 @@ export class BalanceTransactions {
     return this.deps.transactor.serializable(async (tx) => {
       const customer = await this.deps.store.lockBalance(tx, customerId);
       if (!customer) return fail(customerNotFound);
-      await this.expire(tx, customerId, customer.balance, expired, now);
+      await this.expire(tx, customerId, customer.balance, customer.alert, expired, now);
       return succeed(expired.length);
     });
   }
 
-  private async expire(tx: Transaction, customerId: string, start: Balance, expired: ReservationRecord[], now: Date): Promise<void> {
+  private async expire(tx: Transaction, customerId: string, start: Balance, alert: LowBalanceAlert, expired: ReservationRecord[], now: Date): Promise<void> {
     let balance = start;
     const entries: NewLedgerEntry[] = [];
     for (const reservation of expired) {
@@ -114,8 +124,23 @@ export class BalanceTransactions {
       await this.settleActive(tx, reservation.id, { status: "EXPIRED", reason: expiryReason, settledAt: now });
       entries.push(ledgerEntry(customerId, "EXPIRE", reservation.reservedSeconds, balance, reservation.id, null, "system"));
     }
-    await this.deps.store.saveBalance(tx, customerId, balance);
+    await this.save(tx, customerId, alert, balance);
     await this.deps.store.appendLedger(tx, entries);
+  }
+
+  /**
+   * Writes a balance locked in this transaction (with its alert state as read under the lock),
+   * and queues the low-balance email when the balance has just fallen below the threshold.
+   */
+  async save(tx: Transaction, customerId: string, alert: LowBalanceAlert, balance: Balance): Promise<void> {
+    const next = arithmetic.nextLowBalanceAlert(alert, balance.secondsRemaining);
+    await this.deps.store.saveBalance(tx, customerId, balance, next.alert);
+    if (!next.fire) return;
+    await this.deps.outbox.enqueue(tx, {
+      kind: lowBalanceEmailJobKind,
+      customerId,
+      payload: { customerId, secondsRemaining: balance.secondsRemaining, thresholdSeconds: next.alert.thresholdSeconds },
+    });
   }
 
   /** Reservations change only under their customer's lock; finding one already settled is a bug. */

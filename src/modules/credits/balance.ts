@@ -98,3 +98,26 @@ export function takeBack(balance: Balance, seconds: number): { balance: Balance;
     takenSeconds,
   };
 }
+
+/** A customer's low-balance alert: the threshold (null: off) and whether it may fire. */
+export interface LowBalanceAlert {
+  thresholdSeconds: number | null;
+  armed: boolean;
+}
+
+/**
+ * The alert after the balance became `secondsRemaining`: it fires once when the balance falls
+ * below the threshold, and is armed again only when the balance rises above it.
+ */
+export function nextLowBalanceAlert(alert: LowBalanceAlert, secondsRemaining: number): { alert: LowBalanceAlert; fire: boolean } {
+  const { thresholdSeconds, armed } = alert;
+  if (thresholdSeconds === null) return { alert: { thresholdSeconds, armed: true }, fire: false };
+  if (armed && secondsRemaining < thresholdSeconds) return { alert: { thresholdSeconds, armed: false }, fire: true };
+  if (!armed && secondsRemaining > thresholdSeconds) return { alert: { thresholdSeconds, armed: true }, fire: false };
+  return { alert, fire: false };
+}
+
+/** A threshold set now: not armed while the balance is already below it (no email for the past). */
+export function newLowBalanceAlert(thresholdSeconds: number | null, secondsRemaining: number): LowBalanceAlert {
+  return { thresholdSeconds, armed: thresholdSeconds === null || secondsRemaining >= thresholdSeconds };
+}

@@ -7,4 +7,5 @@ export const creditsPermissions = {
   "Mutation.confirmReservation": { access: "owner-or-staff", others: "RESERVATION_NOT_FOUND" },
   "Mutation.releaseReservation": { access: "owner-or-staff", others: "RESERVATION_NOT_FOUND" },
   "Mutation.adjustCredits": { access: "staff" },
+  "Mutation.setLowBalanceAlert": { access: "owner-or-staff", others: "FORBIDDEN" },
 } as const satisfies PermissionTable;

@@ -12,6 +12,8 @@ export const creditsResolvers: Resolvers = {
       unwrap(await services.credits.confirm(caller, input.reservationId, input.actualSeconds)),
     releaseReservation: async (_parent, { input }, { caller, services }) =>
       unwrap(await services.credits.release(caller, input.reservationId, input.reason)),
+    setLowBalanceAlert: async (_parent, { input }, { caller, services }) =>
+      unwrap(await services.credits.setLowBalanceAlert(caller, input.customerId, input.thresholdSeconds ?? null)),
     adjustCredits: async (_parent, { input }, { caller, services }) =>
       unwrap(await services.credits.adjust(caller, input.customerId, input.deltaSeconds, input.note)),
   },
@@ -19,6 +21,7 @@ export const creditsResolvers: Resolvers = {
     balance: (customer, _args, { services }) => services.credits.balanceOf(customer.id),
     reservations: async (customer, { status, first, after }, { services }) =>
       unwrap(await services.credits.reservationsOf(customer.id, status, first, after)),
+    lowBalanceThresholdSeconds: (customer, _args, { services }) => services.credits.lowBalanceThresholdOf(customer.id),
     usage: async (customer, { from, to, granularity, byEndpoint }, { services }) =>
       unwrap(await services.credits.usage(customer.id, from, to, granularity ?? "DAY", byEndpoint ?? false)),
     ledger: async (customer, { first, after }, { services }) =>

@@ -7,6 +7,7 @@ import type { Outcome } from "../../platform/failures";
 import type { Page } from "../../platform/pagination";
 import type { CustomerRecord } from "../customers";
 import type { Balance } from "./balance";
+import { AlertsService } from "./alerts.service";
 import { BalanceTransactions, type CreditsDependencies } from "./balance-transactions";
 import { CreditsReads, type UsageGranularity } from "./credits-reads.service";
 import type { UsageBucketRecord } from "./credits.store";
@@ -24,12 +25,26 @@ export class CreditsService {
   private readonly reservations: ReservationsService;
   private readonly grants: GrantsService;
   private readonly reads: CreditsReads;
+  private readonly alerts: AlertsService;
 
   constructor(deps: CreditsDependencies) {
     this.balances = new BalanceTransactions(deps);
     this.reservations = new ReservationsService(deps, this.balances);
     this.grants = new GrantsService(deps, this.balances);
     this.reads = new CreditsReads(deps);
+    this.alerts = new AlertsService(deps, this.balances);
+  }
+
+  setLowBalanceAlert(caller: Caller, customerId: string | null | undefined, thresholdSeconds: number | null): Promise<Outcome<CustomerRecord>> {
+    return this.alerts.setLowBalanceAlert(caller, customerId, thresholdSeconds);
+  }
+
+  lowBalanceThresholdOf(customerId: string): Promise<number | null> {
+    return this.alerts.lowBalanceThresholdOf(customerId);
+  }
+
+  deliverLowBalanceAlert(payload: Record<string, unknown>): Promise<void> {
+    return this.alerts.deliverLowBalanceAlert(payload);
   }
 
   reserve(caller: Caller, input: ReserveInput): Promise<Outcome<ReserveResult>> {

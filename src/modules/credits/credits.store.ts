@@ -10,13 +10,14 @@ import { assert } from "../../platform/assert";
 import type { DatabaseClient, Transaction } from "../../platform/database";
 import { column, selectRow, selectRows } from "../../platform/rows";
 import type { PageRequest } from "../../platform/pagination";
-import type { Balance } from "./balance";
+import type { Balance, LowBalanceAlert } from "./balance";
 import type { NewLedgerEntry, LedgerEntryRecord } from "./ledger";
 import { isPastExpiry, type ReservationRecord, type ReservationStatus } from "./reservation";
 
 export interface LockedBalance {
   customerId: string;
   balance: Balance;
+  alert: LowBalanceAlert;
 }
 
 export interface NewReservation {
@@ -94,8 +95,21 @@ const reservationRow = z
   );
 
 const balanceRow = z
-  .object({ customer_id: column.uuid, seconds_remaining: column.int, seconds_reserved: column.int })
-  .transform((row): LockedBalance => ({ customerId: row.customer_id, balance: { secondsRemaining: row.seconds_remaining, secondsReserved: row.seconds_reserved } }));
+  .object({
+    customer_id: column.uuid,
+    seconds_remaining: column.int,
+    seconds_reserved: column.int,
+    low_balance_threshold_seconds: column.int.nullable(),
+    low_balance_alert_armed: column.boolean,
+  })
+  .transform(
+    (row): LockedBalance => ({
+      customerId: row.customer_id,
+      balance: { secondsRemaining: row.seconds_remaining, secondsReserved: row.seconds_reserved },
+      alert: { thresholdSeconds: row.low_balance_threshold_seconds, armed: row.low_balance_alert_armed },
+    }),
+  );
+const thresholdRow = z.object({ low_balance_threshold_seconds: column.int.nullable() }).transform((row) => row.low_balance_threshold_seconds);
 
 const effectiveBalanceRow = z
   .object({ seconds_remaining: column.int, seconds_reserved: column.int, expired_seconds: column.int })
@@ -150,14 +164,20 @@ export class CreditsStore {
    */
   async lockBalance(tx: Transaction, customerId: string): Promise<LockedBalance | undefined> {
     return selectRow(tx, "credits.lockBalance", balanceRow, Prisma.sql`
-      SELECT customer_id, seconds_remaining, seconds_reserved FROM credit_balance WHERE customer_id = ${customerId}::uuid FOR UPDATE`);
+      SELECT customer_id, seconds_remaining, seconds_reserved, low_balance_threshold_seconds, low_balance_alert_armed
+      FROM credit_balance WHERE customer_id = ${customerId}::uuid FOR UPDATE`);
   }
 
-  async saveBalance(tx: Transaction, customerId: string, balance: Balance): Promise<void> {
+  async saveBalance(tx: Transaction, customerId: string, balance: Balance, alert: LowBalanceAlert): Promise<void> {
     await tx.$executeRaw`
       UPDATE credit_balance SET seconds_remaining = ${balance.secondsRemaining}, seconds_reserved = ${balance.secondsReserved},
-        updated_at = now()
+        low_balance_threshold_seconds = ${alert.thresholdSeconds}::int, low_balance_alert_armed = ${alert.armed}, updated_at = now()
       WHERE customer_id = ${customerId}::uuid`;
+  }
+
+  async lowBalanceThreshold(db: DatabaseClient, customerId: string): Promise<number | null> {
+    return (await selectRow(db, "credits.lowBalanceThreshold", thresholdRow, Prisma.sql`
+      SELECT low_balance_threshold_seconds FROM credit_balance WHERE customer_id = ${customerId}::uuid`)) ?? null;
   }
 
   /**

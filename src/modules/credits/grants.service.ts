@@ -64,7 +64,7 @@ export class GrantsService {
   async grantInTransaction(tx: Transaction, customerId: string, seconds: number, details: GrantDetails): Promise<Outcome<Balance>> {
     const customer = await this.deps.store.lockBalance(tx, customerId);
     if (!customer) return fail(customerNotFound);
-    const state = { tx, customerId, balance: customer.balance, now: this.deps.now(), unexpiredActiveCount: 0 };
+    const state = { tx, customerId, balance: customer.balance, alert: customer.alert, now: this.deps.now(), unexpiredActiveCount: 0 };
     return this.applyAdjustment(state, seconds, details);
   }
 
@@ -82,7 +82,7 @@ export class GrantsService {
     if (!customer) return fail(customerNotFound);
     const { balance, takenSeconds } = arithmetic.takeBack(customer.balance, seconds);
     if (takenSeconds > 0) {
-      await this.deps.store.saveBalance(tx, customerId, balance);
+      await this.balances.save(tx, customerId, customer.alert, balance);
       await this.deps.store.appendLedger(tx, [ledgerEntry(customerId, "REFUND", -takenSeconds, balance, null, details.note, details.actor)]);
     }
     return succeed({ takenSeconds, balance });
@@ -95,7 +95,7 @@ export class GrantsService {
         ? fail({ code: "INSUFFICIENT_CREDITS", secondsRemaining: state.balance.secondsRemaining })
         : fail({ code: "BAD_USER_INPUT", field: "deltaSeconds", message: `balance may not exceed ${this.limits.balanceMaxSeconds} seconds` });
     }
-    await this.deps.store.saveBalance(state.tx, state.customerId, adjusted.balance);
+    await this.balances.save(state.tx, state.customerId, state.alert, adjusted.balance);
     await this.deps.store.appendLedger(state.tx, [
       ledgerEntry(state.customerId, details.kind, deltaSeconds, adjusted.balance, null, details.note, details.actor),
     ]);

@@ -4,6 +4,8 @@ import fs from "node:fs";
 import path from "node:path";
 import { CreditsService, type CreditsDependencies } from "./credits.service";
 import type { DatabaseClient } from "../../platform/database";
+import type { OutboxHandler } from "../../platform/outbox/outbox.worker";
+import { lowBalanceEmailJobKind } from "./balance-transactions";
 import { CreditsStore } from "./credits.store";
 
 export { creditsResolvers } from "./credits.resolvers";
@@ -14,6 +16,11 @@ export type { CreditsService, GrantDetails, ReserveResult, SettleResult } from "
 export type { Balance } from "./balance";
 
 export const creditsTypeDefs = fs.readFileSync(path.join(__dirname, "schema.graphql"), "utf8");
+
+/** The outbox jobs this module queues, by kind: the low-balance email. */
+export function creditsOutboxJobs(credits: CreditsService): Record<string, OutboxHandler> {
+  return { [lowBalanceEmailJobKind]: (job) => credits.deliverLowBalanceAlert(job.payload) };
+}
 
 export function createCreditsService(deps: Omit<CreditsDependencies, "store">): CreditsService {
   return new CreditsService({ ...deps, store: new CreditsStore() });

@@ -66,7 +66,7 @@ export class ReservationsService {
       idempotencyKey === null
         ? Promise.resolve(undefined)
         : this.deps.store.findReservationByIdempotencyKey(this.deps.database, customerId, idempotencyKey);
-    return this.balances.run(customerId, findEarlier, async ({ tx, balance, now, unexpiredActiveCount }, earlier) => {
+    return this.balances.run(customerId, findEarlier, async ({ tx, balance, alert, now, unexpiredActiveCount }, earlier) => {
       if (earlier) return this.replayReservation(earlier, input, balance, now);
       if (unexpiredActiveCount >= this.limits.activeReservationsPerCustomerMax) {
         return fail({ code: "TOO_MANY_REQUESTS", retryAfterSeconds: activeLimitRetryAfterSeconds });
@@ -81,7 +81,7 @@ export class ReservationsService {
         actor: actorOf(caller),
         expiresAt: new Date(now.getTime() + this.limits.reservationTtlSeconds * 1000),
       });
-      await this.deps.store.saveBalance(tx, customerId, after);
+      await this.balances.save(tx, customerId, alert, after);
       await this.deps.store.appendLedger(tx, [
         ledgerEntry(customerId, "RESERVE", -input.estimatedSeconds, after, reservation.id, null, actorOf(caller)),
       ]);
@@ -92,7 +92,7 @@ export class ReservationsService {
   async confirm(caller: Caller, reservationId: string, actualSeconds: number): Promise<Outcome<SettleResult>> {
     const invalid = checkSeconds("actualSeconds", actualSeconds, 0, this.limits.actualMaxSeconds);
     if (invalid) return fail(invalid);
-    return this.settle(caller, reservationId, "Mutation.confirmReservation", async ({ tx, customerId, balance, now }, reservation) => {
+    return this.settle(caller, reservationId, "Mutation.confirmReservation", async ({ tx, customerId, balance, alert, now }, reservation) => {
       if (reservation.status === "CONFIRMED" && reservation.actualSeconds === actualSeconds) {
         return succeed({ reservation, balance });
       }
@@ -105,7 +105,7 @@ export class ReservationsService {
         unbilledSeconds: settlement.unbilledSeconds,
         settledAt: now,
       });
-      await this.deps.store.saveBalance(tx, customerId, settlement.balance);
+      await this.balances.save(tx, customerId, alert, settlement.balance);
       const note = settlement.unbilledSeconds > 0 ? `${settlement.unbilledSeconds} s unbilled: balance ran out` : null;
       await this.deps.store.appendLedger(tx, [
         ledgerEntry(customerId, "CONFIRM", settlement.deltaSeconds, settlement.balance, reservation.id, note, actorOf(caller)),
@@ -117,7 +117,7 @@ export class ReservationsService {
   async release(caller: Caller, reservationId: string, reason: string | null | undefined): Promise<Outcome<SettleResult>> {
     const invalid = checkText("reason", reason, this.limits.reasonMaxLength, false);
     if (invalid) return fail(invalid);
-    return this.settle(caller, reservationId, "Mutation.releaseReservation", async ({ tx, customerId, balance, now }, reservation) => {
+    return this.settle(caller, reservationId, "Mutation.releaseReservation", async ({ tx, customerId, balance, alert, now }, reservation) => {
       if (reservation.status !== "ACTIVE") return fail({ code: "RESERVATION_SETTLED", status: reservation.status });
       const after = arithmetic.release(balance, reservation.reservedSeconds);
       const settled = await this.balances.settleActive(tx, reservation.id, {
@@ -125,7 +125,7 @@ export class ReservationsService {
         reason: reason ?? null,
         settledAt: now,
       });
-      await this.deps.store.saveBalance(tx, customerId, after);
+      await this.balances.save(tx, customerId, alert, after);
       await this.deps.store.appendLedger(tx, [
         ledgerEntry(customerId, "RELEASE", reservation.reservedSeconds, after, reservation.id, reason ?? null, actorOf(caller)),
       ]);

@@ -1,0 +1,68 @@
+// Low-balance alerts: the customer (or staff) sets a threshold; the balance transaction that
+// takes secondsRemaining below it queues one email (balance-transactions.ts), and the alert is
+// armed again once the balance rises above it.
+import type { Caller } from "../../platform/auth";
+import { ownCustomerId, Policy } from "../../platform/authorization";
+import { PermanentJobError } from "../../platform/outbox/outbox.worker";
+import { badInput, fail, succeed, type Outcome } from "../../platform/failures";
+import { uuidPattern } from "../../platform/validation";
+import type { CustomerRecord } from "../customers";
+import { newLowBalanceAlert } from "./balance";
+import { customerNotFound, nothingToRead, type BalanceTransactions, type CreditsDependencies } from "./balance-transactions";
+import { creditsPermissions } from "./credits.permissions";
+
+const policy = new Policy(creditsPermissions);
+const secondsPerHour = 3600;
+
+const hours = (seconds: number) => (seconds / secondsPerHour).toFixed(seconds % secondsPerHour === 0 ? 0 : 2);
+
+export class AlertsService {
+  constructor(
+    private readonly deps: CreditsDependencies,
+    private readonly balances: BalanceTransactions,
+  ) {}
+
+  async setLowBalanceAlert(caller: Caller, requestedCustomerId: string | null | undefined, thresholdSeconds: number | null): Promise<Outcome<CustomerRecord>> {
+    const denied = policy.check("Mutation.setLowBalanceAlert", caller);
+    if (denied) return fail(denied);
+    const customerId = requestedCustomerId || ownCustomerId(caller);
+    if (!customerId) return badInput("customerId", "staff must name customerId");
+    const notOwner = policy.checkOwner("Mutation.setLowBalanceAlert", caller, customerId);
+    if (notOwner) return fail(notOwner === "hidden" ? customerNotFound : notOwner);
+    if (!uuidPattern.test(customerId)) return fail(customerNotFound);
+    const { balanceMaxSeconds } = this.deps.config.credits;
+    if (thresholdSeconds !== null && (!Number.isSafeInteger(thresholdSeconds) || thresholdSeconds < 0 || thresholdSeconds > balanceMaxSeconds)) {
+      return badInput("thresholdSeconds", `thresholdSeconds must be from 0 to ${balanceMaxSeconds}`);
+    }
+    return this.balances.run(customerId, nothingToRead, async ({ tx, balance }) => {
+      // No email for a balance already below a new threshold: it did not fall, it was there.
+      await this.deps.store.saveBalance(tx, customerId, balance, newLowBalanceAlert(thresholdSeconds, balance.secondsRemaining));
+      const customer = await this.deps.customers.findById(tx, customerId);
+      return customer ? succeed(customer) : fail(customerNotFound);
+    });
+  }
+
+  lowBalanceThresholdOf(customerId: string): Promise<number | null> {
+    return this.deps.store.lowBalanceThreshold(this.deps.database, customerId);
+  }
+
+  /** Outbox handler: tells the customer their balance fell below their threshold. */
+  async deliverLowBalanceAlert(payload: Record<string, unknown>): Promise<void> {
+    const { customerId, secondsRemaining, thresholdSeconds } = payload;
+    if (typeof customerId !== "string" || typeof secondsRemaining !== "number" || typeof thresholdSeconds !== "number") {
+      throw new PermanentJobError("low-balance job without customerId, secondsRemaining and thresholdSeconds");
+    }
+    const customer = await this.deps.customers.findById(this.deps.database, customerId);
+    if (!customer?.email) throw new PermanentJobError(`customer ${customerId} has no email address`);
+    await this.deps.mailer.send({
+      to: customer.email,
+      subject: "Your Splice processing time is running low",
+      text: [
+        `Your balance fell to ${hours(secondsRemaining)} hours, below the ${hours(thresholdSeconds)} hours you asked to be told about.`,
+        "",
+        "Buy an hour pack or change your plan in the dashboard to keep processing.",
+        "You will hear from us again the next time it falls below after rising above it.",
+      ].join("\n"),
+    });
+  }
+}
