@@ -7,6 +7,8 @@ import fs from "node:fs";
 import { createLocalJWKSet, errors, jwtVerify, type JSONWebKeySet } from "jose";
 
 const issuer = process.env.LICENSE_CERTIFICATE_ISSUER ?? "splice-licensing";
+// A certificate dated ahead of this machine's clock by more than this is refused.
+const iatSkewSeconds = 60;
 
 function argumentAfter(flag: string): string | undefined {
   const index = process.argv.indexOf(flag);
@@ -33,12 +35,18 @@ async function main(): Promise<number> {
       requiredClaims: ["sub", "lic", "cus", "fpr", "tier", "max", "iat", "exp"],
       ...(now ? { currentDate: new Date(now) } : {}),
     });
+    const nowSeconds = Math.floor((now ? new Date(now) : new Date()).getTime() / 1000);
+    if (Number(payload.iat) > nowSeconds + iatSkewSeconds) {
+      process.stdout.write("invalid: issued in the future (iat)\n");
+      return 1;
+    }
     const fingerprint = argumentAfter("--fingerprint");
     if (fingerprint !== undefined && payload.fpr !== fingerprint) {
       process.stdout.write(`invalid: issued to another machine (fpr ${String(payload.fpr)})\n`);
       return 1;
     }
-    process.stdout.write(`valid until ${new Date(Number(payload.exp) * 1000).toISOString()}\n${JSON.stringify(payload, null, 2)}\n`);
+    const unchecked = fingerprint === undefined ? " (machine not checked: pass --fingerprint)" : "";
+    process.stdout.write(`valid until ${new Date(Number(payload.exp) * 1000).toISOString()}${unchecked}\n${JSON.stringify(payload, null, 2)}\n`);
     return 0;
   } catch (error) {
     process.stdout.write(`invalid: ${reasonOf(error)}\n`);

@@ -31,6 +31,8 @@ export function signingKeyPems(value: string): string[] {
 function signingKeysProblem(value: string): string | undefined {
   const pems = signingKeyPems(value);
   if (pems.length === 0) return "no -----BEGIN PRIVATE KEY----- block (PKCS#8 PEM)";
+  // Anything else (an ENCRYPTED or OPENSSH block) would be skipped, and another key would sign.
+  if (value.replace(pemPrivateKeyPattern, "").trim() !== "") return "only unencrypted PKCS#8 blocks (-----BEGIN PRIVATE KEY-----), nothing else";
   if (pems.length > signingKeysMax) return `at most ${signingKeysMax} keys`;
   for (const [index, pem] of pems.entries()) {
     try {
@@ -98,6 +100,7 @@ const environmentSchema = z
     LICENSE_CERTIFICATE_DISPUTED_TTL_SECONDS: int(600, 90 * 24 * secondsPerHour).default(24 * secondsPerHour),
     LICENSE_DISPUTE_MEMORY_DAYS: int(1, 3650).default(180),
     CERTIFICATE_CHECKOUTS_PER_DEVICE_PER_HOUR: int(1, 1000).default(12),
+    LICENSE_OFFLINE_DEVICES_PER_SEAT: int(1, 10).default(2),
     FINGERPRINT_MAX_LENGTH: int(8, 128).default(128),
     DEVICE_NAME_MAX_LENGTH: int(1, 100).default(100),
     ACTIVATION_FAILURE_WINDOW_SECONDS: int(1, 86_400).default(900),
@@ -330,6 +333,8 @@ export interface Config {
     /** A license disputed within disputeMemoryDays gets certificates this short. */
     disputedCertificateTtlSeconds: number;
     disputeMemoryDays: number;
+    /** Seated plus released-but-still-certified devices stay within this many per seat. */
+    offlineDevicesPerSeat: number;
   };
   /** Express's "trust proxy": which proxies' X-Forwarded-For to believe for client addresses. */
   trustProxy: string | undefined;
@@ -469,6 +474,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
       certificateTtlSeconds: env.LICENSE_CERTIFICATE_TTL_SECONDS,
       disputedCertificateTtlSeconds: env.LICENSE_CERTIFICATE_DISPUTED_TTL_SECONDS,
       disputeMemoryDays: env.LICENSE_DISPUTE_MEMORY_DAYS,
+      offlineDevicesPerSeat: env.LICENSE_OFFLINE_DEVICES_PER_SEAT,
     },
     trustProxy: env.TRUST_PROXY,
     mail: { smtpUrl: env.SMTP_URL, from: env.MAIL_FROM, directory: env.MAIL_DIRECTORY },

@@ -35,6 +35,9 @@ async function main(): Promise<void> {
   });
   owner.own("database pool", () => closeDatabase(database));
   const services = createServices(config, prepared.url, database, logger, { licenseSigningKeyPems: licenseSigningKeyPems(config, logger) });
+  // Imported now, so that a key that cannot sign stops the start instead of every activation.
+  const signingKeys = await services.licenses.signingKeys();
+  logger.info({ keyIds: signingKeys.map((key) => key.keyId) }, "license certificates: signing with the first key, publishing all");
   owner.own("customer lock sessions", () => services.customerSerializer.close());
   owner.own("mailer", () => services.mailer.close());
   owner.own("outbox worker", () => services.outboxWorker.stop());

@@ -44,7 +44,9 @@ let ownerKey: string;
 let revokedDeviceToken: string;
 
 beforeAll(async () => {
-  server = await startTestServer();
+  // The matrix activates the same devices again and again: limits that guard real plugins are
+  // raised here so that every role meets the permission, not a rate limit.
+  server = await startTestServer({ environment: { CERTIFICATE_CHECKOUTS_PER_DEVICE_PER_HOUR: "1000", LICENSE_OFFLINE_DEVICES_PER_SEAT: "10" } });
   owner = await server.createCustomer({ initialSeconds: 100_000, tier: "STUDIO" });
   stranger = await server.createCustomer({ initialSeconds: 100_000 });
   const issued: any = await server.graphql(`mutation($id: ID!) { issueLicense(input: { customerId: $id }) { license { key } } }`, { id: owner.id }, server.staffToken);

@@ -18,7 +18,7 @@ afterAll(() => server.close());
 
 const issuer = "splice-licensing";
 const activateMutation = `mutation($input: ActivateLicenseInput!) {
-  activateLicense(input: $input) { customerId device { id } deviceToken certificate { token keyId issuedAt expiresAt } }
+  activateLicense(input: $input) { customerId device { id certificateExpiresAt } deviceToken certificate { token keyId issuedAt expiresAt } }
 }`;
 const checkOutMutation = `mutation { checkOutLicenseCertificate { token keyId issuedAt expiresAt } }`;
 
@@ -64,7 +64,9 @@ it("comes with an activation that names a device, and verifies with the publishe
   expect(typeof payload.fpr).toBe("string");
   expect(payload.exp! - payload.iat!).toBe(server.config.licenses.certificateTtlSeconds);
   expect(new Date(device.certificate.expiresAt).getTime()).toBe(payload.exp! * 1000);
-  const noDevice: any = await server.graphql(activateMutation.replace("device { id } deviceToken ", ""), { input: { key: device.licenseKey } });
+  const answered: any = await server.graphql(activateMutation, { input: { key: device.licenseKey, device: { fingerprint: "fp-second" } } });
+  expect(answered.data.activateLicense.device.certificateExpiresAt).toBe(answered.data.activateLicense.certificate.expiresAt);
+  const noDevice: any = await server.graphql(activateMutation.replace("device { id certificateExpiresAt } deviceToken ", ""), { input: { key: device.licenseKey } });
   expect(noDevice.data.activateLicense.certificate).toBeNull();
 });
 
@@ -112,6 +114,7 @@ it("checks out a fresh certificate with the device token and refreshes lastSeenA
     server.staffToken,
   );
   const [seenDevice] = seen.data.customer.license.devices;
+  expect(new Date(device.certificate.expiresAt).getTime()).toBeLessThan(new Date(seenDevice.certificateExpiresAt).getTime());
   expect(seenDevice).toMatchObject({ id: device.deviceId, certificateExpiresAt: certificate.expiresAt });
   // iat is whole seconds; lastSeenAt is the checkout's instant.
   expect(Math.floor(new Date(seenDevice.lastSeenAt).getTime() / 1000) * 1000).toBe(new Date(certificate.issuedAt).getTime());
@@ -123,6 +126,12 @@ it("refuses a checkout after the device or the license was deactivated; the devi
   const refused = await server.graphql(checkOutMutation, {}, device.deviceToken);
   expect(refused.errors?.map((error) => error.extensions?.code)).toEqual(["UNAUTHENTICATED"]);
   await verify(device.certificate.token, await publishedKeys());
+  const offline: any = await server.graphql(
+    `query($id: ID!) { customer(id: $id) { license { devices { id } releasedDevicesStillOffline { id certificateExpiresAt } } } }`,
+    { id: device.customerId },
+    server.staffToken,
+  );
+  expect(offline.data.customer.license).toEqual({ devices: [], releasedDevicesStillOffline: [{ id: device.deviceId, certificateExpiresAt: device.certificate.expiresAt }] });
 
   const other = await activatedDevice();
   await server.graphql(`mutation($key: String!) { deactivateLicense(input: { key: $key, reason: "test" }) { id } }`, { key: other.licenseKey }, server.staffToken);
@@ -130,12 +139,15 @@ it("refuses a checkout after the device or the license was deactivated; the devi
   expect(deactivated.errors?.map((error) => error.extensions?.code)).toEqual(["UNAUTHENTICATED"]);
 });
 
-it("limits checkouts per device and hour, with Retry-After", async () => {
-  const device = await activatedDevice();
-  for (let checkout = 0; checkout < 3; checkout += 1) expect((await server.graphql(checkOutMutation, {}, device.deviceToken)).errors).toBeUndefined();
+it("limits certificates per device and hour, from checkouts and re-activations alike, with Retry-After", async () => {
+  const device = await activatedDevice(server, "fp-limited");
+  // The activation was the first of 3 certificates this hour.
+  for (let checkout = 0; checkout < 2; checkout += 1) expect((await server.graphql(checkOutMutation, {}, device.deviceToken)).errors).toBeUndefined();
   const limited = await server.graphql(checkOutMutation, {}, device.deviceToken);
   expect({ status: limited.status, codes: limited.errors?.map((error) => error.extensions?.code) }).toEqual({ status: 429, codes: ["TOO_MANY_REQUESTS"] });
   expect(limited.headers.get("retry-after")).toBe(String(limited.errors![0]!.extensions!.retryAfterSeconds));
+  const reactivated = await server.graphql(activateMutation, { input: { key: device.licenseKey, device: { fingerprint: "fp-limited" } } });
+  expect(reactivated.errors?.map((error) => error.extensions?.code)).toEqual(["TOO_MANY_REQUESTS"]);
   const otherDevice = await activatedDevice();
   expect((await server.graphql(checkOutMutation, {}, otherDevice.deviceToken)).errors).toBeUndefined();
 });
@@ -152,6 +164,7 @@ it("gives a license disputed recently a short certificate", async () => {
   // The deactivation revoked the device's token: it activates again, and gets a short certificate.
   const again: any = await server.graphql(activateMutation, { input: { key: device.licenseKey, device: { fingerprint: "fp-disputed" } } });
   const certificate = again.data.activateLicense.certificate;
+  expect(again.data.activateLicense.device.id).toBeTruthy();
   const lifetimeSeconds = (new Date(certificate.expiresAt).getTime() - new Date(certificate.issuedAt).getTime()) / 1000;
   expect(lifetimeSeconds).toBe(server.config.licenses.disputedCertificateTtlSeconds);
 });
@@ -191,16 +204,41 @@ describe("the reference verifier (scripts/verify-license-certificate.ts)", () =>
     const directory = fs.mkdtempSync(path.join(os.tmpdir(), "splice-verify-"));
     const jwksFile = path.join(directory, "license-keys.json");
     fs.writeFileSync(jwksFile, JSON.stringify(await publishedKeys()));
-    const valid = await run([device.certificate.token, jwksFile, "--fingerprint", "machine-verifier-1"]);
-    expect(valid).toMatchObject({ code: 0, stdout: expect.stringMatching(/^valid until /) });
-    expect(await run([device.certificate.token, jwksFile, "--fingerprint", "another-machine"])).toEqual({ code: 1, stdout: "invalid: issued to another machine (fpr machine-verifier-1)\n" });
+    // The server's test clock runs ahead of this machine's: verify as of the issue time.
+    const issued = ["--now", device.certificate.issuedAt];
+    const valid = await run([device.certificate.token, jwksFile, "--fingerprint", "machine-verifier-1", ...issued]);
+    expect(valid).toMatchObject({ code: 0, stdout: expect.stringMatching(/^valid until \S+\n/) });
+    expect((await run([device.certificate.token, jwksFile, ...issued])).stdout).toMatch(/^valid until \S+ \(machine not checked: pass --fingerprint\)\n/);
+    expect(await run([device.certificate.token, jwksFile, "--fingerprint", "another-machine", ...issued])).toEqual({ code: 1, stdout: "invalid: issued to another machine (fpr machine-verifier-1)\n" });
+    const early = new Date(new Date(device.certificate.issuedAt).getTime() - 120_000).toISOString();
+    expect(await run([device.certificate.token, jwksFile, "--now", early])).toEqual({ code: 1, stdout: "invalid: issued in the future (iat)\n" });
     const late = new Date(new Date(device.certificate.expiresAt).getTime() + 1000).toISOString();
     expect(await run([device.certificate.token, jwksFile, "--now", late])).toEqual({ code: 1, stdout: "invalid: expired\n" });
     const [header, payload, signature] = device.certificate.token.split(".");
     const flipped = Buffer.from(signature!, "base64url");
     flipped[10]! ^= 1;
     const tampered = `${header}.${payload}.${flipped.toString("base64url")}`;
-    expect((await run([tampered, jwksFile])).stdout).toBe("invalid: signature does not verify\n");
+    expect((await run([tampered, jwksFile, ...issued])).stdout).toBe("invalid: signature does not verify\n");
     fs.rmSync(directory, { recursive: true });
   });
+});
+
+it("bounds swapping devices in and out: seated plus released-but-certified stay within twice the seats", async () => {
+  const customer = await server.createCustomer({ initialSeconds: 0, tier: "STARTER" });
+  const issued: any = await server.graphql(`mutation($id: ID!) { issueLicense(input: { customerId: $id }) { license { key } } }`, { id: customer.id }, server.staffToken);
+  const key: string = issued.data.issueLicense.license.key;
+  const activate = (fingerprint: string) => server.graphql(activateMutation, { input: { key, device: { fingerprint } } }) as Promise<any>;
+  const release = (deviceId: string) => server.graphql(`mutation($id: ID!) { deactivateDevice(input: { deviceId: $id }) { id } }`, { id: deviceId }, server.staffToken);
+  const a = await activate("swap-a");
+  const b = await activate("swap-b");
+  await release(a.data.activateLicense.device.id);
+  const c = await activate("swap-c");
+  await release(b.data.activateLicense.device.id);
+  await activate("swap-d");
+  await release(c.data.activateLicense.device.id);
+  // One seat is free, but a, b and c still run offline: 1 seated + 3 = 4 = 2 x 2 seats.
+  const e = await activate("swap-e");
+  expect(e.errors?.map((error: any) => error.extensions.code)).toEqual(["DEVICE_LIMIT_REACHED"]);
+  server.clock.advanceSeconds(server.config.licenses.certificateTtlSeconds + 1);
+  expect((await activate("swap-e")).data.activateLicense.device.id).toBeTruthy();
 });

@@ -1,4 +1,8 @@
 import crypto from "node:crypto";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { readOrCreateDevelopmentSigningKey } from "../../src/modules/licenses/license-signer";
 import { ConfigError, loadConfig, openWithoutProduction, secretsOf } from "../../src/config";
 import { plansOf } from "../../src/modules/billing/plan";
 import { publishedSecretNames } from "../../src/platform/published-secrets";
@@ -33,6 +37,8 @@ describe("configuration", () => {
     const rsa = crypto.generateKeyPairSync("rsa", { modulusLength: 2048 }).privateKey.export({ format: "pem", type: "pkcs8" }).toString();
     expect(() => loadConfig({ ...production, LICENSE_SIGNING_KEYS: rsa })).toThrow("LICENSE_SIGNING_KEYS: key 1 is not an Ed25519 key");
     expect(() => loadConfig({ ...production, LICENSE_SIGNING_KEYS: "not a key" })).toThrow("LICENSE_SIGNING_KEYS: no -----BEGIN PRIVATE KEY----- block");
+    const encrypted = "-----BEGIN ENCRYPTED PRIVATE KEY-----\nMIIB\n-----END ENCRYPTED PRIVATE KEY-----";
+    expect(() => loadConfig({ ...production, LICENSE_SIGNING_KEYS: `${encrypted}\n${second}` })).toThrow("LICENSE_SIGNING_KEYS: only unencrypted PKCS#8 blocks");
   });
 
   it.each(["AUTH_JWT_SECRET", "STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET", "SMTP_URL", "LICENSE_SIGNING_KEYS"])("refuses production without %s", (name) => {
@@ -104,5 +110,20 @@ describe("configuration", () => {
     for (const bad of ["not json", JSON.stringify({ prod_x: { type: "hours", hours: 1 } }), JSON.stringify({ price_x: { type: "hours", hours: 0 } }), JSON.stringify({ price_x: { type: "subscription", tier: "GOLD", monthlyHours: 1 } })]) {
       expect(() => loadConfig({ STRIPE_PLANS: bad })).toThrow(/STRIPE_PLANS/);
     }
+  });
+});
+
+describe("the development license signing key", () => {
+  it("is generated once, mode 0600, read back after, and refused when the file holds no key", () => {
+    const directory = fs.mkdtempSync(path.join(os.tmpdir(), "splice-key-"));
+    const file = path.join(directory, "nested", "license-signing-key.pem");
+    const first = readOrCreateDevelopmentSigningKey(file);
+    expect(first.created).toBe(true);
+    expect(fs.statSync(file).mode & 0o777).toBe(0o600);
+    expect(readOrCreateDevelopmentSigningKey(file)).toEqual({ pem: first.pem, created: false });
+    expect(fs.readdirSync(path.dirname(file))).toEqual(["license-signing-key.pem"]);
+    fs.writeFileSync(file, "garbage");
+    expect(() => readOrCreateDevelopmentSigningKey(file)).toThrow(`${file} is not an Ed25519 private key`);
+    fs.rmSync(directory, { recursive: true });
   });
 });

@@ -10,7 +10,10 @@ import type { DeviceRecord, LicenseRecord } from "./license";
 import { normaliseLicenseKey } from "./license-key";
 import { invalidKey, licenseNotFound, type ActivationResult, type DeviceInput, type LicensesDependencies, type Seats } from "./licenses-common";
 import type { CertificatesService } from "./certificates.service";
-import { hasFreeSeat } from "./seats";
+import { hasFreeOfflineRoom, hasFreeSeat } from "./seats";
+
+const laterOf = (stored: Date | null, issued: Date | undefined): Date | null =>
+  !issued ? stored : !stored || issued.getTime() > stored.getTime() ? issued : stored;
 
 const fingerprintPattern = /^[\x21-\x7E]+$/;
 
@@ -56,6 +59,9 @@ export class ActivationService {
     if (invalidDevice) return fail(invalidDevice);
     const found = await this.deps.store.findByKey(this.deps.database, key);
     if (!found) return this.failedGuess([addressBucket, keyBucket], now, licenseNotFound);
+    // Each activation with a device hands out a certificate: counted with the device's checkouts.
+    const certificatesLimited = device ? await this.certificates.limitFor(found.id, device.fingerprint) : undefined;
+    if (certificatesLimited) return certificatesLimited;
     return this.deps.customerSerializer.run(found.customerId, () =>
       this.deps.transactor.serializable((tx) => this.activateInTransaction(tx, found.id, device ?? null)),
     );
@@ -92,12 +98,13 @@ export class ActivationService {
       await this.deps.store.appendEvent(tx, { licenseId: license.id, kind: "ACTIVATED", actor, reason: null, deviceId: seated.value?.device.id ?? null });
     }
     const certificate = seated.value ? await this.certificates.issueInTransaction(tx, license, seated.value.device, now) : null;
+    const seatedDevice = seated.value ? { ...seated.value.device, certificateExpiresAt: laterOf(seated.value.device.certificateExpiresAt, certificate?.expiresAt) } : null;
     return succeed({
       customerId: license.customerId,
       alreadyActivated,
       activatedAt,
       license: { ...license, activatedAt },
-      device: seated.value?.device ?? null,
+      device: seatedDevice,
       deviceToken: seated.value?.token ?? null,
       certificate,
     });
@@ -114,6 +121,12 @@ export class ActivationService {
     }
     const maxDevices = this.seats.of(license);
     if (!hasFreeSeat(devices.length, maxDevices)) return fail({ code: "DEVICE_LIMIT_REACHED", maxDevices });
+    // A device that gave its seat back may still run offline on its certificate: swapping
+    // devices in and out is bounded, so a license's seats cannot cover unlimited machines.
+    const stillOffline = await this.deps.store.releasedDevicesStillOffline(tx, license.id, now);
+    if (!hasFreeOfflineRoom(devices.length, stillOffline.length, maxDevices, this.deps.config.licenses.offlineDevicesPerSeat)) {
+      return fail({ code: "DEVICE_LIMIT_REACHED", maxDevices });
+    }
     const device = await this.deps.store.seatDevice(tx, license.id, input.fingerprint, name, tokenHash, now);
     await this.deps.store.appendEvent(tx, { licenseId: license.id, kind: "DEVICE_ACTIVATED", actor: `device:${device.id}`, reason: null, deviceId: device.id });
     return succeed({ device, token });

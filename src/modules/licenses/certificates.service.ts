@@ -50,7 +50,9 @@ export class CertificatesService {
     const denied = policy.check("Mutation.checkOutLicenseCertificate", caller);
     if (denied) return fail(denied);
     assert(caller.kind === "device", "the policy admits device tokens only");
-    const limited = await this.checkoutLimit(caller.deviceId);
+    const known = await this.deps.store.findDevice(this.deps.database, caller.deviceId);
+    if (!known) return fail({ code: "UNAUTHENTICATED", message: "Invalid token: device deactivated" });
+    const limited = await this.limitFor(known.licenseId, known.fingerprint);
     if (limited) return limited;
     return this.deps.customerSerializer.run(caller.customerId, () =>
       this.deps.transactor.serializable(async (tx) => {
@@ -75,8 +77,9 @@ export class CertificatesService {
     return disputed ? disputedCertificateTtlSeconds : certificateTtlSeconds;
   }
 
-  private async checkoutLimit(deviceId: string): Promise<Outcome<never> | undefined> {
-    const bucket = `certificate:${deviceId}`;
+  /** Certificates per device (license and fingerprint) and hour: checkouts and activations alike. */
+  async limitFor(licenseId: string, fingerprint: string): Promise<Outcome<never> | undefined> {
+    const bucket = `certificate:${licenseId}:${fingerprint}`;
     const now = this.deps.now();
     if ((await this.deps.hourlyLimits.hit(bucket, now)) <= this.deps.config.callerLimits.certificateCheckoutsPerDevicePerHour) return undefined;
     return fail({ code: "TOO_MANY_REQUESTS", retryAfterSeconds: await this.deps.hourlyLimits.retryAfterSeconds(bucket, now) });

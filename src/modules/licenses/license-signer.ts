@@ -86,19 +86,35 @@ async function signingKeyOf(pem: string): Promise<SigningKey> {
 
 /**
  * Development without LICENSE_SIGNING_KEYS: one Ed25519 key, generated the first time into
- * `file` (mode 0600) and read from it afterwards, so certificates survive restarts.
+ * `file` (mode 0600) and read from it afterwards, so certificates survive restarts. The key is
+ * written to a temporary file and linked into place, so no process ever reads half a key; a
+ * file that is not an Ed25519 private key stops the start with its name.
  */
 export function readOrCreateDevelopmentSigningKey(file: string): { pem: string; created: boolean } {
-  if (fs.existsSync(file)) return { pem: fs.readFileSync(file, "utf8"), created: false };
+  if (fs.existsSync(file)) return { pem: checkedSigningKey(file), created: false };
   const { privateKey } = crypto.generateKeyPairSync("ed25519");
   const pem = privateKey.export({ format: "pem", type: "pkcs8" }).toString();
   fs.mkdirSync(path.dirname(file), { recursive: true });
+  const temporary = `${file}.${process.pid}.${crypto.randomBytes(4).toString("hex")}`;
+  fs.writeFileSync(temporary, pem, { mode: 0o600 });
   try {
-    fs.writeFileSync(file, pem, { mode: 0o600, flag: "wx" });
+    fs.linkSync(temporary, file);
     return { pem, created: true };
   } catch (error) {
-    // Another process created it first: use theirs, so both sign with the same key.
-    if ((error as NodeJS.ErrnoException).code === "EEXIST") return { pem: fs.readFileSync(file, "utf8"), created: false };
+    // Another process linked its key first: use that one, so both sign with the same key.
+    if ((error as NodeJS.ErrnoException).code === "EEXIST") return { pem: checkedSigningKey(file), created: false };
     throw error;
+  } finally {
+    fs.rmSync(temporary, { force: true });
   }
+}
+
+function checkedSigningKey(file: string): string {
+  const pem = fs.readFileSync(file, "utf8");
+  try {
+    if (crypto.createPrivateKey(pem).asymmetricKeyType === "ed25519") return pem;
+  } catch {
+    // Reported below, with the file's name.
+  }
+  throw new Error(`${file} is not an Ed25519 private key (PKCS#8 PEM): remove it to have a new one generated`);
 }

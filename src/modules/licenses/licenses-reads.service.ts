@@ -26,6 +26,10 @@ export class LicensesReads {
     return this.deps.store.seatedDevices(this.deps.database, licenseId);
   }
 
+  releasedDevicesStillOffline(licenseId: string): Promise<DeviceRecord[]> {
+    return this.deps.store.releasedDevicesStillOffline(this.deps.database, licenseId, this.deps.now());
+  }
+
   async auditTrail(caller: Caller, licenseId: string, first: number, after: string | null | undefined): Promise<Outcome<Page<LicenseEventRecord>>> {
     const denied = policy.check("License.auditTrail", caller);
     if (denied) return fail(denied);

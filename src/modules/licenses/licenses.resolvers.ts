@@ -23,6 +23,7 @@ export const licensesResolvers: Resolvers = {
   License: {
     maxDevices: (license, _args, { services }) => services.licenses.maxDevicesOf(license),
     devices: (license, _args, { services }) => services.licenses.seatedDevices(license.id),
+    releasedDevicesStillOffline: (license, _args, { services }) => services.licenses.releasedDevicesStillOffline(license.id),
     auditTrail: async (license, { first, after }, { caller, services }) =>
       unwrap(await services.licenses.auditTrail(caller, license.id, first, after)),
   },

@@ -115,6 +115,10 @@ export class LicensesService {
     return this.seats.of(license);
   }
 
+  releasedDevicesStillOffline(licenseId: string): Promise<DeviceRecord[]> {
+    return this.reads.releasedDevicesStillOffline(licenseId);
+  }
+
   auditTrail(caller: Caller, licenseId: string, first: number, after: string | null | undefined): Promise<Outcome<Page<LicenseEventRecord>>> {
     return this.reads.auditTrail(caller, licenseId, first, after);
   }

@@ -157,7 +157,18 @@ export class LicensesStore {
 
   /** A certificate was issued to the device: it was seen now, and runs offline until `expiresAt`. */
   async recordCertificate(tx: Transaction, deviceId: string, expiresAt: Date, now: Date): Promise<void> {
-    await tx.$executeRaw`UPDATE device SET certificate_expires_at = ${expiresAt}, last_seen_at = ${now} WHERE id = ${deviceId}::uuid`;
+    // Never earlier than a certificate already out there (a shorter one after a dispute).
+    await tx.$executeRaw`
+      UPDATE device SET certificate_expires_at = GREATEST(certificate_expires_at, ${expiresAt}), last_seen_at = ${now}
+      WHERE id = ${deviceId}::uuid`;
+  }
+
+  /** Devices that gave their seat back but still hold an unexpired offline certificate. */
+  async releasedDevicesStillOffline(db: DatabaseClient, licenseId: string, now: Date): Promise<DeviceRecord[]> {
+    return selectRows(db, "licenses.releasedDevicesStillOffline", deviceRow, Prisma.sql`
+      SELECT ${deviceColumns} FROM device
+      WHERE license_id = ${licenseId}::uuid AND deactivated_at IS NOT NULL AND certificate_expires_at > ${now}
+      ORDER BY certificate_expires_at, id`);
   }
 
   /** Whether the license was deactivated for this reason since `since` (a dispute shortens certificates). */

@@ -7,6 +7,14 @@ export function hasFreeSeat(seatedCount: number, maxDevices: number): boolean {
 }
 
 /**
+ * Whether a new device may also run offline: seated devices plus released ones still holding
+ * an unexpired certificate stay within `offlineDevicesPerSeat` times the seats.
+ */
+export function hasFreeOfflineRoom(seatedCount: number, releasedStillOfflineCount: number, maxDevices: number, offlineDevicesPerSeat: number): boolean {
+  return seatedCount + releasedStillOfflineCount < maxDevices * offlineDevicesPerSeat;
+}
+
+/**
  * The devices beyond the seats, given oldest first: the newest give their seats back first, so
  * the longest-standing devices keep working. Returned newest first.
  */
