@@ -62,8 +62,9 @@ export class ActivationService {
     // Each activation with a device hands out a certificate: counted with the device's checkouts.
     const certificatesLimited = device ? await this.certificates.limitFor(found.id, device.fingerprint) : undefined;
     if (certificatesLimited) return certificatesLimited;
+    const lifetimeSeconds = await this.certificates.lifetimeFor(found.id, now);
     return this.deps.customerSerializer.run(found.customerId, () =>
-      this.deps.transactor.serializable((tx) => this.activateInTransaction(tx, found.id, device ?? null)),
+      this.deps.transactor.serializable((tx) => this.activateInTransaction(tx, found.id, device ?? null, lifetimeSeconds)),
     );
   }
 
@@ -82,7 +83,7 @@ export class ActivationService {
     return found ? { kind: "device", customerId: found.customerId, deviceId: found.deviceId } : { kind: "rejected", reason: "device token revoked or unknown" };
   }
 
-  private async activateInTransaction(tx: Transaction, licenseId: string, device: DeviceInput | null): Promise<Outcome<ActivationResult>> {
+  private async activateInTransaction(tx: Transaction, licenseId: string, device: DeviceInput | null, lifetimeSeconds: number): Promise<Outcome<ActivationResult>> {
     const license = await this.deps.store.lock(tx, licenseId);
     if (!license) return fail(licenseNotFound);
     if (license.status === "DEACTIVATED") return fail({ code: "LICENSE_DEACTIVATED" });
@@ -97,7 +98,7 @@ export class ActivationService {
       const actor = seated.value ? `device:${seated.value.device.id}` : "system";
       await this.deps.store.appendEvent(tx, { licenseId: license.id, kind: "ACTIVATED", actor, reason: null, deviceId: seated.value?.device.id ?? null });
     }
-    const certificate = seated.value ? await this.certificates.issueInTransaction(tx, license, seated.value.device, now) : null;
+    const certificate = seated.value ? await this.certificates.issueInTransaction(tx, license, seated.value.device, now, lifetimeSeconds) : null;
     const seatedDevice = seated.value ? { ...seated.value.device, certificateExpiresAt: laterOf(seated.value.device.certificateExpiresAt, certificate?.expiresAt) } : null;
     return succeed({
       customerId: license.customerId,
@@ -112,7 +113,11 @@ export class ActivationService {
 
   /** The device's seat: refreshed (with a new token) when it has one, taken when one is free. */
   private async seat(tx: Transaction, license: LicenseRecord, input: DeviceInput, now: Date): Promise<Outcome<{ device: DeviceRecord; token: string }>> {
-    const devices = await this.deps.store.seatedDevices(tx, license.id);
+    // One read of the license's devices (seated, and released but still certified): one range
+    // of the device index under Serializable's predicate locks, as before certificates.
+    const onLicense = await this.deps.store.devicesSeatedOrCertified(tx, license.id, now);
+    const devices = onLicense.filter((device) => device.deactivatedAt === null);
+    const stillOfflineCount = onLicense.length - devices.length;
     const { token, tokenHash } = generateDeviceToken();
     const name = input.name ?? null;
     const existing = devices.find((device) => device.fingerprint === input.fingerprint);
@@ -123,8 +128,7 @@ export class ActivationService {
     if (!hasFreeSeat(devices.length, maxDevices)) return fail({ code: "DEVICE_LIMIT_REACHED", maxDevices });
     // A device that gave its seat back may still run offline on its certificate: swapping
     // devices in and out is bounded, so a license's seats cannot cover unlimited machines.
-    const stillOffline = await this.deps.store.releasedDevicesStillOffline(tx, license.id, now);
-    if (!hasFreeOfflineRoom(devices.length, stillOffline.length, maxDevices, this.deps.config.licenses.offlineDevicesPerSeat)) {
+    if (!hasFreeOfflineRoom(devices.length, stillOfflineCount, maxDevices, this.deps.config.licenses.offlineDevicesPerSeat)) {
       return fail({ code: "DEVICE_LIMIT_REACHED", maxDevices });
     }
     const device = await this.deps.store.seatDevice(tx, license.id, input.fingerprint, name, tokenHash, now);

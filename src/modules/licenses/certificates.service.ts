@@ -26,8 +26,12 @@ export class CertificatesService {
     private readonly seats: Seats,
   ) {}
 
-  /** Signs a certificate for a seated device of an ACTIVE license, in the caller's transaction. */
-  async issueInTransaction(tx: Transaction, license: LicenseRecord, device: DeviceRecord, now: Date): Promise<IssuedCertificate> {
+  /**
+   * Signs a certificate for a seated device of an ACTIVE license, in the caller's transaction.
+   * Its lifetime is decided before the transaction (lifetimeFor): reading the license's events
+   * inside a Serializable transaction would lock index pages other licenses write.
+   */
+  async issueInTransaction(tx: Transaction, license: LicenseRecord, device: DeviceRecord, now: Date, lifetimeSeconds: number): Promise<IssuedCertificate> {
     assert(license.status === "ACTIVE" && device.deactivatedAt === null, "certificates only for seated devices of active licenses");
     const certificate = await this.deps.signer.sign(
       {
@@ -38,7 +42,7 @@ export class CertificatesService {
         tier: license.tier,
         maxDevices: this.seats.of(license),
       },
-      await this.lifetimeSeconds(tx, license, now),
+      lifetimeSeconds,
       now,
     );
     await this.deps.store.recordCertificate(tx, device.id, certificate.expiresAt, now);
@@ -54,6 +58,7 @@ export class CertificatesService {
     if (!known) return fail({ code: "UNAUTHENTICATED", message: "Invalid token: device deactivated" });
     const limited = await this.limitFor(known.licenseId, known.fingerprint);
     if (limited) return limited;
+    const lifetimeSeconds = await this.lifetimeFor(known.licenseId, this.deps.now());
     return this.deps.customerSerializer.run(caller.customerId, () =>
       this.deps.transactor.serializable(async (tx) => {
         const device = await this.deps.store.findDevice(tx, caller.deviceId);
@@ -61,7 +66,7 @@ export class CertificatesService {
         const license = await this.deps.store.lock(tx, device.licenseId);
         if (!license) return fail(licenseNotFound);
         if (license.status === "DEACTIVATED") return fail({ code: "LICENSE_DEACTIVATED" });
-        return succeed(await this.issueInTransaction(tx, license, device, this.deps.now()));
+        return succeed(await this.issueInTransaction(tx, license, device, this.deps.now(), lifetimeSeconds));
       }),
     );
   }
@@ -70,10 +75,11 @@ export class CertificatesService {
     return (await this.deps.signer.publicKeys()).map((jwk) => ({ keyId: String(jwk.kid), jwk: JSON.stringify(jwk) }));
   }
 
-  private async lifetimeSeconds(tx: Transaction, license: LicenseRecord, now: Date): Promise<number> {
+  /** A certificate's lifetime for this license: shorter after a recent dispute. Read outside any transaction. */
+  async lifetimeFor(licenseId: string, now: Date): Promise<number> {
     const { certificateTtlSeconds, disputedCertificateTtlSeconds, disputeMemoryDays } = this.deps.config.licenses;
     const since = new Date(now.getTime() - disputeMemoryDays * millisecondsPerDay);
-    const disputed = await this.deps.store.deactivatedForSince(tx, license.id, disputeReason, since);
+    const disputed = await this.deps.store.deactivatedForSince(this.deps.database, licenseId, disputeReason, since);
     return disputed ? disputedCertificateTtlSeconds : certificateTtlSeconds;
   }
 

@@ -163,6 +163,14 @@ export class LicensesStore {
       WHERE id = ${deviceId}::uuid`;
   }
 
+  /** Devices holding a seat, and those that gave it back but hold an unexpired certificate, oldest first. */
+  async devicesSeatedOrCertified(db: DatabaseClient, licenseId: string, now: Date): Promise<DeviceRecord[]> {
+    return selectRows(db, "licenses.devicesSeatedOrCertified", deviceRow, Prisma.sql`
+      SELECT ${deviceColumns} FROM device
+      WHERE license_id = ${licenseId}::uuid AND (deactivated_at IS NULL OR certificate_expires_at > ${now})
+      ORDER BY activated_at, id`);
+  }
+
   /** Devices that gave their seat back but still hold an unexpired offline certificate. */
   async releasedDevicesStillOffline(db: DatabaseClient, licenseId: string, now: Date): Promise<DeviceRecord[]> {
     return selectRows(db, "licenses.releasedDevicesStillOffline", deviceRow, Prisma.sql`
