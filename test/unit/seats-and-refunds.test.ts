@@ -1,5 +1,5 @@
 import { refundDueSeconds } from "../../src/modules/billing/refund-share";
-import { devicesBeyondSeats, hasFreeSeat } from "../../src/modules/licenses/seats";
+import { certificateLifetimeSeconds, devicesBeyondSeats, hasFreeSeat } from "../../src/modules/licenses/seats";
 
 describe("seats", () => {
   it("have room until every seat is taken", () => {
@@ -36,5 +36,16 @@ describe("refund share", () => {
   it("never takes back more than was granted, and treats a free charge as fully refunded", () => {
     expect(refundDueSeconds({ ...granted, amountRefunded: 5_000, takenBackSeconds: 0 })).toBe(36_000);
     expect(refundDueSeconds({ grantedSeconds: 600, chargeAmount: 0, amountRefunded: 0, takenBackSeconds: 0 })).toBe(600);
+  });
+});
+
+describe("certificate lifetime", () => {
+  const limits = { certificateTtlSeconds: 1_209_600, disputedCertificateTtlSeconds: 86_400, disputeMemoryDays: 180 };
+  const now = new Date("2026-11-26T12:00:00Z");
+  it("is the full lifetime without a dispute or long after one, and short while one is recent", () => {
+    expect(certificateLifetimeSeconds(null, now, limits)).toBe(1_209_600);
+    expect(certificateLifetimeSeconds(new Date("2026-11-20T12:00:00Z"), now, limits)).toBe(86_400);
+    expect(certificateLifetimeSeconds(new Date("2026-05-30T12:00:01Z"), now, limits)).toBe(86_400);
+    expect(certificateLifetimeSeconds(new Date("2026-05-30T12:00:00Z"), now, limits)).toBe(1_209_600);
   });
 });

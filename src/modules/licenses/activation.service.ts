@@ -62,9 +62,8 @@ export class ActivationService {
     // Each activation with a device hands out a certificate: counted with the device's checkouts.
     const certificatesLimited = device ? await this.certificates.limitFor(found.id, device.fingerprint) : undefined;
     if (certificatesLimited) return certificatesLimited;
-    const lifetimeSeconds = await this.certificates.lifetimeFor(found.id, now);
     return this.deps.customerSerializer.run(found.customerId, () =>
-      this.deps.transactor.serializable((tx) => this.activateInTransaction(tx, found.id, device ?? null, lifetimeSeconds)),
+      this.deps.transactor.serializable((tx) => this.activateInTransaction(tx, found.id, device ?? null)),
     );
   }
 
@@ -83,7 +82,7 @@ export class ActivationService {
     return found ? { kind: "device", customerId: found.customerId, deviceId: found.deviceId } : { kind: "rejected", reason: "device token revoked or unknown" };
   }
 
-  private async activateInTransaction(tx: Transaction, licenseId: string, device: DeviceInput | null, lifetimeSeconds: number): Promise<Outcome<ActivationResult>> {
+  private async activateInTransaction(tx: Transaction, licenseId: string, device: DeviceInput | null): Promise<Outcome<ActivationResult>> {
     const license = await this.deps.store.lock(tx, licenseId);
     if (!license) return fail(licenseNotFound);
     if (license.status === "DEACTIVATED") return fail({ code: "LICENSE_DEACTIVATED" });
@@ -98,7 +97,7 @@ export class ActivationService {
       const actor = seated.value ? `device:${seated.value.device.id}` : "system";
       await this.deps.store.appendEvent(tx, { licenseId: license.id, kind: "ACTIVATED", actor, reason: null, deviceId: seated.value?.device.id ?? null });
     }
-    const certificate = seated.value ? await this.certificates.issueInTransaction(tx, license, seated.value.device, now, lifetimeSeconds) : null;
+    const certificate = seated.value ? await this.certificates.issueInTransaction(tx, license, seated.value.device, now) : null;
     const seatedDevice = seated.value ? { ...seated.value.device, certificateExpiresAt: laterOf(seated.value.device.certificateExpiresAt, certificate?.expiresAt) } : null;
     return succeed({
       customerId: license.customerId,

@@ -6,13 +6,13 @@ import { assert } from "../../platform/assert";
 import { Policy } from "../../platform/authorization";
 import type { Transaction } from "../../platform/database";
 import { fail, succeed, type Outcome } from "../../platform/failures";
-import { disputeReason, type DeviceRecord, type LicenseRecord } from "./license";
+import type { DeviceRecord, LicenseRecord } from "./license";
+import { certificateLifetimeSeconds } from "./seats";
 import type { IssuedCertificate } from "./license-signer";
 import { licenseNotFound, type LicensesDependencies, type Seats } from "./licenses-common";
 import { licensesPermissions } from "./licenses.permissions";
 
 const policy = new Policy(licensesPermissions);
-const millisecondsPerDay = 86_400_000;
 
 export interface PublishedSigningKey {
   keyId: string;
@@ -26,12 +26,8 @@ export class CertificatesService {
     private readonly seats: Seats,
   ) {}
 
-  /**
-   * Signs a certificate for a seated device of an ACTIVE license, in the caller's transaction.
-   * Its lifetime is decided before the transaction (lifetimeFor): reading the license's events
-   * inside a Serializable transaction would lock index pages other licenses write.
-   */
-  async issueInTransaction(tx: Transaction, license: LicenseRecord, device: DeviceRecord, now: Date, lifetimeSeconds: number): Promise<IssuedCertificate> {
+  /** Signs a certificate for a seated device of an ACTIVE license (locked), in the caller's transaction. */
+  async issueInTransaction(tx: Transaction, license: LicenseRecord, device: DeviceRecord, now: Date): Promise<IssuedCertificate> {
     assert(license.status === "ACTIVE" && device.deactivatedAt === null, "certificates only for seated devices of active licenses");
     const certificate = await this.deps.signer.sign(
       {
@@ -42,7 +38,7 @@ export class CertificatesService {
         tier: license.tier,
         maxDevices: this.seats.of(license),
       },
-      lifetimeSeconds,
+      certificateLifetimeSeconds(license.lastDisputedAt, now, this.deps.config.licenses),
       now,
     );
     await this.deps.store.recordCertificate(tx, device.id, certificate.expiresAt, now);
@@ -58,7 +54,6 @@ export class CertificatesService {
     if (!known) return fail({ code: "UNAUTHENTICATED", message: "Invalid token: device deactivated" });
     const limited = await this.limitFor(known.licenseId, known.fingerprint);
     if (limited) return limited;
-    const lifetimeSeconds = await this.lifetimeFor(known.licenseId, this.deps.now());
     return this.deps.customerSerializer.run(caller.customerId, () =>
       this.deps.transactor.serializable(async (tx) => {
         const device = await this.deps.store.findDevice(tx, caller.deviceId);
@@ -66,21 +61,13 @@ export class CertificatesService {
         const license = await this.deps.store.lock(tx, device.licenseId);
         if (!license) return fail(licenseNotFound);
         if (license.status === "DEACTIVATED") return fail({ code: "LICENSE_DEACTIVATED" });
-        return succeed(await this.issueInTransaction(tx, license, device, this.deps.now(), lifetimeSeconds));
+        return succeed(await this.issueInTransaction(tx, license, device, this.deps.now()));
       }),
     );
   }
 
   async signingKeys(): Promise<PublishedSigningKey[]> {
     return (await this.deps.signer.publicKeys()).map((jwk) => ({ keyId: String(jwk.kid), jwk: JSON.stringify(jwk) }));
-  }
-
-  /** A certificate's lifetime for this license: shorter after a recent dispute. Read outside any transaction. */
-  async lifetimeFor(licenseId: string, now: Date): Promise<number> {
-    const { certificateTtlSeconds, disputedCertificateTtlSeconds, disputeMemoryDays } = this.deps.config.licenses;
-    const since = new Date(now.getTime() - disputeMemoryDays * millisecondsPerDay);
-    const disputed = await this.deps.store.deactivatedForSince(this.deps.database, licenseId, disputeReason, since);
-    return disputed ? disputedCertificateTtlSeconds : certificateTtlSeconds;
   }
 
   /** Certificates per device (license and fingerprint) and hour: checkouts and activations alike. */

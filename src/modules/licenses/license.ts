@@ -21,6 +21,8 @@ export interface LicenseRecord {
   createdAt: Date;
   /** The tier whose seats the license has (the owner's, kept in step). */
   tier: Tier;
+  /** When it was last deactivated for a payment dispute. */
+  lastDisputedAt: Date | null;
 }
 
 export interface DeviceRecord {

@@ -9,7 +9,7 @@ import type { Tier } from "../customers";
 import type { DeviceRecord, LicenseEventKind, LicenseEventRecord, LicenseRecord } from "./license";
 
 const licenseColumns = Prisma.sql`id, key, customer_id, status::text AS status, activated_at, deactivated_at,
-  deactivation_reason, created_at, tier::text AS tier`;
+  deactivation_reason, created_at, tier::text AS tier, last_disputed_at`;
 const deviceColumns = Prisma.sql`id, license_id, fingerprint, name, activated_at, last_seen_at, deactivated_at, certificate_expires_at`;
 
 const licenseRow = z
@@ -23,6 +23,7 @@ const licenseRow = z
     deactivation_reason: column.text.nullable(),
     created_at: column.timestamp,
     tier: z.enum(["STARTER", "PRO", "STUDIO"]),
+    last_disputed_at: column.timestamp.nullable(),
   })
   .transform(
     (row): LicenseRecord => ({
@@ -35,6 +36,7 @@ const licenseRow = z
       deactivationReason: row.deactivation_reason,
       createdAt: row.created_at,
       tier: row.tier,
+      lastDisputedAt: row.last_disputed_at,
     }),
   );
 
@@ -115,9 +117,10 @@ export class LicensesStore {
     await tx.$executeRaw`UPDATE license SET activated_at = ${activatedAt} WHERE id = ${licenseId}::uuid AND activated_at IS NULL`;
   }
 
-  async deactivate(tx: Transaction, licenseId: string, at: Date, reason: string): Promise<void> {
+  async deactivate(tx: Transaction, licenseId: string, at: Date, reason: string, disputed: boolean): Promise<void> {
     await tx.$executeRaw`
-      UPDATE license SET status = 'DEACTIVATED', deactivated_at = ${at}, deactivation_reason = ${reason}
+      UPDATE license SET status = 'DEACTIVATED', deactivated_at = ${at}, deactivation_reason = ${reason},
+        last_disputed_at = CASE WHEN ${disputed} THEN ${at} ELSE last_disputed_at END
       WHERE id = ${licenseId}::uuid`;
   }
 
@@ -177,15 +180,6 @@ export class LicensesStore {
       SELECT ${deviceColumns} FROM device
       WHERE license_id = ${licenseId}::uuid AND deactivated_at IS NOT NULL AND certificate_expires_at > ${now}
       ORDER BY certificate_expires_at, id`);
-  }
-
-  /** Whether the license was deactivated for this reason since `since` (a dispute shortens certificates). */
-  async deactivatedForSince(db: DatabaseClient, licenseId: string, reason: string, since: Date): Promise<boolean> {
-    const found = await selectRow(db, "licenses.deactivatedForSince", idRow, Prisma.sql`
-      SELECT license_id AS id FROM license_event
-      WHERE license_id = ${licenseId}::uuid AND kind = 'DEACTIVATED' AND reason = ${reason} AND created_at >= ${since}
-      LIMIT 1`);
-    return found !== undefined;
   }
 
   async releaseDevice(tx: Transaction, deviceId: string, now: Date): Promise<void> {

@@ -7,7 +7,7 @@ import type { Transaction } from "../../platform/database";
 import { checkText, uuidPattern } from "../../platform/validation";
 import { fail, succeed, type Outcome } from "../../platform/failures";
 import type { Tier } from "../customers";
-import type { LicenseRecord } from "./license";
+import { disputeReason, type LicenseRecord } from "./license";
 import { normaliseLicenseKey } from "./license-key";
 import { invalidKey, licenseNotFound, type LicensesDependencies, type Seats } from "./licenses-common";
 import { licensesPermissions } from "./licenses.permissions";
@@ -100,7 +100,7 @@ export class RevocationService {
   /** Deactivates a locked license and revokes its tokens; false when it already was. */
   private async applyDeactivation(tx: Transaction, license: LicenseRecord, reason: string, actor: string): Promise<boolean> {
     if (license.status === "DEACTIVATED") return false;
-    await this.deps.store.deactivate(tx, license.id, this.deps.now(), reason);
+    await this.deps.store.deactivate(tx, license.id, this.deps.now(), reason, reason === disputeReason);
     await this.deps.store.revokeTokens(tx, license.id);
     await this.deps.store.appendEvent(tx, { licenseId: license.id, kind: "DEACTIVATED", actor, reason, deviceId: null });
     return true;

@@ -1,5 +1,5 @@
-// Seat arithmetic, pure: whether a license has room for one more device, and which devices a
-// smaller number of seats leaves out.
+// Seat and certificate arithmetic, pure: whether a license has room for one more device, which
+// devices a smaller number of seats leaves out, and how long a certificate runs.
 
 /** Whether one more device fits. */
 export function hasFreeSeat(seatedCount: number, maxDevices: number): boolean {
@@ -20,4 +20,16 @@ export function hasFreeOfflineRoom(seatedCount: number, releasedStillOfflineCoun
  */
 export function devicesBeyondSeats<Device>(devicesOldestFirst: readonly Device[], maxDevices: number): Device[] {
   return devicesOldestFirst.slice(Math.max(0, maxDevices)).reverse();
+}
+
+const millisecondsPerDay = 86_400_000;
+
+/** A certificate's lifetime: shorter while a payment dispute is recent, so a charge-back cannot buy a long offline run. */
+export function certificateLifetimeSeconds(
+  lastDisputedAt: Date | null,
+  now: Date,
+  limits: { certificateTtlSeconds: number; disputedCertificateTtlSeconds: number; disputeMemoryDays: number },
+): number {
+  const disputedRecently = lastDisputedAt !== null && now.getTime() - lastDisputedAt.getTime() < limits.disputeMemoryDays * millisecondsPerDay;
+  return disputedRecently ? limits.disputedCertificateTtlSeconds : limits.certificateTtlSeconds;
 }
