@@ -120,6 +120,17 @@ describe("activateLicense", () => {
     expect(seated.rows[0].n).toBe(2);
   });
 
+  it("40 devices activating 40 different licenses at once all get their seat and certificate: no license's activation aborts another's", async () => {
+    const customers = await Promise.all(Array.from({ length: 40 }, () => customerWithLicense({ tier: "PRO" })));
+    const responses: any[] = await Promise.all(customers.map((customer, index) => activate({ key: customer.key, device: { fingerprint: `studio-${index}` } })));
+    expect(responses.map((response) => errorCodes(response))).toEqual(Array(40).fill([]));
+    const certified = await server.sql.query(
+      "SELECT count(*)::int AS n FROM device d JOIN license l ON l.id = d.license_id WHERE l.key = ANY($1) AND d.certificate_expires_at IS NOT NULL",
+      [customers.map((customer) => customer.key)],
+    );
+    expect(certified.rows[0].n).toBe(40);
+  });
+
   it("the same device again takes no new seat, refreshes lastSeenAt and rotates its token", async () => {
     const customer = await customerWithLicense();
     const first: any = await activate({ key: customer.key, device: { fingerprint: "laptop-1", name: "Laptop" } });
