@@ -136,6 +136,7 @@ const environmentSchema = z
     RESERVATION_TTL_SECONDS: int(10, 7 * 24 * secondsPerHour).default(6 * secondsPerHour),
     USAGE_RANGE_MAX_DAYS: int(1, 3660).default(366),
     USAGE_BUCKETS_MAX: int(10, 100_000).default(5000),
+    LOW_BALANCE_EMAILS_PER_DAY: int(1, 100).default(3),
     RESERVATION_MAX_SECONDS: int(1, 7 * 24 * secondsPerHour).default(24 * secondsPerHour),
     ACTUAL_MAX_SECONDS: int(1, 14 * 24 * secondsPerHour).default(48 * secondsPerHour),
     ACTIVE_RESERVATIONS_PER_CUSTOMER_MAX: int(1, 10_000).default(50),
@@ -359,6 +360,8 @@ export interface Config {
     /** The widest range `usage` answers, and the most buckets it returns. */
     usageRangeMaxDays: number;
     usageBucketsMax: number;
+    /** Low-balance emails a customer gets at most per day, however often the balance dips. */
+    lowBalanceEmailsPerDay: number;
   };
   limits: {
     endpointMaxLength: number;
@@ -497,6 +500,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
       balanceMaxSeconds: env.BALANCE_MAX_SECONDS,
       usageRangeMaxDays: env.USAGE_RANGE_MAX_DAYS,
       usageBucketsMax: env.USAGE_BUCKETS_MAX,
+      lowBalanceEmailsPerDay: env.LOW_BALANCE_EMAILS_PER_DAY,
     },
     limits: {
       endpointMaxLength: env.ENDPOINT_MAX_LENGTH,

@@ -49,7 +49,8 @@ export function createServices(config: Config, databaseUrl: string, database: Da
   const outbox = new OutboxStore();
   const mailer = options.mailer ?? createMailer(config.mail, logger);
   const hourlyLimits = new RateLimiter(database, 3600);
-  const credits = createCreditsService({ database, pager, transactor, customers: directory, customerSerializer, outbox, mailer, config, now });
+  const dailyLimits = new RateLimiter(database, 86_400);
+  const credits = createCreditsService({ database, pager, transactor, customers: directory, customerSerializer, outbox, mailer, dailyLimits, config, now });
   const signingKeyPems = options.licenseSigningKeyPems ?? config.licenses.signingKeyPems;
   const licenses = createLicensesService({
     database,

@@ -22,9 +22,11 @@ export type Transaction = Prisma.TransactionClient;
  * a predicate lock on the whole table, and on a small table (every new deployment) the planner
  * prefers one for a lookup by id: then transactions on different customers conflict with each
  * other. Index scans lock only the index pages and rows they read. A query with no index to
- * use still scans.
+ * use still scans. Sessions are in UTC: the driver adapter sends and reads timestamps as UTC
+ * clock time without a zone, so SQL date arithmetic (usage periods) must not depend on the
+ * server's TimeZone setting.
  */
-const indexScanSessionOptions = "-c enable_seqscan=off -c enable_bitmapscan=off";
+const indexScanSessionOptions = "-c enable_seqscan=off -c enable_bitmapscan=off -c TimeZone=UTC";
 
 export function createDatabase(
   url: string,

@@ -40,9 +40,9 @@ it("emails once when the balance falls below the threshold, and again only after
   const mails = smtp.received.filter((mail) => mail.to.includes(customer.email));
   expect(mails).toHaveLength(2);
   expect(mails.every((mail) => mail.raw.includes("Subject: Your Splice processing time is running low"))).toBe(true);
-  const bodies = mails.map((mail) => /Your balance fell to ([\d.]+) hours, below the ([\d.]+) hours/.exec(mail.raw.replace(/=\r?\n/g, ""))?.slice(1));
+  const bodies = mails.map((mail) => /Your processing time fell to (.+?), below the (.+?) you asked/.exec(mail.raw.replace(/=\r?\n/g, ""))?.slice(1));
   // 400 s left after the first crossing, 300 s after the second; the threshold is 500 s.
-  expect(bodies.sort()).toEqual([["0.08", "0.14"], ["0.11", "0.14"]]);
+  expect(bodies.sort()).toEqual([["5 min", "8 min 20 s"], ["6 min 40 s", "8 min 20 s"]]);
 });
 
 it("sends nothing for a threshold set above the current balance until the balance has risen above it", async () => {
@@ -65,8 +65,22 @@ it("is off with a null threshold, is the owner's or staff's to set, and refuses 
   expect(await alertJobs(customer.id)).toBe(0);
   const foreign = await server.graphql(setAlert, { input: { customerId: customer.id, thresholdSeconds: 10 } }, stranger.token);
   expect(foreign.errors?.map((error) => error.extensions?.code)).toEqual(["FORBIDDEN"]);
-  const tooHigh = await server.graphql(setAlert, { input: { thresholdSeconds: server.config.credits.balanceMaxSeconds + 1 } }, customer.token);
-  expect(tooHigh.errors?.map((error) => error.extensions?.code)).toEqual(["BAD_USER_INPUT"]);
+  for (const thresholdSeconds of [0, server.config.credits.balanceMaxSeconds + 1]) {
+    const refused = await server.graphql(setAlert, { input: { thresholdSeconds } }, customer.token);
+    expect(refused.errors?.map((error) => error.extensions?.code)).toEqual(["BAD_USER_INPUT"]);
+  }
+});
+
+it("sends at most LOW_BALANCE_EMAILS_PER_DAY (3) a day, however often the balance dips", async () => {
+  const customer = await server.createCustomer({ initialSeconds: 1000 });
+  await server.graphql(setAlert, { input: { thresholdSeconds: 500 } }, customer.token);
+  for (let dip = 0; dip < 5; dip += 1) {
+    const reserved: any = await server.graphql(reserve, { input: { estimatedSeconds: 600, endpoint: "loop" } }, customer.token);
+    await server.graphql(release, { id: reserved.data.reserveCredits.reservation.id }, customer.token);
+  }
+  expect(await alertJobs(customer.id)).toBe(5);
+  await server.services.outboxWorker.runOnce();
+  expect(smtp.received.filter((mail) => mail.to.includes(customer.email))).toHaveLength(3);
 });
 
 it("emails exactly once when 10 reservations race across the threshold", async () => {

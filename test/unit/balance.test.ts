@@ -1,4 +1,5 @@
 import { adjust, confirm, hoursFromSeconds, newLowBalanceAlert, nextLowBalanceAlert, release, reserve, takeBack, type Balance } from "../../src/modules/credits/balance";
+import { durationText } from "../../src/modules/credits/alerts.service";
 
 describe("reserve", () => {
   it("moves seconds from remaining to reserved", () => {
@@ -121,5 +122,16 @@ describe("low-balance alert", () => {
     expect(newLowBalanceAlert(500, 400)).toEqual({ thresholdSeconds: 500, armed: false });
     expect(newLowBalanceAlert(500, 500)).toEqual(armed(500));
     expect(newLowBalanceAlert(null, 0)).toEqual(armed(null));
+  });
+});
+
+describe("durations for people", () => {
+  it("reads as hours, minutes and seconds, leaving out what is zero", () => {
+    expect(durationText(3600)).toBe("1 h");
+    expect(durationText(3599)).toBe("59 min 59 s");
+    expect(durationText(500)).toBe("8 min 20 s");
+    expect(durationText(17)).toBe("17 s");
+    expect(durationText(0)).toBe("0 s");
+    expect(durationText(3900)).toBe("1 h 5 min");
   });
 });

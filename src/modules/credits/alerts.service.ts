@@ -12,9 +12,14 @@ import { customerNotFound, nothingToRead, type BalanceTransactions, type Credits
 import { creditsPermissions } from "./credits.permissions";
 
 const policy = new Policy(creditsPermissions);
-const secondsPerHour = 3600;
-
-const hours = (seconds: number) => (seconds / secondsPerHour).toFixed(seconds % secondsPerHour === 0 ? 0 : 2);
+/** Seconds for people: "1 h 5 min", "8 min 20 s", "17 s". */
+export function durationText(seconds: number): string {
+  const hours = Math.floor(seconds / 3600);
+  const minutes = Math.floor((seconds % 3600) / 60);
+  const rest = seconds % 60;
+  const parts = [hours > 0 ? `${hours} h` : "", minutes > 0 ? `${minutes} min` : "", rest > 0 || seconds === 0 ? `${rest} s` : ""];
+  return parts.filter(Boolean).join(" ");
+}
 
 export class AlertsService {
   constructor(
@@ -31,8 +36,9 @@ export class AlertsService {
     if (notOwner) return fail(notOwner === "hidden" ? customerNotFound : notOwner);
     if (!uuidPattern.test(customerId)) return fail(customerNotFound);
     const { balanceMaxSeconds } = this.deps.config.credits;
-    if (thresholdSeconds !== null && (!Number.isSafeInteger(thresholdSeconds) || thresholdSeconds < 0 || thresholdSeconds > balanceMaxSeconds)) {
-      return badInput("thresholdSeconds", `thresholdSeconds must be from 0 to ${balanceMaxSeconds}`);
+    // 0 could never fire (a balance cannot fall below it): null is how an alert is turned off.
+    if (thresholdSeconds !== null && (!Number.isSafeInteger(thresholdSeconds) || thresholdSeconds < 1 || thresholdSeconds > balanceMaxSeconds)) {
+      return badInput("thresholdSeconds", `thresholdSeconds must be from 1 to ${balanceMaxSeconds}, or null to turn the alert off`);
     }
     return this.balances.run(customerId, nothingToRead, async ({ tx, balance }) => {
       // No email for a balance already below a new threshold: it did not fall, it was there.
@@ -54,11 +60,14 @@ export class AlertsService {
     }
     const customer = await this.deps.customers.findById(this.deps.database, customerId);
     if (!customer?.email) throw new PermanentJobError(`customer ${customerId} has no email address`);
+    // Past the daily cap the alert is dropped, not retried: the next crossing tomorrow tells again.
+    const sentToday = await this.deps.dailyLimits.hit(`low-balance-email:${customerId}`, this.deps.now());
+    if (sentToday > this.deps.config.credits.lowBalanceEmailsPerDay) return;
     await this.deps.mailer.send({
       to: customer.email,
       subject: "Your Splice processing time is running low",
       text: [
-        `Your balance fell to ${hours(secondsRemaining)} hours, below the ${hours(thresholdSeconds)} hours you asked to be told about.`,
+        `Your processing time fell to ${durationText(secondsRemaining)}, below the ${durationText(thresholdSeconds)} you asked to be told about.`,
         "",
         "Buy an hour pack or change your plan in the dashboard to keep processing.",
         "You will hear from us again the next time it falls below after rising above it.",

@@ -15,6 +15,7 @@ import { fail, succeed, type Failure, type Outcome } from "../../platform/failur
 import type { Mailer } from "../../platform/mailer";
 import type { OutboxStore } from "../../platform/outbox/outbox.store";
 import type { Pager } from "../../platform/pagination";
+import type { RateLimiter } from "../../platform/rate-limiter";
 import type { CustomerDirectory } from "../customers";
 import * as arithmetic from "./balance";
 import type { Balance, LowBalanceAlert } from "./balance";
@@ -32,6 +33,8 @@ export interface CreditsDependencies {
   /** Low-balance emails go through the outbox, written in the balance's transaction. */
   outbox: OutboxStore;
   mailer: Mailer;
+  /** Daily windows: low-balance emails per customer (a reserve/release loop must not spam). */
+  dailyLimits: RateLimiter;
   config: Config;
   now: () => Date;
 }

@@ -17,6 +17,8 @@ const policy = new Policy(creditsPermissions);
 export type UsageGranularity = "DAY" | "WEEK" | "MONTH";
 
 const millisecondsPerDay = 86_400_000;
+// Nothing was charged before this service existed; earlier dates (year 0) PostgreSQL refuses.
+const earliestUsageMs = Date.UTC(1970, 0, 1);
 const truncationUnits = { DAY: "day", WEEK: "week", MONTH: "month" } as const;
 
 export class CreditsReads {
@@ -60,6 +62,7 @@ export class CreditsReads {
   /** Charged seconds per UTC period in [from, to), optionally split by endpoint. */
   async usage(customerId: string, from: Date, to: Date, granularity: UsageGranularity, byEndpoint: boolean): Promise<Outcome<UsageBucketRecord[]>> {
     const { usageRangeMaxDays, usageBucketsMax } = this.deps.config.credits;
+    if (from.getTime() < earliestUsageMs) return badInput("from", "from must be in 1970 or later");
     if (!(from.getTime() < to.getTime())) return badInput("from", "from must be before to");
     if (to.getTime() - from.getTime() > usageRangeMaxDays * millisecondsPerDay) {
       return badInput("to", `the range may span at most ${usageRangeMaxDays} days`);
