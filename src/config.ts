@@ -23,7 +23,7 @@ const planTableSchema = z.record(
 const pemPrivateKeyPattern = /-----BEGIN PRIVATE KEY-----[\s\S]+?-----END PRIVATE KEY-----/g;
 
 /** The PEM blocks of a LICENSE_SIGNING_KEYS value, in order (the first signs). */
-export function signingKeyPems(value: string): string[] {
+function signingKeyPems(value: string): string[] {
   return value.match(pemPrivateKeyPattern) ?? [];
 }
 

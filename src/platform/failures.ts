@@ -22,7 +22,7 @@ export type Failure =
   | { code: "STRIPE_EVENT_UNPROCESSABLE"; message: string };
 
 /** Failures that stay inside the service: the translator treats reaching a client as a bug. */
-export type InternalFailureCode = "STRIPE_EVENT_UNPROCESSABLE";
+type InternalFailureCode = "STRIPE_EVENT_UNPROCESSABLE";
 export type ClientFailure = Exclude<Failure, { code: InternalFailureCode }>;
 
 export function isClientFailure(failure: Failure): failure is ClientFailure {

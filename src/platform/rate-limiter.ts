@@ -3,6 +3,7 @@ import { z } from "zod";
 import { Prisma } from "../generated/prisma/client";
 import type { DatabaseClient } from "./database";
 import { assert } from "./assert";
+import type { Failure } from "./failures";
 import { column, selectRow } from "./rows";
 
 const countRow = z.object({ count: column.int }).transform((row) => row.count);
@@ -33,6 +34,15 @@ export class RateLimiter {
       RETURNING count`);
     assert(count !== undefined, "INSERT ... ON CONFLICT ... RETURNING returned no row");
     return count;
+  }
+
+  /**
+   * Counts one use of the bucket; past `max` in the window, the failure to answer with
+   * (TOO_MANY_REQUESTS and the seconds until the window ends). The one shape every caller limit has.
+   */
+  async admit(bucket: string, max: number, now: Date): Promise<Failure | undefined> {
+    if ((await this.hit(bucket, now)) <= max) return undefined;
+    return { code: "TOO_MANY_REQUESTS", retryAfterSeconds: await this.retryAfterSeconds(bucket, now) };
   }
 
   /** Seconds until the bucket's window ends. */

@@ -73,11 +73,8 @@ export class CheckoutService {
     const denied = policy.check(operation, caller);
     if (denied) return fail(denied);
     assert(caller.kind === "customer", "the policy admits customer tokens only");
-    const now = new Date();
-    const bucket = `checkout:${caller.customerId}`;
-    if ((await this.hourlyLimits.hit(bucket, now)) > this.config.callerLimits.checkoutPerHourMax) {
-      return fail({ code: "TOO_MANY_REQUESTS", retryAfterSeconds: await this.hourlyLimits.retryAfterSeconds(bucket, now) });
-    }
+    const limited = await this.hourlyLimits.admit(`checkout:${caller.customerId}`, this.config.callerLimits.checkoutPerHourMax, new Date());
+    if (limited) return fail(limited);
     const customer = await this.customers.findById(caller.customerId);
     return customer ? succeed(customer) : fail({ code: "CUSTOMER_NOT_FOUND" });
   }

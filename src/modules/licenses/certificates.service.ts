@@ -72,9 +72,8 @@ export class CertificatesService {
 
   /** Certificates per device (license and fingerprint) and hour: checkouts and activations alike. */
   async limitFor(licenseId: string, fingerprint: string): Promise<Outcome<never> | undefined> {
-    const bucket = `certificate:${licenseId}:${fingerprint}`;
-    const now = this.deps.now();
-    if ((await this.deps.hourlyLimits.hit(bucket, now)) <= this.deps.config.callerLimits.certificateCheckoutsPerDevicePerHour) return undefined;
-    return fail({ code: "TOO_MANY_REQUESTS", retryAfterSeconds: await this.deps.hourlyLimits.retryAfterSeconds(bucket, now) });
+    const max = this.deps.config.callerLimits.certificateCheckoutsPerDevicePerHour;
+    const limited = await this.deps.hourlyLimits.admit(`certificate:${licenseId}:${fingerprint}`, max, this.deps.now());
+    return limited ? fail(limited) : undefined;
   }
 }

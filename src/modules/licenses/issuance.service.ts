@@ -3,7 +3,7 @@
 import { actorOf, type Caller } from "../../platform/auth";
 import { ownCustomerId, Policy } from "../../platform/authorization";
 import type { Transaction } from "../../platform/database";
-import { badInput, fail, succeed, type Failure, type Outcome } from "../../platform/failures";
+import { badInput, fail, succeed, type Outcome } from "../../platform/failures";
 import { PermanentJobError } from "../../platform/outbox/outbox.worker";
 import { uuidPattern } from "../../platform/validation";
 import { licenseEmailJobKind, type LicenseRecord } from "./license";
@@ -53,7 +53,7 @@ export class IssuanceService {
     const notOwner = policy.checkOwner("Mutation.resendLicense", caller, customerId);
     if (notOwner) return fail(notOwner === "hidden" ? { code: "CUSTOMER_NOT_FOUND" } : notOwner);
     if (!uuidPattern.test(customerId)) return fail({ code: "CUSTOMER_NOT_FOUND" });
-    const limited = await this.hourlyLimit(`resend:${customerId}`, this.deps.config.callerLimits.resendLicensePerHourMax);
+    const limited = await this.deps.hourlyLimits.admit(`resend:${customerId}`, this.deps.config.callerLimits.resendLicensePerHourMax, this.deps.now());
     if (limited) return fail(limited);
     const actor = actorOf(caller);
     return this.deps.customerSerializer.run(customerId, () =>
@@ -103,11 +103,5 @@ export class IssuanceService {
       }
     }
     throw new Error(`no unused license key after ${attempts} attempts`);
-  }
-
-  private async hourlyLimit(bucket: string, max: number): Promise<Failure | undefined> {
-    const now = this.deps.now();
-    if ((await this.deps.hourlyLimits.hit(bucket, now)) <= max) return undefined;
-    return { code: "TOO_MANY_REQUESTS", retryAfterSeconds: await this.deps.hourlyLimits.retryAfterSeconds(bucket, now) };
   }
 }
