@@ -1,7 +1,6 @@
 // Activation: the key is the credential. Exactly one call per license is the first, and exactly
 // maxDevices devices hold seats however many race; each seated device gets an opaque token.
 // Failed guesses are rate-limited per client address and per key.
-import crypto from "node:crypto";
 import type { Caller } from "../../platform/auth";
 import type { Transaction } from "../../platform/database";
 import { fail, succeed, type Failure, type Outcome } from "../../platform/failures";
@@ -11,14 +10,10 @@ import type { DeviceRecord, LicenseRecord } from "./license";
 import { normaliseLicenseKey } from "./license-key";
 import { invalidKey, licenseNotFound, type ActivationResult, type DeviceInput, type LicensesDependencies, type Seats } from "./licenses-common";
 import type { CertificatesService } from "./certificates.service";
-import type { IssuedCertificate } from "./license-signer";
 import { hasFreeOfflineRoom, hasFreeSeat } from "./seats";
 
-interface SeatedDevice {
-  device: DeviceRecord;
-  token: string;
-  certificate: IssuedCertificate;
-}
+const laterOf = (stored: Date | null, issued: Date | undefined): Date | null =>
+  !issued ? stored : !stored || issued.getTime() > stored.getTime() ? issued : stored;
 
 const fingerprintPattern = /^[\x21-\x7E]+$/;
 
@@ -102,24 +97,21 @@ export class ActivationService {
       const actor = seated.value ? `device:${seated.value.device.id}` : "system";
       await this.deps.store.appendEvent(tx, { licenseId: license.id, kind: "ACTIVATED", actor, reason: null, deviceId: seated.value?.device.id ?? null });
     }
+    const certificate = seated.value ? await this.certificates.issueInTransaction(tx, license, seated.value.device, now) : null;
+    const seatedDevice = seated.value ? { ...seated.value.device, certificateExpiresAt: laterOf(seated.value.device.certificateExpiresAt, certificate?.expiresAt) } : null;
     return succeed({
       customerId: license.customerId,
       alreadyActivated,
       activatedAt,
       license: { ...license, activatedAt },
-      device: seated.value?.device ?? null,
+      device: seatedDevice,
       deviceToken: seated.value?.token ?? null,
-      certificate: seated.value?.certificate ?? null,
+      certificate,
     });
   }
 
   /** The device's seat: refreshed (with a new token) when it has one, taken when one is free. */
-  /**
-   * The device's seat: refreshed (with a new token) when it has one, taken when one is free. Its
-   * certificate is signed first and stored with the device's own write: one statement per
-   * device, so concurrent activations of other licenses meet as rarely as before certificates.
-   */
-  private async seat(tx: Transaction, license: LicenseRecord, input: DeviceInput, now: Date): Promise<Outcome<SeatedDevice>> {
+  private async seat(tx: Transaction, license: LicenseRecord, input: DeviceInput, now: Date): Promise<Outcome<{ device: DeviceRecord; token: string }>> {
     // One read of the license's devices (seated, and released but still certified): one range
     // of the device index under Serializable's predicate locks, as before certificates.
     const onLicense = await this.deps.store.devicesSeatedOrCertified(tx, license.id, now);
@@ -129,9 +121,7 @@ export class ActivationService {
     const name = input.name ?? null;
     const existing = devices.find((device) => device.fingerprint === input.fingerprint);
     if (existing) {
-      const certificate = await this.certificates.sign(license, existing, now);
-      const device = await this.deps.store.refreshDevice(tx, existing.id, name, tokenHash, certificate.expiresAt, now);
-      return succeed({ device, token, certificate });
+      return succeed({ device: await this.deps.store.refreshDevice(tx, existing.id, name, tokenHash, now), token });
     }
     const maxDevices = this.seats.of(license);
     if (!hasFreeSeat(devices.length, maxDevices)) return fail({ code: "DEVICE_LIMIT_REACHED", maxDevices });
@@ -140,15 +130,9 @@ export class ActivationService {
     if (!hasFreeOfflineRoom(devices.length, stillOfflineCount, maxDevices, this.deps.config.licenses.offlineDevicesPerSeat)) {
       return fail({ code: "DEVICE_LIMIT_REACHED", maxDevices });
     }
-    const id = crypto.randomUUID();
-    const certificate = await this.certificates.sign(license, { id, fingerprint: input.fingerprint }, now);
-    const device = await this.deps.store.seatDevice(
-      tx,
-      { id, licenseId: license.id, fingerprint: input.fingerprint, name, tokenHash, certificateExpiresAt: certificate.expiresAt },
-      now,
-    );
+    const device = await this.deps.store.seatDevice(tx, license.id, input.fingerprint, name, tokenHash, now);
     await this.deps.store.appendEvent(tx, { licenseId: license.id, kind: "DEVICE_ACTIVATED", actor: `device:${device.id}`, reason: null, deviceId: device.id });
-    return succeed({ device, token, certificate });
+    return succeed({ device, token });
   }
 
   private checkDevice(device: DeviceInput): Failure | undefined {

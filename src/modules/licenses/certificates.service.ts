@@ -4,6 +4,7 @@
 import type { Caller } from "../../platform/auth";
 import { assert } from "../../platform/assert";
 import { Policy } from "../../platform/authorization";
+import type { Transaction } from "../../platform/database";
 import { fail, succeed, type Outcome } from "../../platform/failures";
 import type { DeviceRecord, LicenseRecord } from "./license";
 import { certificateLifetimeSeconds } from "./seats";
@@ -25,13 +26,10 @@ export class CertificatesService {
     private readonly seats: Seats,
   ) {}
 
-  /**
-   * Signs a certificate for a device of an ACTIVE (locked) license. Writes nothing: the caller
-   * stores its expiry with the device's own write (seat, refresh or checkout), one statement.
-   */
-  async sign(license: LicenseRecord, device: Pick<DeviceRecord, "id" | "fingerprint">, now: Date): Promise<IssuedCertificate> {
-    assert(license.status === "ACTIVE", "certificates only for active licenses");
-    return this.deps.signer.sign(
+  /** Signs a certificate for a seated device of an ACTIVE license (locked), in the caller's transaction. */
+  async issueInTransaction(tx: Transaction, license: LicenseRecord, device: DeviceRecord, now: Date): Promise<IssuedCertificate> {
+    assert(license.status === "ACTIVE" && device.deactivatedAt === null, "certificates only for seated devices of active licenses");
+    const certificate = await this.deps.signer.sign(
       {
         deviceId: device.id,
         licenseId: license.id,
@@ -43,6 +41,8 @@ export class CertificatesService {
       certificateLifetimeSeconds(license.lastDisputedAt, now, this.deps.config.licenses),
       now,
     );
+    await this.deps.store.recordCertificate(tx, device.id, certificate.expiresAt, now);
+    return certificate;
   }
 
   /** Device token only: a fresh certificate for the calling device, which is seen now. */
@@ -61,10 +61,7 @@ export class CertificatesService {
         const license = await this.deps.store.lock(tx, device.licenseId);
         if (!license) return fail(licenseNotFound);
         if (license.status === "DEACTIVATED") return fail({ code: "LICENSE_DEACTIVATED" });
-        const now = this.deps.now();
-        const certificate = await this.sign(license, device, now);
-        await this.deps.store.recordCertificate(tx, device.id, certificate.expiresAt, now);
-        return succeed(certificate);
+        return succeed(await this.issueInTransaction(tx, license, device, this.deps.now()));
       }),
     );
   }

@@ -67,15 +67,6 @@ const deviceRow = z
 const idRow = z.object({ id: column.uuid }).transform((row) => row.id);
 const tokenOwnerRow = z.object({ device_id: column.uuid, customer_id: column.uuid }).transform((row) => ({ deviceId: row.device_id, customerId: row.customer_id }));
 
-export interface NewDevice {
-  id: string;
-  licenseId: string;
-  fingerprint: string;
-  name: string | null;
-  tokenHash: string;
-  certificateExpiresAt: Date;
-}
-
 export interface NewLicenseEvent {
   licenseId: string;
   kind: LicenseEventKind;
@@ -149,23 +140,19 @@ export class LicensesStore {
     return selectRow(db, "licenses.findDevice", deviceRow, Prisma.sql`SELECT ${deviceColumns} FROM device WHERE id = ${deviceId}::uuid`);
   }
 
-  /** A new device taking a seat, with its id given (its certificate is signed before the row is written). */
-  async seatDevice(tx: Transaction, device: NewDevice, now: Date): Promise<DeviceRecord> {
+  async seatDevice(tx: Transaction, licenseId: string, fingerprint: string, name: string | null, tokenHash: string, now: Date): Promise<DeviceRecord> {
     const seated = await selectRow(tx, "licenses.seatDevice", deviceRow, Prisma.sql`
-      INSERT INTO device (id, license_id, fingerprint, name, token_hash, activated_at, last_seen_at, certificate_expires_at)
-      VALUES (${device.id}::uuid, ${device.licenseId}::uuid, ${device.fingerprint}, ${device.name}, ${device.tokenHash}, ${now}, ${now},
-              ${device.certificateExpiresAt})
+      INSERT INTO device (license_id, fingerprint, name, token_hash, activated_at, last_seen_at)
+      VALUES (${licenseId}::uuid, ${fingerprint}, ${name}, ${tokenHash}, ${now}, ${now})
       RETURNING ${deviceColumns}`);
     assert(seated, "INSERT ... RETURNING returned no row");
     return seated;
   }
 
-  /** The same device again: a new token and certificate replace the old ones, and it is seen now. */
-  async refreshDevice(tx: Transaction, deviceId: string, name: string | null, tokenHash: string, certificateExpiresAt: Date, now: Date): Promise<DeviceRecord> {
-    // Never earlier than a certificate already out there (a shorter one after a dispute).
+  /** The same device again: a new token replaces the old one, and it is seen now. */
+  async refreshDevice(tx: Transaction, deviceId: string, name: string | null, tokenHash: string, now: Date): Promise<DeviceRecord> {
     const refreshed = await selectRow(tx, "licenses.refreshDevice", deviceRow, Prisma.sql`
-      UPDATE device SET token_hash = ${tokenHash}, last_seen_at = ${now}, name = COALESCE(${name}, name),
-        certificate_expires_at = GREATEST(certificate_expires_at, ${certificateExpiresAt})
+      UPDATE device SET token_hash = ${tokenHash}, last_seen_at = ${now}, name = COALESCE(${name}, name)
       WHERE id = ${deviceId}::uuid RETURNING ${deviceColumns}`);
     assert(refreshed, `device ${deviceId} vanished inside its license's transaction`);
     return refreshed;
