@@ -137,6 +137,11 @@ const environmentSchema = z
     USAGE_RANGE_MAX_DAYS: int(1, 3660).default(366),
     USAGE_BUCKETS_MAX: int(10, 100_000).default(5000),
     LOW_BALANCE_EMAILS_PER_DAY: int(1, 100).default(3),
+    SUBSCRIPTION_GRACE_SECONDS: int(0, 90 * 86_400).default(0),
+    SUBSCRIPTION_ROLLOVER_MAX_PERIODS: int(0, 24).default(0),
+    PURCHASE_GRANT_TTL_DAYS: int(0, 3660).default(365),
+    EXPIRY_NOTICE_DAYS: int(1, 90).default(7),
+    CREDIT_GRANTS_LIVE_MAX: int(1, 10_000).default(500),
     RESERVATION_MAX_SECONDS: int(1, 7 * 24 * secondsPerHour).default(24 * secondsPerHour),
     ACTUAL_MAX_SECONDS: int(1, 14 * 24 * secondsPerHour).default(48 * secondsPerHour),
     ACTIVE_RESERVATIONS_PER_CUSTOMER_MAX: int(1, 10_000).default(50),
@@ -362,6 +367,16 @@ export interface Config {
     usageBucketsMax: number;
     /** Low-balance emails a customer gets at most per day, however often the balance dips. */
     lowBalanceEmailsPerDay: number;
+    /** A subscription grant expires this long after the end of the period its invoice paid for... */
+    subscriptionGraceSeconds: number;
+    /** ...plus this many more periods of the same length: unused hours roll over that far. */
+    subscriptionRolloverMaxPeriods: number;
+    /** An hour pack's grant expires this many days after the payment; 0: never. */
+    purchaseGrantTtlDays: number;
+    /** One email this many days before a grant of an hour or more expires with seconds unspent. */
+    expiryNoticeDays: number;
+    /** Grants of one customer with seconds left or held: every balance transaction reads them all. */
+    grantsLiveMax: number;
   };
   limits: {
     endpointMaxLength: number;
@@ -501,6 +516,11 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
       usageRangeMaxDays: env.USAGE_RANGE_MAX_DAYS,
       usageBucketsMax: env.USAGE_BUCKETS_MAX,
       lowBalanceEmailsPerDay: env.LOW_BALANCE_EMAILS_PER_DAY,
+      subscriptionGraceSeconds: env.SUBSCRIPTION_GRACE_SECONDS,
+      subscriptionRolloverMaxPeriods: env.SUBSCRIPTION_ROLLOVER_MAX_PERIODS,
+      purchaseGrantTtlDays: env.PURCHASE_GRANT_TTL_DAYS,
+      expiryNoticeDays: env.EXPIRY_NOTICE_DAYS,
+      grantsLiveMax: env.CREDIT_GRANTS_LIVE_MAX,
     },
     limits: {
       endpointMaxLength: env.ENDPOINT_MAX_LENGTH,

@@ -8,14 +8,16 @@ const modulesDirectory = path.resolve(__dirname, "..", "..", "src", "modules");
 // Also the table ARCHITECTURE.md prints; platform/ owns outbox_job, outbox_attempt, rate_limit_window.
 const owners: Record<string, string[]> = {
   customers: ["customer"],
-  credits: ["credit_balance", "credit_reservation", "ledger_entry"],
+  credits: ["credit_balance", "credit_grant", "credit_reservation", "credit_reservation_hold", "ledger_entry"],
   licenses: ["license", "device", "license_event"],
   billing: ["stripe_event", "payment_effect", "stripe_subscription"],
 };
 const modelNames: Record<string, string> = {
   customer: "customer",
   credit_balance: "creditBalance",
+  credit_grant: "creditGrant",
   credit_reservation: "creditReservation",
+  credit_reservation_hold: "creditReservationHold",
   ledger_entry: "ledgerEntry",
   license: "license",
   device: "device",

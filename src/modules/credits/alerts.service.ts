@@ -1,6 +1,7 @@
 // Low-balance alerts: the customer (or staff) sets a threshold; the balance transaction that
 // takes secondsRemaining below it queues one email (balance-transactions.ts), and the alert is
-// armed again once the balance rises above it.
+// armed again once the balance is back at the threshold or above. Expiry notices: one email
+// EXPIRY_NOTICE_DAYS before a grant of an hour or more expires with seconds unspent.
 import type { Caller } from "../../platform/auth";
 import { ownCustomerId, Policy } from "../../platform/authorization";
 import { PermanentJobError } from "../../platform/outbox/outbox.worker";
@@ -9,9 +10,20 @@ import { uuidPattern } from "../../platform/validation";
 import type { CustomerRecord } from "../customers";
 import { newLowBalanceAlert } from "./balance";
 import { customerNotFound, nothingToRead, type BalanceTransactions, type CreditsDependencies } from "./balance-transactions";
+import { secondsPerHour } from "./balance";
 import { creditsPermissions } from "./credits.permissions";
 
 const policy = new Policy(creditsPermissions);
+
+export const expiryNoticeJobKind = "grant_expiry_notice";
+const millisecondsPerDay = 86_400_000;
+
+function expiryText(expiry: unknown): string | undefined {
+  if (typeof expiry !== "object" || expiry === null) return undefined;
+  const { seconds, at } = expiry as { seconds?: unknown; at?: unknown };
+  if (typeof seconds !== "number" || typeof at !== "string") return undefined;
+  return `${durationText(seconds)} of it expire at ${at} (UTC) unless used first.`;
+}
 /** Seconds for people: "1 h 5 min", "8 min 20 s", "17 s". */
 export function durationText(seconds: number): string {
   const hours = Math.floor(seconds / 3600);
@@ -40,10 +52,11 @@ export class AlertsService {
     if (thresholdSeconds !== null && (!Number.isSafeInteger(thresholdSeconds) || thresholdSeconds < 1 || thresholdSeconds > balanceMaxSeconds)) {
       return badInput("thresholdSeconds", `thresholdSeconds must be from 1 to ${balanceMaxSeconds}, or null to turn the alert off`);
     }
-    return this.balances.run(customerId, nothingToRead, async ({ tx, balance }) => {
+    return this.balances.run(customerId, nothingToRead, async (state) => {
       // No email for a balance already below a new threshold: it did not fall, it was there.
-      await this.deps.store.saveBalance(tx, customerId, balance, newLowBalanceAlert(thresholdSeconds, balance.secondsRemaining));
-      const customer = await this.deps.customers.findById(tx, customerId);
+      const alert = newLowBalanceAlert(thresholdSeconds, state.balance.secondsRemaining);
+      await this.balances.commit({ ...state, opening: { ...state.opening, alert } }, state.grants, []);
+      const customer = await this.deps.customers.findById(state.tx, customerId);
       return customer ? succeed(customer) : fail(customerNotFound);
     });
   }
@@ -68,9 +81,55 @@ export class AlertsService {
       subject: "Your Splice processing time is running low",
       text: [
         `Your processing time fell to ${durationText(secondsRemaining)}, below the ${durationText(thresholdSeconds)} you asked to be told about.`,
+        ...[expiryText(payload.nextExpiry)].filter((line) => line !== undefined),
         "",
         "Buy an hour pack or change your plan in the dashboard to keep processing.",
         "You will hear from us again the next time it falls below after rising above it.",
+      ].join("\n"),
+    });
+  }
+
+  /**
+   * Queues one expiry notice per grant of an hour or more that expires within EXPIRY_NOTICE_DAYS
+   * with seconds left. Each is claimed by a conditional UPDATE in the transaction that queues
+   * its email, so instances sweeping at once queue it exactly once.
+   */
+  async queueExpiryNotices(): Promise<number> {
+    const now = this.deps.now();
+    const until = new Date(now.getTime() + this.deps.config.credits.expiryNoticeDays * millisecondsPerDay);
+    const due = await this.deps.grantsStore.grantsDueExpiryNotice(this.deps.database, now, until, secondsPerHour, this.deps.config.sweeper.batchSize);
+    let queued = 0;
+    for (const candidate of due) {
+      const claimed = await this.deps.transactor.serializable(async (tx) => {
+        const notice = await this.deps.grantsStore.claimExpiryNotice(tx, candidate.grantId, now);
+        if (!notice) return succeed(false);
+        await this.deps.outbox.enqueue(tx, {
+          kind: expiryNoticeJobKind,
+          customerId: notice.customerId,
+          payload: { customerId: notice.customerId, grantId: notice.grantId, remainingSeconds: notice.remainingSeconds, expiresAt: notice.expiresAt.toISOString() },
+        });
+        return succeed(true);
+      });
+      if (claimed.ok && claimed.value) queued += 1;
+    }
+    return queued;
+  }
+
+  /** Outbox handler: tells the customer that a grant's unspent seconds are about to expire. */
+  async deliverExpiryNotice(payload: Record<string, unknown>): Promise<void> {
+    const { customerId, remainingSeconds, expiresAt } = payload;
+    if (typeof customerId !== "string" || typeof remainingSeconds !== "number" || typeof expiresAt !== "string") {
+      throw new PermanentJobError("expiry-notice job without customerId, remainingSeconds and expiresAt");
+    }
+    const customer = await this.deps.customers.findById(this.deps.database, customerId);
+    if (!customer?.email) throw new PermanentJobError(`customer ${customerId} has no email address`);
+    await this.deps.mailer.send({
+      to: customer.email,
+      subject: "Some of your Splice processing time expires soon",
+      text: [
+        `${durationText(remainingSeconds)} of your processing time expire at ${expiresAt} (UTC) unless used first.`,
+        "",
+        "Processing always spends the hours that expire soonest first.",
       ].join("\n"),
     });
   }

@@ -1,7 +1,9 @@
 // The one way a customer's balance changes: under the customer's lock (CustomerSerializer,
 // across instances), one Serializable transaction (retried on conflict) that locks the
-// customer's balance row, with its expired reservations settled first. Every use case of the
-// credits module (reservations, grants) goes through it.
+// customer's balance row and reads its grants, with its expired reservations settled first and
+// its grants' due expiries settled at the start. Every use case of the credits module
+// (reservations, grants) goes through it, and ends in `commit`, which writes the grants that
+// changed, the balance (their sum) and one ledger entry per grant moved.
 //
 // The customer's reservations are read under the customer's lock but before its transaction:
 // every writer of a customer's reservations holds that lock, so the read cannot go stale, and
@@ -20,7 +22,10 @@ import type { CustomerDirectory } from "../customers";
 import * as arithmetic from "./balance";
 import type { Balance, LowBalanceAlert } from "./balance";
 import type { CreditsStore, ReservationSettlement } from "./credits.store";
-import type { LedgerEntryKind, NewLedgerEntry } from "./ledger";
+import * as book from "./grant-book";
+import type { Grant, GrantMove, Hold } from "./grant-book";
+import type { GrantRecord, GrantsStore } from "./grants.store";
+import type { NewLedgerEntry } from "./ledger";
 import { expiryReason, type ReservationRecord } from "./reservation";
 
 export interface CreditsDependencies {
@@ -28,9 +33,10 @@ export interface CreditsDependencies {
   pager: Pager;
   transactor: Transactor;
   store: CreditsStore;
+  grantsStore: GrantsStore;
   customers: CustomerDirectory;
   customerSerializer: CustomerSerializer;
-  /** Low-balance emails go through the outbox, written in the balance's transaction. */
+  /** Low-balance and expiry emails go through the outbox, written in the balance's transaction. */
   outbox: OutboxStore;
   mailer: Mailer;
   /** Daily windows: low-balance emails per customer (a reserve/release loop must not spam). */
@@ -43,12 +49,22 @@ export interface CreditsDependencies {
 export interface CustomerTransaction {
   tx: Transaction;
   customerId: string;
+  /** The customer's live grants, due expiries already settled (in `opening`, not yet written). */
+  grants: GrantRecord[];
+  /** What the grants make: the balance this transaction starts from. */
   balance: Balance;
-  /** The low-balance alert as read under the lock. */
-  alert: LowBalanceAlert;
   now: Date;
   /** ACTIVE reservations not yet past expiry, before this transaction's own work. */
   unexpiredActiveCount: number;
+  /** The row as locked and the expiry moves made on opening; `commit` writes them. */
+  opening: { stored: Balance; alert: LowBalanceAlert; loaded: GrantRecord[]; expiryMoves: GrantMove[] };
+}
+
+/** A grant move with what the ledger records of it. */
+export interface LedgerMove extends GrantMove {
+  reservationId: string | null;
+  note: string | null;
+  actor: string;
 }
 
 export const lowBalanceEmailJobKind = "low_balance_email";
@@ -57,6 +73,11 @@ export const customerNotFound: Failure = { code: "CUSTOMER_NOT_FOUND" };
 export const reservationNotFound: Failure = { code: "RESERVATION_NOT_FOUND" };
 
 export const nothingToRead = async (): Promise<undefined> => undefined;
+
+/** Annotates a book's moves for the ledger. */
+export function ledgerMoves(moves: readonly GrantMove[], details: { reservationId: string | null; note: string | null; actor: string }): LedgerMove[] {
+  return moves.map((move) => ({ ...move, ...details }));
+}
 
 export class BalanceTransactions {
   constructor(private readonly deps: CreditsDependencies) {}
@@ -80,70 +101,114 @@ export class BalanceTransactions {
       const expired = await this.settleExpired(customerId, active.expired, now);
       if (!expired.ok) return expired;
       return this.deps.transactor.serializable(async (tx) => {
-        const customer = await this.deps.store.lockBalance(tx, customerId);
-        if (!customer) return fail(customerNotFound);
-        const state = { tx, customerId, balance: customer.balance, alert: customer.alert, now, unexpiredActiveCount: active.unexpiredCount };
+        const state = await this.open(tx, customerId, now, active.unexpiredCount);
+        if (!state) return fail(customerNotFound);
         return work(state, readValue);
       });
     });
   }
 
   /**
-   * Settles, as EXPIRED, ACTIVE reservations past their expiry, one customer per transaction.
-   * Safe with several instances sweeping at once: each customer's balance row lock and Serializable
-   * isolation let exactly one settle a given reservation; the others find nothing left.
+   * Locks the customer's balance row and reads its grants, settling the expiry of those whose
+   * instant has come. Needs no customer lock when the work touches no reservation (payments).
+   */
+  async open(tx: Transaction, customerId: string, now: Date, unexpiredActiveCount = 0): Promise<CustomerTransaction | undefined> {
+    const locked = await this.deps.store.lockBalance(tx, customerId, now);
+    if (!locked) return undefined;
+    assert(locked.grants.length <= this.deps.config.credits.grantsLiveMax + 1, `customer ${customerId} has more live grants than the limit`);
+    const expired = book.expireDue(locked.grants, now);
+    const grants = expired.grants as GrantRecord[];
+    return {
+      tx,
+      customerId,
+      grants,
+      balance: book.balanceOf(grants),
+      now,
+      unexpiredActiveCount,
+      opening: { stored: locked.balance, alert: locked.alert, loaded: locked.grants, expiryMoves: expired.moves },
+    };
+  }
+
+  /**
+   * Settles, as EXPIRED, ACTIVE reservations past their expiry, and the expiry of grants whose
+   * instant has come, one customer per transaction. Safe with several instances sweeping at
+   * once: each customer's balance row lock and Serializable isolation let exactly one settle a
+   * given reservation or grant; the others find nothing left.
    */
   async sweepExpired(): Promise<number> {
     const { batchSize } = this.deps.config.sweeper;
-    const customerIds = await this.deps.store.customersWithExpiredReservations(this.deps.database, this.deps.now(), batchSize);
+    const now = this.deps.now();
+    const withReservations = await this.deps.store.customersWithExpiredReservations(this.deps.database, now, batchSize);
+    const withGrants = await this.deps.grantsStore.customersWithDueGrants(this.deps.database, now, batchSize);
     let swept = 0;
-    for (const customerId of customerIds) {
+    for (const customerId of new Set([...withReservations, ...withGrants])) {
       const outcome = await this.deps.customerSerializer.run(customerId, async () => {
-        const now = this.deps.now();
-        const active = await this.deps.store.activeReservations(this.deps.database, customerId, now);
-        return this.settleExpired(customerId, active.expired, now);
+        const current = this.deps.now();
+        const active = await this.deps.store.activeReservations(this.deps.database, customerId, current);
+        return this.settleExpired(customerId, active.expired, current, { evenWithoutReservations: true });
       });
       if (outcome.ok) swept += 1;
     }
     return swept;
   }
 
-  /** Settles the customer's expired reservations in one transaction; call under the customer's lock. */
-  private async settleExpired(customerId: string, expired: ReservationRecord[], now: Date): Promise<Outcome<number>> {
-    if (expired.length === 0) return succeed(0);
+  /** Settles the customer's expired reservations (and due grant expiries) in one transaction; call under the customer's lock. */
+  private async settleExpired(customerId: string, expired: ReservationRecord[], now: Date, options = { evenWithoutReservations: false }): Promise<Outcome<number>> {
+    if (expired.length === 0 && !options.evenWithoutReservations) return succeed(0);
+    const holds = await this.deps.grantsStore.holdsOf(this.deps.database, expired.map((reservation) => reservation.id));
     return this.deps.transactor.serializable(async (tx) => {
-      const customer = await this.deps.store.lockBalance(tx, customerId);
-      if (!customer) return fail(customerNotFound);
-      await this.expire(tx, customerId, customer.balance, customer.alert, expired, now);
+      const state = await this.open(tx, customerId, now);
+      if (!state) return fail(customerNotFound);
+      let grants: readonly Grant[] = state.grants;
+      const moves: LedgerMove[] = [];
+      for (const reservation of expired) {
+        const released = book.release(grants, this.holdsOfReservation(reservation, holds), "EXPIRE", now);
+        grants = released.grants;
+        moves.push(...ledgerMoves(released.moves, { reservationId: reservation.id, note: null, actor: "system" }));
+        await this.settleActive(tx, reservation.id, { status: "EXPIRED", reason: expiryReason, settledAt: now });
+      }
+      await this.commit(state, grants, moves);
       return succeed(expired.length);
     });
   }
 
-  private async expire(tx: Transaction, customerId: string, start: Balance, alert: LowBalanceAlert, expired: ReservationRecord[], now: Date): Promise<void> {
-    let balance = start;
-    const entries: NewLedgerEntry[] = [];
-    for (const reservation of expired) {
-      balance = arithmetic.release(balance, reservation.reservedSeconds);
-      await this.settleActive(tx, reservation.id, { status: "EXPIRED", reason: expiryReason, settledAt: now });
-      entries.push(ledgerEntry(customerId, "EXPIRE", reservation.reservedSeconds, balance, reservation.id, null, "system"));
-    }
-    await this.save(tx, customerId, alert, balance);
-    await this.deps.store.appendLedger(tx, entries);
+  /** A reservation's holds, checked against what it reserved. */
+  holdsOfReservation(reservation: ReservationRecord, holds: Map<string, Hold[]>): Hold[] {
+    const own = holds.get(reservation.id) ?? [];
+    const heldSeconds = own.reduce((sum, hold) => sum + hold.seconds, 0);
+    assert(heldSeconds === reservation.reservedSeconds, `reservation ${reservation.id} holds ${heldSeconds} s of ${reservation.reservedSeconds}`);
+    return own;
   }
 
   /**
-   * Writes a balance locked in this transaction (with its alert state as read under the lock),
-   * and queues the low-balance email when the balance has just fallen below the threshold.
+   * Ends a balance transaction: writes the grants that changed since the row was locked (the
+   * opening expiries included), the balance they make with the alert state, and the ledger:
+   * the opening expiries, then `moves`, each with the running balance after it. Queues the
+   * low-balance email when the balance has just fallen below the threshold.
    */
-  async save(tx: Transaction, customerId: string, alert: LowBalanceAlert, balance: Balance): Promise<void> {
-    const next = arithmetic.nextLowBalanceAlert(alert, balance.secondsRemaining);
+  async commit(state: CustomerTransaction, grants: readonly Grant[], moves: readonly LedgerMove[]): Promise<Balance> {
+    const { tx, customerId, now, opening } = state;
+    const balance = book.balanceOf(grants);
+    await this.deps.grantsStore.saveGrants(tx, book.changedGrants(opening.loaded, grants), now);
+    const next = arithmetic.nextLowBalanceAlert(opening.alert, balance.secondsRemaining);
     await this.deps.store.saveBalance(tx, customerId, balance, next.alert);
-    if (!next.fire) return;
-    await this.deps.outbox.enqueue(tx, {
-      kind: lowBalanceEmailJobKind,
-      customerId,
-      payload: { customerId, secondsRemaining: balance.secondsRemaining, thresholdSeconds: next.alert.thresholdSeconds },
-    });
+    const entries: NewLedgerEntry[] = [];
+    let runningSeconds = opening.stored.secondsRemaining;
+    const expiryMoves = ledgerMoves(opening.expiryMoves, { reservationId: null, note: null, actor: "system" });
+    for (const move of [...expiryMoves, ...moves]) {
+      runningSeconds += move.deltaSeconds;
+      entries.push({ customerId, kind: move.kind, deltaSeconds: move.deltaSeconds, balanceAfter: runningSeconds, reservationId: move.reservationId, grantId: move.grantId, note: move.note, actor: move.actor });
+    }
+    assert(runningSeconds === balance.secondsRemaining, `customer ${customerId}: the ledger runs to ${runningSeconds}, the grants to ${balance.secondsRemaining}`);
+    await this.deps.store.appendLedger(tx, entries);
+    if (next.fire) {
+      await this.deps.outbox.enqueue(tx, {
+        kind: lowBalanceEmailJobKind,
+        customerId,
+        payload: { customerId, secondsRemaining: balance.secondsRemaining, thresholdSeconds: next.alert.thresholdSeconds, nextExpiry: expiryPayload(book.nextExpiry(grants, now)) },
+      });
+    }
+    return balance;
   }
 
   /** Reservations change only under their customer's lock; finding one already settled is a bug. */
@@ -154,14 +219,6 @@ export class BalanceTransactions {
   }
 }
 
-export function ledgerEntry(
-  customerId: string,
-  kind: LedgerEntryKind,
-  deltaSeconds: number,
-  balance: Balance,
-  reservationId: string | null,
-  note: string | null,
-  actor: string,
-): NewLedgerEntry {
-  return { customerId, kind, deltaSeconds, balanceAfter: balance.secondsRemaining, reservationId, note, actor };
+function expiryPayload(expiry: book.CreditExpiry | null): { seconds: number; at: string } | null {
+  return expiry === null ? null : { seconds: expiry.seconds, at: expiry.at.toISOString() };
 }

@@ -5,7 +5,10 @@ import { Policy } from "../../platform/authorization";
 import { badInput, fail, succeed, type Outcome } from "../../platform/failures";
 import type { Page } from "../../platform/pagination";
 import { uuidPattern } from "../../platform/validation";
-import type { Balance } from "./balance";
+import type { CustomerBalance } from "./balance";
+import * as book from "./grant-book";
+import type { CreditExpiry } from "./grant-book";
+import type { GrantRecord } from "./grants.store";
 import type { CreditsDependencies } from "./balance-transactions";
 import type { UsageBucketRecord } from "./credits.store";
 import { creditsPermissions } from "./credits.permissions";
@@ -29,9 +32,27 @@ export class CreditsReads {
     return this.deps.store.countByStatus(this.deps.database);
   }
 
-  async balanceOf(customerId: string): Promise<Balance> {
+  async balanceOf(customerId: string): Promise<CustomerBalance> {
     const balance = await this.deps.store.effectiveBalance(this.deps.database, customerId, this.deps.now());
-    return balance ?? { secondsRemaining: 0, secondsReserved: 0 };
+    return { customerId, ...(balance ?? { secondsRemaining: 0, secondsReserved: 0 }) };
+  }
+
+  /** The soonest expiry among the customer's grants with seconds remaining, as of now. */
+  async nextExpiryOf(customerId: string): Promise<CreditExpiry | null> {
+    const now = this.deps.now();
+    const rows = await this.deps.grantsStore.listGrants(this.deps.database, customerId, { includeSpent: false, page: undefined }, now);
+    return book.nextExpiry(rows.map((row) => book.presentGrant(row.grant, row.returningSeconds, now)), now);
+  }
+
+  /** The customer's grants in spending order; spent and expired ones only with includeSpent. */
+  async grantsOf(customerId: string, includeSpent: boolean, first: number, after: string | null | undefined): Promise<Outcome<Page<GrantRecord>>> {
+    const scope = `${customerId}:${includeSpent}`;
+    const page = this.deps.pager.request("grant", scope, first, after);
+    if (!page.ok) return page;
+    const now = this.deps.now();
+    const rows = await this.deps.grantsStore.listGrants(this.deps.database, customerId, { includeSpent, page: page.value }, now);
+    const grants = rows.map((row) => book.presentGrant(row.grant, row.returningSeconds, now));
+    return succeed(this.deps.pager.page("grant", scope, grants, page.value, (grant) => grant.seq));
   }
 
   /** A reservation for its owner or staff; anyone else learns nothing about it. */

@@ -15,7 +15,7 @@ export const creditsResolvers: Resolvers = {
     setLowBalanceAlert: async (_parent, { input }, { caller, services }) =>
       unwrap(await services.credits.setLowBalanceAlert(caller, input.customerId, input.thresholdSeconds ?? null)),
     adjustCredits: async (_parent, { input }, { caller, services }) =>
-      unwrap(await services.credits.adjust(caller, input.customerId, input.deltaSeconds, input.note)),
+      unwrap(await services.credits.adjust(caller, input)),
   },
   Customer: {
     balance: (customer, _args, { services }) => services.credits.balanceOf(customer.id),
@@ -26,6 +26,8 @@ export const creditsResolvers: Resolvers = {
       unwrap(await services.credits.usage(customer.id, from, to, granularity ?? "DAY", byEndpoint ?? false)),
     ledger: async (customer, { first, after }, { services }) =>
       unwrap(await services.credits.ledgerOf(customer.id, first, after)),
+    grants: async (customer, { includeSpent, first, after }, { services }) =>
+      unwrap(await services.credits.grantsOf(customer.id, includeSpent ?? false, first, after)),
   },
   ReserveCreditsPayload: {
     customer: (payload, _args, { services }) => services.customers.owner(payload.reservation.customerId),
@@ -35,6 +37,7 @@ export const creditsResolvers: Resolvers = {
   },
   CreditBalance: {
     hoursRemaining: (balance) => hoursFromSeconds(balance.secondsRemaining),
+    nextExpiry: (balance, _args, { services }) => services.credits.nextExpiryOf(balance.customerId),
   },
   LedgerEntry: {
     id: (entry) => entry.id.toString(),

@@ -1,23 +1,26 @@
 // The credits module's API, one method per operation, each delegating to its use case:
-// reservations (reservations.service.ts), grants and adjustments (grants.service.ts), reads
-// (credits-reads.service.ts), all changing balances through balance-transactions.ts.
+// reservations (reservations.service.ts), grants and adjustments (grants.service.ts), alerts and
+// expiry notices (alerts.service.ts), reads (credits-reads.service.ts), all changing balances
+// through balance-transactions.ts, with the grant arithmetic in grant-book.ts.
 import type { Caller } from "../../platform/auth";
 import type { Transaction } from "../../platform/database";
 import type { Outcome } from "../../platform/failures";
 import type { Page } from "../../platform/pagination";
 import type { CustomerRecord } from "../customers";
-import type { Balance } from "./balance";
+import type { Balance, CustomerBalance } from "./balance";
 import { AlertsService } from "./alerts.service";
 import { BalanceTransactions, type CreditsDependencies } from "./balance-transactions";
 import { CreditsReads, type UsageGranularity } from "./credits-reads.service";
 import type { UsageBucketRecord } from "./credits.store";
-import { GrantsService, type GrantDetails } from "./grants.service";
+import type { CreditExpiry } from "./grant-book";
+import type { GrantRecord } from "./grants.store";
+import { GrantsService, type AdjustInput, type GrantDetails } from "./grants.service";
 import type { LedgerEntryRecord } from "./ledger";
 import type { ReservationRecord, ReservationStatus } from "./reservation";
 import { ReservationsService, type ReserveInput, type ReserveResult, type SettleResult } from "./reservations.service";
 
 export type { CreditsDependencies } from "./balance-transactions";
-export type { GrantDetails } from "./grants.service";
+export type { AdjustInput, GrantDetails } from "./grants.service";
 export type { ReserveInput, ReserveResult, SettleResult } from "./reservations.service";
 
 export class CreditsService {
@@ -47,6 +50,14 @@ export class CreditsService {
     return this.alerts.deliverLowBalanceAlert(payload);
   }
 
+  queueExpiryNotices(): Promise<number> {
+    return this.alerts.queueExpiryNotices();
+  }
+
+  deliverExpiryNotice(payload: Record<string, unknown>): Promise<void> {
+    return this.alerts.deliverExpiryNotice(payload);
+  }
+
   reserve(caller: Caller, input: ReserveInput): Promise<Outcome<ReserveResult>> {
     return this.reservations.reserve(caller, input);
   }
@@ -59,8 +70,8 @@ export class CreditsService {
     return this.reservations.release(caller, reservationId, reason);
   }
 
-  adjust(caller: Caller, customerId: string, deltaSeconds: number, note: string): Promise<Outcome<CustomerRecord>> {
-    return this.grants.adjust(caller, customerId, deltaSeconds, note);
+  adjust(caller: Caller, input: AdjustInput): Promise<Outcome<CustomerRecord>> {
+    return this.grants.adjust(caller, input);
   }
 
   openBalanceInTransaction(tx: Transaction, customerId: string): Promise<void> {
@@ -75,7 +86,7 @@ export class CreditsService {
     tx: Transaction,
     customerId: string,
     seconds: number,
-    details: { actor: string; note: string },
+    details: { origins: readonly string[]; actor: string; note: string },
   ): Promise<Outcome<{ takenSeconds: number; balance: Balance }>> {
     return this.grants.takeBackInTransaction(tx, customerId, seconds, details);
   }
@@ -88,8 +99,16 @@ export class CreditsService {
     return this.reads.reservationCounts();
   }
 
-  balanceOf(customerId: string): Promise<Balance> {
+  balanceOf(customerId: string): Promise<CustomerBalance> {
     return this.reads.balanceOf(customerId);
+  }
+
+  nextExpiryOf(customerId: string): Promise<CreditExpiry | null> {
+    return this.reads.nextExpiryOf(customerId);
+  }
+
+  grantsOf(customerId: string, includeSpent: boolean, first: number, after: string | null | undefined): Promise<Outcome<Page<GrantRecord>>> {
+    return this.reads.grantsOf(customerId, includeSpent, first, after);
   }
 
   findReservation(caller: Caller, reservationId: string): Promise<Outcome<ReservationRecord | null>> {

@@ -11,13 +11,17 @@ import type { DatabaseClient, Transaction } from "../../platform/database";
 import { column, selectRow, selectRows } from "../../platform/rows";
 import type { PageRequest } from "../../platform/pagination";
 import type { Balance, LowBalanceAlert } from "./balance";
+import { jsonGrants, liveGrantsJson, type GrantRecord } from "./grants.store";
 import type { NewLedgerEntry, LedgerEntryRecord } from "./ledger";
 import { isPastExpiry, type ReservationRecord, type ReservationStatus } from "./reservation";
 
 export interface LockedBalance {
   customerId: string;
+  /** As stored: the sum over all the customer's grants, expired ones not yet settled included. */
   balance: Balance;
   alert: LowBalanceAlert;
+  /** Grants with seconds remaining or held, and those whose expiry is due to be settled. */
+  grants: GrantRecord[];
 }
 
 export interface NewReservation {
@@ -40,7 +44,8 @@ const reservationColumns = Prisma.sql`id, seq, customer_id, endpoint, reserved_s
  * The expiry rule in SQL, the twin of reservation.ts's isPastExpiry: an ACTIVE reservation whose
  * expiry has come counts as expired, whether or not the sweeper has settled it yet.
  */
-const pastExpiry = (now: Date) => Prisma.sql`(status = 'ACTIVE' AND expires_at <= ${now})`;
+const pastExpiry = (now: Date, alias = "credit_reservation") =>
+  Prisma.sql`(${Prisma.raw(alias)}.status = 'ACTIVE' AND ${Prisma.raw(alias)}.expires_at <= ${now})`;
 
 /** Filters on the status clients see, in which an ACTIVE reservation past expiry is EXPIRED. */
 function presentedStatusCondition(status: ReservationStatus | undefined, now: Date): Prisma.Sql {
@@ -101,19 +106,21 @@ const balanceRow = z
     seconds_reserved: column.int,
     low_balance_threshold_seconds: column.int.nullable(),
     low_balance_alert_armed: column.boolean,
+    grants: jsonGrants,
   })
   .transform(
     (row): LockedBalance => ({
       customerId: row.customer_id,
       balance: { secondsRemaining: row.seconds_remaining, secondsReserved: row.seconds_reserved },
       alert: { thresholdSeconds: row.low_balance_threshold_seconds, armed: row.low_balance_alert_armed },
+      grants: row.grants,
     }),
   );
 const thresholdRow = z.object({ low_balance_threshold_seconds: column.int.nullable() }).transform((row) => row.low_balance_threshold_seconds);
 
 const effectiveBalanceRow = z
-  .object({ seconds_remaining: column.int, seconds_reserved: column.int, expired_seconds: column.int })
-  .transform((row): Balance => ({ secondsRemaining: row.seconds_remaining + row.expired_seconds, secondsReserved: row.seconds_reserved - row.expired_seconds }));
+  .object({ seconds_remaining: column.int, seconds_reserved: column.int })
+  .transform((row): Balance => ({ secondsRemaining: row.seconds_remaining, secondsReserved: row.seconds_reserved }));
 
 export interface UsageRange {
   from: Date;
@@ -160,12 +167,15 @@ export class CreditsStore {
 
   /**
    * Locks the customer's balance row for the rest of the transaction, so a concurrent writer
-   * that got past the advisory lock (another code path) fails fast instead of at commit.
+   * that got past the advisory lock (another code path) fails fast instead of at commit, and
+   * reads the grants in the same round trip. Every writer of a grant locks this row first, so
+   * once the lock is taken the grants read are the latest.
    */
-  async lockBalance(tx: Transaction, customerId: string): Promise<LockedBalance | undefined> {
+  async lockBalance(tx: Transaction, customerId: string, now: Date): Promise<LockedBalance | undefined> {
     return selectRow(tx, "credits.lockBalance", balanceRow, Prisma.sql`
-      SELECT customer_id, seconds_remaining, seconds_reserved, low_balance_threshold_seconds, low_balance_alert_armed
-      FROM credit_balance WHERE customer_id = ${customerId}::uuid FOR UPDATE`);
+      SELECT b.customer_id, b.seconds_remaining, b.seconds_reserved, b.low_balance_threshold_seconds, b.low_balance_alert_armed,
+             ${liveGrantsJson(Prisma.sql`b.customer_id`, now)} AS grants
+      FROM credit_balance b WHERE b.customer_id = ${customerId}::uuid FOR UPDATE OF b`);
   }
 
   async saveBalance(tx: Transaction, customerId: string, balance: Balance, alert: LowBalanceAlert): Promise<void> {
@@ -181,15 +191,22 @@ export class CreditsStore {
   }
 
   /**
-   * The balance as clients see it: ACTIVE reservations past their expiry already count as
-   * returned, even before the sweeper has settled them.
+   * The balance as clients see it, exact at `now` before the sweeper has settled anything:
+   * grants past their expiry count for nothing, and ACTIVE reservations past theirs count as
+   * returned to their grants (to nothing, for a grant that has expired too).
    */
   async effectiveBalance(db: DatabaseClient, customerId: string, now: Date): Promise<Balance | undefined> {
+    const unexpiredGrant = (grant: Prisma.Sql) => Prisma.sql`(${grant}.expires_at IS NULL OR ${grant}.expires_at > ${now})`;
     return selectRow(db, "credits.effectiveBalance", effectiveBalanceRow, Prisma.sql`
-      SELECT b.seconds_remaining, b.seconds_reserved,
-             COALESCE((SELECT SUM(reserved_seconds) FROM credit_reservation
-                       WHERE customer_id = b.customer_id AND ${pastExpiry(now)}), 0)::int
-               AS expired_seconds
+      SELECT COALESCE((SELECT SUM(g.remaining_seconds) FROM credit_grant g
+                       WHERE g.customer_id = b.customer_id AND ${unexpiredGrant(Prisma.sql`g`)}), 0)::int
+             + COALESCE((SELECT SUM(h.held_seconds) FROM credit_reservation r
+                           JOIN credit_reservation_hold h ON h.reservation_id = r.id JOIN credit_grant g ON g.id = h.grant_id
+                         WHERE r.customer_id = b.customer_id AND ${pastExpiry(now, "r")} AND ${unexpiredGrant(Prisma.sql`g`)}), 0)::int
+               AS seconds_remaining,
+             b.seconds_reserved - COALESCE((SELECT SUM(reserved_seconds) FROM credit_reservation
+                                            WHERE customer_id = b.customer_id AND ${pastExpiry(now)}), 0)::int
+               AS seconds_reserved
       FROM credit_balance b WHERE b.customer_id = ${customerId}::uuid`);
   }
 
@@ -269,10 +286,10 @@ export class CreditsStore {
     if (entries.length === 0) return;
     const values = entries.map(
       (entry) => Prisma.sql`(${entry.customerId}::uuid, ${entry.kind}::"LedgerEntryKind", ${entry.deltaSeconds},
-        ${entry.balanceAfter}, ${entry.reservationId}::uuid, ${entry.note}, ${entry.actor})`,
+        ${entry.balanceAfter}, ${entry.reservationId}::uuid, ${entry.grantId}::uuid, ${entry.note}, ${entry.actor})`,
     );
     await tx.$executeRaw`
-      INSERT INTO ledger_entry (customer_id, kind, delta_seconds, balance_after, reservation_id, note, actor)
+      INSERT INTO ledger_entry (customer_id, kind, delta_seconds, balance_after, reservation_id, grant_id, note, actor)
       VALUES ${Prisma.join(values)}`;
   }
 

@@ -1,4 +1,4 @@
-export type LedgerEntryKind = "GRANT" | "RESERVE" | "CONFIRM" | "RELEASE" | "EXPIRE" | "ADJUSTMENT" | "REFUND";
+export type LedgerEntryKind = "GRANT" | "RESERVE" | "CONFIRM" | "RELEASE" | "EXPIRE" | "ADJUSTMENT" | "REFUND" | "GRANT_EXPIRED";
 
 export interface LedgerEntryRecord {
   id: bigint;
@@ -7,6 +7,8 @@ export interface LedgerEntryRecord {
   deltaSeconds: number;
   balanceAfter: number;
   reservationId: string | null;
+  /** The grant whose seconds it moved; null when it moved none, or before grants existed. */
+  grantId: string | null;
   note: string | null;
   actor: string;
   createdAt: Date;

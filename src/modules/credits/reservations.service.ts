@@ -6,29 +6,30 @@ import { actorOf, type Caller } from "../../platform/auth";
 import { ownCustomerId, Policy } from "../../platform/authorization";
 import { fail, succeed, type Outcome } from "../../platform/failures";
 import { checkText, firstFailure, uuidPattern } from "../../platform/validation";
-import * as arithmetic from "./balance";
-import type { Balance } from "./balance";
+import type { CustomerBalance } from "./balance";
 import {
   customerNotFound,
-  ledgerEntry,
+  ledgerMoves,
   reservationNotFound,
   type BalanceTransactions,
   type CreditsDependencies,
   type CustomerTransaction,
 } from "./balance-transactions";
+import * as book from "./grant-book";
+import type { Hold } from "./grant-book";
 import { creditsPermissions } from "./credits.permissions";
 import { checkEndpoint, checkIdempotencyKey, checkSeconds } from "./credits.validation";
 import { presentReservation, type ReservationRecord } from "./reservation";
 
 export interface ReserveResult {
   reservation: ReservationRecord;
-  balance: Balance;
+  balance: CustomerBalance;
   replayed: boolean;
 }
 
 export interface SettleResult {
   reservation: ReservationRecord;
-  balance: Balance;
+  balance: CustomerBalance;
 }
 
 export interface ReserveInput {
@@ -66,13 +67,14 @@ export class ReservationsService {
       idempotencyKey === null
         ? Promise.resolve(undefined)
         : this.deps.store.findReservationByIdempotencyKey(this.deps.database, customerId, idempotencyKey);
-    return this.balances.run(customerId, findEarlier, async ({ tx, balance, alert, now, unexpiredActiveCount }, earlier) => {
-      if (earlier) return this.replayReservation(earlier, input, balance, now);
-      if (unexpiredActiveCount >= this.limits.activeReservationsPerCustomerMax) {
+    return this.balances.run(customerId, findEarlier, async (state, earlier) => {
+      const { tx, balance, now } = state;
+      if (earlier) return this.replayReservation(earlier, input, { customerId, ...balance }, now);
+      if (state.unexpiredActiveCount >= this.limits.activeReservationsPerCustomerMax) {
         return fail({ code: "TOO_MANY_REQUESTS", retryAfterSeconds: activeLimitRetryAfterSeconds });
       }
-      const after = arithmetic.reserve(balance, input.estimatedSeconds);
-      if (!after) return fail({ code: "INSUFFICIENT_CREDITS", secondsRemaining: balance.secondsRemaining });
+      const held = book.hold(state.grants, input.estimatedSeconds, now);
+      if (!held) return fail({ code: "INSUFFICIENT_CREDITS", secondsRemaining: balance.secondsRemaining });
       const reservation = await this.deps.store.createReservation(tx, {
         customerId,
         endpoint: input.endpoint,
@@ -81,55 +83,49 @@ export class ReservationsService {
         actor: actorOf(caller),
         expiresAt: new Date(now.getTime() + this.limits.reservationTtlSeconds * 1000),
       });
-      await this.balances.save(tx, customerId, alert, after);
-      await this.deps.store.appendLedger(tx, [
-        ledgerEntry(customerId, "RESERVE", -input.estimatedSeconds, after, reservation.id, null, actorOf(caller)),
-      ]);
-      return succeed({ reservation, balance: after, replayed: false });
+      await this.deps.grantsStore.insertHolds(tx, reservation.id, held.holds);
+      const after = await this.balances.commit(state, held.grants, ledgerMoves(held.moves, { reservationId: reservation.id, note: null, actor: actorOf(caller) }));
+      return succeed({ reservation, balance: { customerId, ...after }, replayed: false });
     });
   }
 
   async confirm(caller: Caller, reservationId: string, actualSeconds: number): Promise<Outcome<SettleResult>> {
     const invalid = checkSeconds("actualSeconds", actualSeconds, 0, this.limits.actualMaxSeconds);
     if (invalid) return fail(invalid);
-    return this.settle(caller, reservationId, "Mutation.confirmReservation", async ({ tx, customerId, balance, alert, now }, reservation) => {
+    return this.settle(caller, reservationId, "Mutation.confirmReservation", async (state, reservation, holds) => {
+      const { tx, customerId, balance, now } = state;
       if (reservation.status === "CONFIRMED" && reservation.actualSeconds === actualSeconds) {
-        return succeed({ reservation, balance });
+        return succeed({ reservation, balance: { customerId, ...balance } });
       }
       if (reservation.status !== "ACTIVE") return fail({ code: "RESERVATION_SETTLED", status: reservation.status });
-      const settlement = arithmetic.confirm(balance, reservation.reservedSeconds, actualSeconds);
+      const confirmation = book.confirm(state.grants, holds, actualSeconds, now);
       const settled = await this.balances.settleActive(tx, reservation.id, {
         status: "CONFIRMED",
         actualSeconds,
-        chargedSeconds: settlement.chargedSeconds,
-        unbilledSeconds: settlement.unbilledSeconds,
+        chargedSeconds: confirmation.chargedSeconds,
+        unbilledSeconds: confirmation.unbilledSeconds,
         settledAt: now,
       });
-      await this.balances.save(tx, customerId, alert, settlement.balance);
-      const note = settlement.unbilledSeconds > 0 ? `${settlement.unbilledSeconds} s unbilled: balance ran out` : null;
-      await this.deps.store.appendLedger(tx, [
-        ledgerEntry(customerId, "CONFIRM", settlement.deltaSeconds, settlement.balance, reservation.id, note, actorOf(caller)),
-      ]);
-      return succeed({ reservation: settled, balance: settlement.balance });
+      const note = confirmation.unbilledSeconds > 0 ? `${confirmation.unbilledSeconds} s unbilled: balance ran out` : null;
+      const after = await this.balances.commit(state, confirmation.grants, ledgerMoves(confirmation.moves, { reservationId: reservation.id, note, actor: actorOf(caller) }));
+      return succeed({ reservation: settled, balance: { customerId, ...after } });
     });
   }
 
   async release(caller: Caller, reservationId: string, reason: string | null | undefined): Promise<Outcome<SettleResult>> {
     const invalid = checkText("reason", reason, this.limits.reasonMaxLength, false);
     if (invalid) return fail(invalid);
-    return this.settle(caller, reservationId, "Mutation.releaseReservation", async ({ tx, customerId, balance, alert, now }, reservation) => {
+    return this.settle(caller, reservationId, "Mutation.releaseReservation", async (state, reservation, holds) => {
+      const { tx, customerId, now } = state;
       if (reservation.status !== "ACTIVE") return fail({ code: "RESERVATION_SETTLED", status: reservation.status });
-      const after = arithmetic.release(balance, reservation.reservedSeconds);
+      const released = book.release(state.grants, holds, "RELEASE", now);
       const settled = await this.balances.settleActive(tx, reservation.id, {
         status: "RELEASED",
         reason: reason ?? null,
         settledAt: now,
       });
-      await this.balances.save(tx, customerId, alert, after);
-      await this.deps.store.appendLedger(tx, [
-        ledgerEntry(customerId, "RELEASE", reservation.reservedSeconds, after, reservation.id, reason ?? null, actorOf(caller)),
-      ]);
-      return succeed({ reservation: settled, balance: after });
+      const after = await this.balances.commit(state, released.grants, ledgerMoves(released.moves, { reservationId: reservation.id, note: reason ?? null, actor: actorOf(caller) }));
+      return succeed({ reservation: settled, balance: { customerId, ...after } });
     });
   }
 
@@ -145,7 +141,7 @@ export class ReservationsService {
     return succeed(customerId);
   }
 
-  private replayReservation(earlier: ReservationRecord, input: ReserveInput, balance: Balance, now: Date): Outcome<ReserveResult> {
+  private replayReservation(earlier: ReservationRecord, input: ReserveInput, balance: CustomerBalance, now: Date): Outcome<ReserveResult> {
     if (earlier.endpoint !== input.endpoint || earlier.reservedSeconds !== input.estimatedSeconds) {
       return fail({
         code: "BAD_USER_INPUT",
@@ -160,7 +156,7 @@ export class ReservationsService {
     caller: Caller,
     reservationId: string,
     operation: "Mutation.confirmReservation" | "Mutation.releaseReservation",
-    work: (state: CustomerTransaction, reservation: ReservationRecord) => Promise<Outcome<SettleResult>>,
+    work: (state: CustomerTransaction, reservation: ReservationRecord, holds: Hold[]) => Promise<Outcome<SettleResult>>,
   ): Promise<Outcome<SettleResult>> {
     const denied = policy.check(operation, caller);
     if (denied) return fail(denied);
@@ -168,12 +164,17 @@ export class ReservationsService {
     if (!visible) return fail(reservationNotFound);
     const notOwner = policy.checkOwner(operation, caller, visible.customerId);
     if (notOwner) return fail(notOwner === "hidden" ? reservationNotFound : notOwner);
-    // Read again under the lock: it may have been settled meanwhile. Expired ones are
-    // presented as EXPIRED here, and settled as such by the transaction.
-    const readCurrent = () => this.deps.store.findReservation(this.deps.database, reservationId);
-    return this.balances.run(visible.customerId, readCurrent, async (state, reservation) => {
+    // Read again under the lock, with its holds: it may have been settled meanwhile. Expired
+    // ones are presented as EXPIRED here, and settled as such by the transaction.
+    const readCurrent = async () => {
+      const reservation = await this.deps.store.findReservation(this.deps.database, reservationId);
+      const holds = reservation?.status === "ACTIVE" ? await this.deps.grantsStore.holdsOf(this.deps.database, [reservationId]) : new Map<string, Hold[]>();
+      return { reservation, holds };
+    };
+    return this.balances.run(visible.customerId, readCurrent, async (state, { reservation, holds }) => {
       if (!reservation) return fail(reservationNotFound);
-      return work(state, presentReservation(reservation, state.now));
+      const presented = presentReservation(reservation, state.now);
+      return work(state, presented, presented.status === "ACTIVE" ? this.balances.holdsOfReservation(presented, holds) : []);
     });
   }
 }

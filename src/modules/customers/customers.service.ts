@@ -26,7 +26,12 @@ export interface CreateCustomerInput {
  */
 export interface CustomerBalances {
   openBalanceInTransaction(tx: Transaction, customerId: string): Promise<void>;
-  grantInTransaction(tx: Transaction, customerId: string, seconds: number, details: { kind: "GRANT"; actor: string; note: string }): Promise<Outcome<unknown>>;
+  grantInTransaction(
+    tx: Transaction,
+    customerId: string,
+    seconds: number,
+    details: { kind: "GRANT"; source: "INITIAL"; expiresAt: null; origin: null; actor: string; note: string },
+  ): Promise<Outcome<unknown>>;
 }
 
 /** Finds a license's owner for the support search; the licenses module owns that table. */
@@ -70,8 +75,12 @@ export class CustomersService {
       const customer = await this.insert(tx, { email, tier, stripeCustomerId });
       if (initialSeconds > 0) {
         const note = input.initialSeconds === undefined || input.initialSeconds === null ? `${tier} monthly hours` : "initial balance";
+        // A starting balance is an INITIAL grant that never expires.
         const granted = await this.deps.credits.grantInTransaction(tx, customer.id, initialSeconds, {
           kind: "GRANT",
+          source: "INITIAL",
+          expiresAt: null,
+          origin: null,
           actor: actorOf(caller),
           note,
         });

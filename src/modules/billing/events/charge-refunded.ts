@@ -1,4 +1,5 @@
-// charge.refunded: the refunded share of the payment's grant is taken back (never below zero).
+// charge.refunded: the refunded share of the payment's grant is taken back from that grant
+// only, as far as it has seconds remaining (never below zero).
 import { succeed } from "../../../platform/failures";
 import { refundDueSeconds } from "../refund-share";
 import { actorOf, idOf, isGrantEffect, waitForPurchase, type EventHandler, type EventOf } from "./shared";
@@ -21,7 +22,9 @@ export const chargeRefunded: EventHandler<EventOf<"charge.refunded">> = {
     if (dueSeconds === 0 || (await context.store.findEffect(tx, key))) return succeed("PROCESSED");
     const customerId = grants[0]!.customerId;
     await context.store.insertEffect(tx, { key, customerId, eventId: event.id, grantedSeconds: dueSeconds, stripePaymentIntentId: null, stripeChargeId: charge.id });
+    // Only from the grants this payment made, never from other hours the customer has.
     const taken = await context.credits.takeBackInTransaction(tx, customerId, dueSeconds, {
+      origins: grants.map((effect) => effect.key),
       actor: actorOf(event),
       note: `refund of charge ${charge.id}`,
     });

@@ -1,6 +1,7 @@
 // checkout.session.completed, and checkout.session.async_payment_succeeded (a delayed payment
 // method that cleared): a subscription starts, or an hour pack is granted once paid.
 import { succeed } from "../../../platform/failures";
+import { purchaseGrantExpiresAt } from "../grant-expiry";
 import { applySubscriptionState } from "./subscription-state";
 import { ensureLicenseAndWriteBack, grantOnce, idOf, planFor, unprocessable, type EventHandler, type EventOf } from "./shared";
 
@@ -43,6 +44,9 @@ export const checkoutSessionCompleted: EventHandler<CheckoutEvent, string | null
         seconds: plan.value.seconds,
         paymentIntentId: idOf(session.payment_intent),
         note: `hour pack ${priceId}, checkout session ${session.id}`,
+        source: "PURCHASE",
+        // Paid when this event says so: the session completed (or its delayed payment cleared).
+        expiresAt: purchaseGrantExpiresAt(new Date(event.created * 1000), context.config.credits.purchaseGrantTtlDays),
       });
       if (!granted.ok) return granted;
     }

@@ -1,6 +1,8 @@
-// invoice.paid: a subscription period paid grants the plan's monthly hours, once per invoice.
+// invoice.paid: a subscription period paid grants the plan's monthly hours, once per invoice,
+// expiring with the period (grant-expiry.ts).
 import type Stripe from "stripe";
 import { succeed } from "../../../platform/failures";
+import { subscriptionGrantExpiresAt } from "../grant-expiry";
 import { ensureLicenseAndWriteBack, grantOnce, idOf, planFor, unprocessable, type EventHandler, type EventOf } from "./shared";
 
 const isProration = (line: Stripe.InvoiceLineItem) =>
@@ -52,6 +54,12 @@ export const invoicePaid: EventHandler<EventOf<"invoice.paid">, { paymentIntentI
       seconds: plan.value.monthlySeconds,
       paymentIntentId: prefetched.paymentIntentIds[0] ?? null,
       note: `${plan.value.tier} hours for invoice ${invoice.id}`,
+      source: "SUBSCRIPTION",
+      expiresAt: subscriptionGrantExpiresAt(
+        { startSeconds: line.period.start, endSeconds: line.period.end },
+        context.config.credits.subscriptionGraceSeconds,
+        context.config.credits.subscriptionRolloverMaxPeriods,
+      ),
     });
     if (!granted.ok) return granted;
     const delivered = await ensureLicenseAndWriteBack(context, tx, event, customer);

@@ -8,7 +8,7 @@ import type { Config } from "../../../config";
 import type { Transaction } from "../../../platform/database";
 import { fail, succeed, type Outcome } from "../../../platform/failures";
 import type { OutboxStore } from "../../../platform/outbox/outbox.store";
-import type { CreditsService } from "../../credits";
+import type { CreditsService, GrantSource } from "../../credits";
 import type { CustomerRecord, CustomersService } from "../../customers";
 import type { LicensesService } from "../../licenses";
 import type { BillingStore } from "../billing.store";
@@ -69,7 +69,15 @@ export async function grantOnce(
   context: HandlerContext,
   tx: Transaction,
   event: Stripe.Event,
-  effect: { key: string; customer: CustomerRecord; seconds: number; paymentIntentId: string | null; note: string },
+  effect: {
+    key: string;
+    customer: CustomerRecord;
+    seconds: number;
+    paymentIntentId: string | null;
+    note: string;
+    source: Extract<GrantSource, "SUBSCRIPTION" | "PURCHASE">;
+    expiresAt: Date | null;
+  },
 ): Promise<Outcome<void>> {
   if (await context.store.findEffect(tx, effect.key)) return succeed(undefined);
   await context.store.insertEffect(tx, {
@@ -81,8 +89,12 @@ export async function grantOnce(
     stripeChargeId: null,
   });
   if (effect.seconds === 0) return succeed(undefined);
+  // The grant's origin is the effect's key: a refund finds the grant its payment made by it.
   const granted = await context.credits.grantInTransaction(tx, effect.customer.id, effect.seconds, {
     kind: "GRANT",
+    source: effect.source,
+    expiresAt: effect.expiresAt,
+    origin: effect.key,
     actor: actorOf(event),
     note: effect.note,
   });
