@@ -69,6 +69,28 @@ describe("the checks that read across modules", () => {
       "INSERT INTO ledger_entry (customer_id, kind, delta_seconds, balance_after, actor) VALUES ($1, 'GRANT', 5, 5, 'stripe:evt_forged')",
       [customer.id],
     );
-    expect(await failing()).toEqual(["every Stripe grant in the ledger has its payment effect"]);
+    expect(await failing()).toEqual(["each balance is the sum over the customer's grants", "every Stripe grant in the ledger has its payment effect"]);
+  });
+
+  it("flags a grant whose counters disagree with its ledger entries or the reservations holding it", async () => {
+    const customer = await tampered.createCustomer({ initialSeconds: 1000 });
+    await tampered.graphql(`mutation { reserveCredits(input: { estimatedSeconds: 300, endpoint: "audit" }) { replayed } }`, {}, customer.token);
+    const earlierTampering = await failing();
+    // Seconds moved from held to remaining in both the grant and the balance, with no ledger entry and no settled reservation.
+    await tampered.sql.query("UPDATE credit_grant SET held_seconds = held_seconds - 50, remaining_seconds = remaining_seconds + 50 WHERE customer_id = $1", [customer.id]);
+    await tampered.sql.query("UPDATE credit_balance SET seconds_reserved = seconds_reserved - 50, seconds_remaining = seconds_remaining + 50 WHERE customer_id = $1", [customer.id]);
+    expect((await failing()).filter((name) => !earlierTampering.includes(name))).toEqual([
+      "each customer's ledger deltas sum to the balance",
+      "secondsReserved equals the sum of ACTIVE reservations",
+      "each grant's ledger entries sum to its remaining seconds, past its ledger opening",
+      "each grant's held seconds are what ACTIVE reservations hold of it",
+    ]);
+  });
+
+  it("refuses, in the database, a grant whose parts do not sum to what it granted", async () => {
+    const customer = await tampered.createCustomer({ initialSeconds: 1000 });
+    await expect(tampered.sql.query("UPDATE credit_grant SET remaining_seconds = remaining_seconds + 1 WHERE customer_id = $1", [customer.id])).rejects.toThrow(
+      /credit_grant_parts_sum_to_granted/,
+    );
   });
 });
