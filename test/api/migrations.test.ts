@@ -36,7 +36,7 @@ async function apply(names: string[]): Promise<void> {
   for (const name of names) await sql.query(fs.readFileSync(path.join(migrationsDirectory, name, "migration.sql"), "utf8"));
 }
 
-it("moves every balance to credit_balance and gives every license its owner's tier, changing nothing else", async () => {
+it("moves every balance to credit_balance, then into one INITIAL grant holding what reservations hold, and gives every license its owner's tier, changing nothing else", async () => {
   const split = migrations.indexOf(firstMigrationThatMovesBalances);
   expect(split).toBeGreaterThan(0);
   await apply(migrations.slice(0, split));
@@ -68,4 +68,16 @@ it("moves every balance to credit_balance and gives every license its owner's ti
   ]);
   expect((await sql.query("SELECT count(*)::int AS n FROM ledger_entry")).rows[0].n).toBe(1);
   expect((await sql.query("SELECT count(*)::int AS n FROM credit_reservation WHERE status = 'ACTIVE'")).rows[0].n).toBe(1);
+
+  const grants = await sql.query(
+    `SELECT customer_id, source::text AS source, granted_seconds, remaining_seconds, held_seconds, ledger_opening_seconds, expires_at
+     FROM credit_grant`,
+  );
+  expect(grants.rows).toEqual([
+    { customer_id: pro, source: "INITIAL", granted_seconds: 4600, remaining_seconds: 4000, held_seconds: 600, ledger_opening_seconds: 4000, expires_at: null },
+  ]);
+  const holds = await sql.query(
+    "SELECT r.customer_id, h.held_seconds FROM credit_reservation_hold h JOIN credit_reservation r ON r.id = h.reservation_id",
+  );
+  expect(holds.rows).toEqual([{ customer_id: pro, held_seconds: 600 }]);
 });

@@ -471,6 +471,108 @@ describe("refunds and disputes in any delivery order", () => {
   });
 });
 
+describe("grants from payments", () => {
+  const grantsOf = async (customerId: string) => {
+    const result: any = await server.graphql(
+      `query($id: ID!) { customer(id: $id) { grants(includeSpent: true) { edges { node { source grantedSeconds remainingSeconds heldSeconds expiresAt note } } } } }`,
+      { id: customerId },
+      server.staffToken,
+    );
+    return result.data.customer.grants.edges.map((edge: any) => edge.node);
+  };
+
+  it("a renewal grants the new period's hours, expiring at that period's end; older periods' hours are spent first", async () => {
+    const stripeCustomer = stripeId("cus");
+    const subscriptionId = stripeId("sub");
+    const session = checkoutSession({ customer: stripeCustomer, email: uniqueEmail(), mode: "subscription", subscription: subscriptionId });
+    stripe.lineItems.set(session.id, "price_pro");
+    await deliver(stripeEvent("checkout.session.completed", session));
+    const periodStart = Math.floor(Date.now() / 1000);
+    const first = invoice({ customer: stripeCustomer, subscription: subscriptionId, price: "price_pro", lines: [invoiceLine("price_pro", { periodStart })] });
+    const renewal = invoice({ customer: stripeCustomer, subscription: subscriptionId, price: "price_pro", lines: [invoiceLine("price_pro", { periodStart: periodStart + month })] });
+    await deliver(stripeEvent("invoice.paid", first));
+    await deliver(stripeEvent("invoice.paid", renewal));
+    const [customer] = await customerByStripeId(stripeCustomer);
+    expect(await grantsOf(customer.id)).toEqual([
+      { source: "SUBSCRIPTION", grantedSeconds: 50 * hour, remainingSeconds: 50 * hour, heldSeconds: 0, expiresAt: new Date((periodStart + month) * 1000).toISOString(), note: `PRO hours for invoice ${first.id}` },
+      { source: "SUBSCRIPTION", grantedSeconds: 50 * hour, remainingSeconds: 50 * hour, heldSeconds: 0, expiresAt: new Date((periodStart + 2 * month) * 1000).toISOString(), note: `PRO hours for invoice ${renewal.id}` },
+    ]);
+    await server.graphql(`mutation { reserveCredits(input: { estimatedSeconds: 7200, endpoint: "render" }) { replayed } }`, {}, server.tokenFor(customer.id));
+    expect((await grantsOf(customer.id)).map((grant: any) => grant.heldSeconds)).toEqual([7200, 0]);
+    await expectConsistentLedger(server.sql, customer.id);
+  });
+
+  it("a refund takes back only from its own pack, never from subscription hours", async () => {
+    const stripeCustomer = stripeId("cus");
+    const subscriptionId = stripeId("sub");
+    const email = uniqueEmail();
+    const subscribed = checkoutSession({ customer: stripeCustomer, email, mode: "subscription", subscription: subscriptionId });
+    stripe.lineItems.set(subscribed.id, "price_pro");
+    await deliver(stripeEvent("checkout.session.completed", subscribed));
+    await deliver(stripeEvent("invoice.paid", invoice({ customer: stripeCustomer, subscription: subscriptionId, price: "price_pro" })));
+    const paymentIntent = stripeId("pi");
+    const pack = checkoutSession({ customer: stripeCustomer, email, paymentIntent });
+    stripe.lineItems.set(pack.id, "price_pack10");
+    await deliver(stripeEvent("checkout.session.completed", pack));
+    const [customer] = await customerByStripeId(stripeCustomer);
+    const grants = await grantsOf(customer.id);
+    expect(grants.map((grant: any) => [grant.source, grant.remainingSeconds])).toEqual([
+      ["SUBSCRIPTION", 50 * hour],
+      ["PURCHASE", 10 * hour],
+    ]);
+    // The pack expires PURCHASE_GRANT_TTL_DAYS (365) after the payment.
+    expect(new Date(grants[1].expiresAt).getTime() - Date.now()).toBeGreaterThan(364 * 86_400_000);
+    // 55 hours spent: the subscription's 50 (they expire sooner), then 5 of the pack.
+    const token = server.tokenFor(customer.id);
+    for (let job = 0; job < 3; job += 1) {
+      const reserved: any = await server.graphql(`mutation { reserveCredits(input: { estimatedSeconds: 66000, endpoint: "render" }) { reservation { id } } }`, {}, token);
+      const confirmed = await server.graphql(`mutation($id: ID!) { confirmReservation(input: { reservationId: $id, actualSeconds: 66000 }) { __typename } }`, { id: reserved.data.reserveCredits.reservation.id }, token);
+      expect(confirmed.errors).toBeUndefined();
+    }
+    const charge = fromStripeFixture("charge", { id: stripeId("ch"), payment_intent: paymentIntent, amount: 2000, amount_refunded: 2000, refunded: true, customer: stripeCustomer });
+    expect((await deliver(stripeEvent("charge.refunded", charge))).status).toBe(200);
+    const after = await grantsOf(customer.id);
+    expect(after.map((grant: any) => [grant.source, grant.remainingSeconds])).toEqual([
+      ["SUBSCRIPTION", 0],
+      ["PURCHASE", 0],
+    ]);
+    const refunds = await server.sql.query("SELECT delta_seconds FROM ledger_entry WHERE customer_id = $1 AND kind = 'REFUND'", [customer.id]);
+    expect(refunds.rows).toEqual([{ delta_seconds: -5 * hour }]);
+    await expectConsistentLedger(server.sql, customer.id);
+  });
+
+  it("a refund racing reservations: what the reservations hold stays held, the refund takes the rest of its pack only", async () => {
+    const paymentIntent = stripeId("pi");
+    const { customer, stripeCustomer } = await buyHourPack({ paymentIntent });
+    await server.graphql(
+      `mutation($input: AdjustCreditsInput!) { adjustCredits(input: $input) { id } }`,
+      { input: { customerId: customer.id, deltaSeconds: hour, note: "goodwill" } },
+      server.staffToken,
+    );
+    const token = server.tokenFor(customer.id);
+    const charge = fromStripeFixture("charge", { id: stripeId("ch"), payment_intent: paymentIntent, amount: 2000, amount_refunded: 2000, refunded: true, customer: stripeCustomer });
+    const [refund, ...attempts] = await Promise.all([
+      deliver(stripeEvent("charge.refunded", charge)),
+      ...Array.from({ length: 5 }, () =>
+        server.graphql(`mutation { reserveCredits(input: { estimatedSeconds: 7200, endpoint: "render" }) { reservation { id } } }`, {}, token),
+      ),
+    ]);
+    expect(refund!.status).toBe(200);
+    const reservedCount = attempts.filter((attempt: any) => attempt.data?.reserveCredits).length;
+    expect(attempts.length - reservedCount).toBe(attempts.filter((attempt) => errorCodes(attempt).includes("INSUFFICIENT_CREDITS")).length);
+    // Each reservation of 2 hours came from the pack (it expires; the goodwill hour never does and cannot cover 2 hours).
+    const grants = await grantsOf(customer.id);
+    expect(grants.map((grant: any) => [grant.source, grant.remainingSeconds, grant.heldSeconds])).toEqual([
+      ["PURCHASE", 0, reservedCount * 7200],
+      ["STAFF", hour, 0],
+    ]);
+    const refunded = await server.sql.query("SELECT COALESCE(SUM(delta_seconds), 0)::int AS taken FROM ledger_entry WHERE customer_id = $1 AND kind = 'REFUND'", [customer.id]);
+    expect(refunded.rows[0].taken).toBe(reservedCount * 7200 - 10 * hour);
+    const stored = await expectConsistentLedger(server.sql, customer.id);
+    expect(stored).toMatchObject({ secondsRemaining: hour, secondsReserved: reservedCount * 7200 });
+  });
+});
+
 describe("refunds and disputes", () => {
   it("take back the unspent part of refunded hours, never below zero, naming the charge", async () => {
     const paymentIntent = stripeId("pi");

@@ -177,12 +177,13 @@ function giveBack(grant: Grant, seconds: number, kind: LedgerEntryKind): { grant
   };
 }
 
-/** Release or expiry of a reservation: every held second goes back to its grant. */
+/** Release or expiry of a reservation: every held second goes back to its grant (in spending order). */
 export function release(grants: readonly Grant[], holds: readonly Hold[], kind: "RELEASE" | "EXPIRE", now: Date): BookChange {
   assertSettled(grants, now);
   const changed = new Map<string, Grant>();
   const moves: GrantMove[] = [];
-  for (const held of holds) {
+  const ordered = [...holds].sort((a, b) => bySpendingOrder(findGrant(grants, a.grantId), findGrant(grants, b.grantId)));
+  for (const held of ordered) {
     const back = giveBack(changed.get(held.grantId) ?? findGrant(grants, held.grantId), held.seconds, kind);
     changed.set(held.grantId, back.grant);
     moves.push(...back.moves);
