@@ -328,29 +328,38 @@ export class CreditsStore {
    */
   async usage(db: DatabaseClient, customerId: string, range: UsageRange, limit: number): Promise<UsageBucketRecord[]> {
     const { from, to, unit } = range;
+    // Summed per period first (an index-only scan of the covering partial index, hashed into at
+    // most one group per period), then laid over every period of the range: joining the
+    // periods to each reservation instead sorted every row of the range (measured: 600 ms for a
+    // year of 500,000 jobs, with a sort on disk).
     return selectRows(db, "credits.usage", usageRow, Prisma.sql`
-      SELECT period.start AT TIME ZONE 'UTC' AS start, NULL::text AS endpoint,
-             COALESCE(SUM(r.charged_seconds), 0)::int AS charged_seconds,
-             COALESCE(SUM(r.unbilled_seconds), 0)::int AS unbilled_seconds, count(r.id)::int AS jobs
+      WITH sums AS (
+        SELECT date_trunc(${unit}, settled_at AT TIME ZONE 'UTC') AS start, SUM(charged_seconds) AS charged_seconds,
+               SUM(unbilled_seconds) AS unbilled_seconds, count(*) AS jobs
+        FROM credit_reservation
+        WHERE customer_id = ${customerId}::uuid AND status = 'CONFIRMED' AND settled_at >= ${from} AND settled_at < ${to}
+        GROUP BY 1)
+      SELECT period.start AT TIME ZONE 'UTC' AS start, NULL::text AS endpoint, COALESCE(s.charged_seconds, 0)::int AS charged_seconds,
+             COALESCE(s.unbilled_seconds, 0)::int AS unbilled_seconds, COALESCE(s.jobs, 0)::int AS jobs
       FROM generate_series(date_trunc(${unit}, ${from}::timestamptz AT TIME ZONE 'UTC'),
                            ${to}::timestamptz AT TIME ZONE 'UTC' - interval '1 millisecond',
                            ('1 ' || ${unit})::interval) AS period(start)
-      LEFT JOIN credit_reservation r
-        ON r.customer_id = ${customerId}::uuid AND r.status = 'CONFIRMED'
-       AND r.settled_at >= ${from} AND r.settled_at < ${to}
-       AND date_trunc(${unit}, r.settled_at AT TIME ZONE 'UTC') = period.start
-      GROUP BY period.start ORDER BY period.start LIMIT ${limit + 1}`);
+      LEFT JOIN sums s ON s.start = period.start
+      ORDER BY period.start LIMIT ${limit + 1}`);
   }
 
   /** The same, split by endpoint: only the (period, endpoint) pairs that had jobs. */
   async usageByEndpoint(db: DatabaseClient, customerId: string, range: UsageRange, limit: number): Promise<UsageBucketRecord[]> {
     const { from, to, unit } = range;
+    // Grouped in a subquery (hashed), then ordered: the few groups are sorted, not every row.
     return selectRows(db, "credits.usageByEndpoint", usageRow, Prisma.sql`
-      SELECT date_trunc(${unit}, settled_at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' AS start, endpoint,
-             SUM(charged_seconds)::int AS charged_seconds, SUM(unbilled_seconds)::int AS unbilled_seconds, count(*)::int AS jobs
-      FROM credit_reservation
-      WHERE customer_id = ${customerId}::uuid AND status = 'CONFIRMED' AND settled_at >= ${from} AND settled_at < ${to}
-      GROUP BY 1, endpoint ORDER BY 1, endpoint LIMIT ${limit + 1}`);
+      SELECT start AT TIME ZONE 'UTC' AS start, endpoint, charged_seconds::int, unbilled_seconds::int, jobs::int FROM (
+        SELECT date_trunc(${unit}, settled_at AT TIME ZONE 'UTC') AS start, endpoint,
+               SUM(charged_seconds) AS charged_seconds, SUM(unbilled_seconds) AS unbilled_seconds, count(*) AS jobs
+        FROM credit_reservation
+        WHERE customer_id = ${customerId}::uuid AND status = 'CONFIRMED' AND settled_at >= ${from} AND settled_at < ${to}
+        GROUP BY 1, 2) periods
+      ORDER BY 1, 2 LIMIT ${limit + 1}`);
   }
 
   async listLedger(db: DatabaseClient, customerId: string, page: PageRequest): Promise<LedgerEntryRecord[]> {
