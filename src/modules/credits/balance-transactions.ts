@@ -115,7 +115,7 @@ export class BalanceTransactions {
   async open(tx: Transaction, customerId: string, now: Date, unexpiredActiveCount = 0): Promise<CustomerTransaction | undefined> {
     const locked = await this.deps.store.lockBalance(tx, customerId, now);
     if (!locked) return undefined;
-    assert(locked.grants.length <= this.deps.config.credits.grantsLiveMax + 1, `customer ${customerId} has more live grants than the limit`);
+    assert(locked.grants.length <= this.deps.config.credits.grantsLiveMax, `customer ${customerId} has more live grants than the limit`);
     const expired = book.expireDue(locked.grants, now);
     const grants = expired.grants as GrantRecord[];
     return {
@@ -189,9 +189,7 @@ export class BalanceTransactions {
   async commit(state: CustomerTransaction, grants: readonly Grant[], moves: readonly LedgerMove[]): Promise<Balance> {
     const { tx, customerId, now, opening } = state;
     const balance = book.balanceOf(grants);
-    await this.deps.grantsStore.saveGrants(tx, book.changedGrants(opening.loaded, grants), now);
     const next = arithmetic.nextLowBalanceAlert(opening.alert, balance.secondsRemaining);
-    await this.deps.store.saveBalance(tx, customerId, balance, next.alert);
     const entries: NewLedgerEntry[] = [];
     let runningSeconds = opening.stored.secondsRemaining;
     const expiryMoves = ledgerMoves(opening.expiryMoves, { reservationId: null, note: null, actor: "system" });
@@ -200,7 +198,7 @@ export class BalanceTransactions {
       entries.push({ customerId, kind: move.kind, deltaSeconds: move.deltaSeconds, balanceAfter: runningSeconds, reservationId: move.reservationId, grantId: move.grantId, note: move.note, actor: move.actor });
     }
     assert(runningSeconds === balance.secondsRemaining, `customer ${customerId}: the ledger runs to ${runningSeconds}, the grants to ${balance.secondsRemaining}`);
-    await this.deps.store.appendLedger(tx, entries);
+    await this.deps.store.commitBalance(tx, { customerId, balance, alert: next.alert, grants: book.changedGrants(opening.loaded, grants), entries, now });
     if (next.fire) {
       await this.deps.outbox.enqueue(tx, {
         kind: lowBalanceEmailJobKind,

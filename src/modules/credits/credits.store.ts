@@ -11,7 +11,8 @@ import type { DatabaseClient, Transaction } from "../../platform/database";
 import { column, selectRow, selectRows } from "../../platform/rows";
 import type { PageRequest } from "../../platform/pagination";
 import type { Balance, LowBalanceAlert } from "./balance";
-import { jsonGrants, liveGrantsJson, type GrantRecord } from "./grants.store";
+import type { Grant, Hold } from "./grant-book";
+import { grantCountersUpdate, holdsJson, jsonGrants, jsonHolds, liveGrantsJson, type GrantRecord } from "./grants.store";
 import type { NewLedgerEntry, LedgerEntryRecord } from "./ledger";
 import { isPastExpiry, type ReservationRecord, type ReservationStatus } from "./reservation";
 
@@ -31,6 +32,17 @@ export interface NewReservation {
   idempotencyKey: string | null;
   actor: string;
   expiresAt: Date;
+}
+
+/** Everything a balance transaction writes at its end, in one statement. */
+export interface BalanceCommit {
+  customerId: string;
+  balance: Balance;
+  alert: LowBalanceAlert;
+  /** Grants whose counters changed. */
+  grants: readonly Grant[];
+  entries: readonly NewLedgerEntry[];
+  now: Date;
 }
 
 export type ReservationSettlement =
@@ -63,41 +75,48 @@ function presentedStatusCondition(status: ReservationStatus | undefined, now: Da
 
 const reservationStatus = z.enum(["ACTIVE", "CONFIRMED", "RELEASED", "EXPIRED"]);
 
-const reservationRow = z
-  .object({
-    id: column.uuid,
-    seq: column.bigint,
-    customer_id: column.uuid,
-    endpoint: column.text,
-    reserved_seconds: column.int,
-    actual_seconds: column.int.nullable(),
-    charged_seconds: column.int.nullable(),
-    unbilled_seconds: column.int.nullable(),
-    status: reservationStatus,
-    reason: column.text.nullable(),
-    idempotency_key: column.text.nullable(),
-    created_at: column.timestamp,
-    expires_at: column.timestamp,
-    settled_at: column.timestamp.nullable(),
-  })
-  .transform(
-    (row): ReservationRecord => ({
-      id: row.id,
-      seq: row.seq,
-      customerId: row.customer_id,
-      endpoint: row.endpoint,
-      reservedSeconds: row.reserved_seconds,
-      actualSeconds: row.actual_seconds,
-      chargedSeconds: row.charged_seconds,
-      unbilledSeconds: row.unbilled_seconds,
-      status: row.status,
-      reason: row.reason,
-      idempotencyKey: row.idempotency_key,
-      createdAt: row.created_at,
-      expiresAt: row.expires_at,
-      settledAt: row.settled_at,
-    }),
-  );
+const reservationShape = z.object({
+  id: column.uuid,
+  seq: column.bigint,
+  customer_id: column.uuid,
+  endpoint: column.text,
+  reserved_seconds: column.int,
+  actual_seconds: column.int.nullable(),
+  charged_seconds: column.int.nullable(),
+  unbilled_seconds: column.int.nullable(),
+  status: reservationStatus,
+  reason: column.text.nullable(),
+  idempotency_key: column.text.nullable(),
+  created_at: column.timestamp,
+  expires_at: column.timestamp,
+  settled_at: column.timestamp.nullable(),
+  });
+
+function toReservation(row: z.infer<typeof reservationShape>): ReservationRecord {
+  return {
+    id: row.id,
+    seq: row.seq,
+    customerId: row.customer_id,
+    endpoint: row.endpoint,
+    reservedSeconds: row.reserved_seconds,
+    actualSeconds: row.actual_seconds,
+    chargedSeconds: row.charged_seconds,
+    unbilledSeconds: row.unbilled_seconds,
+    status: row.status,
+    reason: row.reason,
+    idempotencyKey: row.idempotency_key,
+    createdAt: row.created_at,
+    expiresAt: row.expires_at,
+    settledAt: row.settled_at,
+  };
+}
+
+const reservationRow = reservationShape.transform(toReservation);
+const reservationWithHoldsRow = reservationShape
+  .extend({ holds: jsonHolds })
+  .transform((row): { reservation: ReservationRecord; holds: Hold[] } => ({ reservation: toReservation(row), holds: row.holds }));
+
+const committedRow = z.object({ balances: column.int, grants: column.int });
 
 const balanceRow = z
   .object({
@@ -159,6 +178,16 @@ const customerIdRow = z.object({ customer_id: column.uuid }).transform((row) => 
 const grantCountRow = z.object({ customer_id: column.uuid, grants: column.int });
 const statusCountRow = z.object({ status: reservationStatus, count: column.int });
 
+function ledgerInsert(entries: readonly NewLedgerEntry[]): Prisma.Sql {
+  const values = entries.map(
+    (entry) => Prisma.sql`(${entry.customerId}::uuid, ${entry.kind}::"LedgerEntryKind", ${entry.deltaSeconds}::int,
+      ${entry.balanceAfter}::int, ${entry.reservationId}::uuid, ${entry.grantId}::uuid, ${entry.note}, ${entry.actor})`,
+  );
+  return Prisma.sql`
+    INSERT INTO ledger_entry (customer_id, kind, delta_seconds, balance_after, reservation_id, grant_id, note, actor)
+    VALUES ${Prisma.join(values)}`;
+}
+
 export class CreditsStore {
   /** A new customer's balance row, at zero: its first seconds arrive as a GRANT. */
   async openBalance(tx: Transaction, customerId: string): Promise<void> {
@@ -178,11 +207,26 @@ export class CreditsStore {
       FROM credit_balance b WHERE b.customer_id = ${customerId}::uuid FOR UPDATE OF b`);
   }
 
-  async saveBalance(tx: Transaction, customerId: string, balance: Balance, alert: LowBalanceAlert): Promise<void> {
-    await tx.$executeRaw`
-      UPDATE credit_balance SET seconds_remaining = ${balance.secondsRemaining}, seconds_reserved = ${balance.secondsReserved},
-        low_balance_threshold_seconds = ${alert.thresholdSeconds}::int, low_balance_alert_armed = ${alert.armed}, updated_at = now()
-      WHERE customer_id = ${customerId}::uuid`;
+  /**
+   * Writes a balance transaction's end in one round trip: the balance row with its alert, the
+   * counters of the grants that changed, and the ledger entries (data-modifying CTEs, all run).
+   */
+  async commitBalance(tx: Transaction, commit: BalanceCommit): Promise<void> {
+    const { customerId, balance, alert, grants, entries, now } = commit;
+    const steps = [
+      Prisma.sql`balance AS (
+        UPDATE credit_balance SET seconds_remaining = ${balance.secondsRemaining}, seconds_reserved = ${balance.secondsReserved},
+          low_balance_threshold_seconds = ${alert.thresholdSeconds}::int, low_balance_alert_armed = ${alert.armed}, updated_at = now()
+        WHERE customer_id = ${customerId}::uuid RETURNING 1)`,
+    ];
+    if (grants.length > 0) steps.push(Prisma.sql`grants AS (${grantCountersUpdate(grants, now)})`);
+    if (entries.length > 0) steps.push(Prisma.sql`ledger AS (${ledgerInsert(entries)})`);
+    const written = await selectRow(tx, "credits.commitBalance", committedRow, Prisma.sql`
+      WITH ${Prisma.join(steps, ", ")}
+      SELECT (SELECT count(*) FROM balance)::int AS balances,
+             ${grants.length > 0 ? Prisma.sql`(SELECT count(*) FROM grants)::int` : Prisma.sql`0`} AS grants`);
+    assert(written?.balances === 1, `customer ${customerId}: no balance row to write`);
+    assert(written.grants === grants.length, `customer ${customerId}: wrote ${written.grants} of ${grants.length} grants`);
   }
 
   async lowBalanceThreshold(db: DatabaseClient, customerId: string): Promise<number | null> {
@@ -213,6 +257,13 @@ export class CreditsStore {
   async findReservation(db: DatabaseClient, reservationId: string): Promise<ReservationRecord | undefined> {
     return selectRow(db, "credits.findReservation", reservationRow, Prisma.sql`
       SELECT ${reservationColumns} FROM credit_reservation WHERE id = ${reservationId}::uuid`);
+  }
+
+  /** A reservation with what it holds of each grant (holds are written once, with it). */
+  async findReservationWithHolds(db: DatabaseClient, reservationId: string): Promise<{ reservation: ReservationRecord; holds: Hold[] } | undefined> {
+    return selectRow(db, "credits.findReservationWithHolds", reservationWithHoldsRow, Prisma.sql`
+      SELECT ${reservationColumns}, ${holdsJson(Prisma.sql`credit_reservation.id`)} AS holds
+      FROM credit_reservation WHERE id = ${reservationId}::uuid`);
   }
 
   async findReservationByIdempotencyKey(
@@ -246,12 +297,20 @@ export class CreditsStore {
       GROUP BY customer_id ORDER BY MIN(expires_at) LIMIT ${limit}`);
   }
 
-  async createReservation(tx: Transaction, reservation: NewReservation): Promise<ReservationRecord> {
+  /** A new reservation and what it holds of each grant, in one statement. */
+  async createReservation(tx: Transaction, reservation: NewReservation, holds: readonly Hold[]): Promise<ReservationRecord> {
+    assert(holds.length > 0, "a reservation holds seconds of at least one grant");
+    const held = holds.map((hold) => Prisma.sql`(${hold.grantId}::uuid, ${hold.seconds}::int)`);
     const created = await selectRow(tx, "credits.createReservation", reservationRow, Prisma.sql`
-      INSERT INTO credit_reservation (customer_id, endpoint, reserved_seconds, idempotency_key, actor, expires_at)
-      VALUES (${reservation.customerId}::uuid, ${reservation.endpoint}, ${reservation.reservedSeconds},
-              ${reservation.idempotencyKey}, ${reservation.actor}, ${reservation.expiresAt})
-      RETURNING ${reservationColumns}`);
+      WITH created AS (
+        INSERT INTO credit_reservation (customer_id, endpoint, reserved_seconds, idempotency_key, actor, expires_at)
+        VALUES (${reservation.customerId}::uuid, ${reservation.endpoint}, ${reservation.reservedSeconds},
+                ${reservation.idempotencyKey}, ${reservation.actor}, ${reservation.expiresAt})
+        RETURNING ${reservationColumns}),
+      holds AS (
+        INSERT INTO credit_reservation_hold (reservation_id, grant_id, held_seconds)
+        SELECT created.id, held.grant_id, held.seconds FROM created, (VALUES ${Prisma.join(held)}) AS held(grant_id, seconds))
+      SELECT * FROM created`);
     assert(created, "INSERT ... RETURNING returned no row");
     return created;
   }
@@ -280,17 +339,6 @@ export class CreditsStore {
         settled_at = ${settlement.settledAt}
       WHERE id = ${reservationId}::uuid
       RETURNING ${reservationColumns}`);
-  }
-
-  async appendLedger(tx: Transaction, entries: NewLedgerEntry[]): Promise<void> {
-    if (entries.length === 0) return;
-    const values = entries.map(
-      (entry) => Prisma.sql`(${entry.customerId}::uuid, ${entry.kind}::"LedgerEntryKind", ${entry.deltaSeconds},
-        ${entry.balanceAfter}, ${entry.reservationId}::uuid, ${entry.grantId}::uuid, ${entry.note}, ${entry.actor})`,
-    );
-    await tx.$executeRaw`
-      INSERT INTO ledger_entry (customer_id, kind, delta_seconds, balance_after, reservation_id, grant_id, note, actor)
-      VALUES ${Prisma.join(values)}`;
   }
 
   /** GRANT entries per customer whose actor starts with the prefix (e.g. `stripe:`). */

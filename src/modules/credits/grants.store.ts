@@ -102,6 +102,30 @@ export const liveGrantsJson = (customerId: Prisma.Sql, now: Date) => Prisma.sql`
     WHERE g.customer_id = ${customerId}
       AND (g.remaining_seconds > 0 OR g.held_seconds > 0 OR (g.expiry_settled_at IS NULL AND g.expires_at <= ${now}))), '[]'::json)`;
 
+/**
+ * The UPDATE that writes the counters of grants changed in a transaction (and settles their
+ * expiry, once), for credits.store.ts's one commit statement. Returns one row per grant.
+ */
+export function grantCountersUpdate(grants: readonly Grant[], now: Date): Prisma.Sql {
+  const values = grants.map(
+    (grant) => Prisma.sql`(${grant.id}::uuid, ${grant.remainingSeconds}::int, ${grant.heldSeconds}::int, ${grant.chargedSeconds}::int,
+      ${grant.expiredSeconds}::int, ${grant.takenBackSeconds}::int, ${grant.expirySettled}::boolean)`,
+  );
+  return Prisma.sql`
+    UPDATE credit_grant g SET remaining_seconds = v.remaining, held_seconds = v.held, charged_seconds = v.charged,
+      expired_seconds = v.expired, taken_back_seconds = v.taken_back,
+      expiry_settled_at = CASE WHEN v.settled THEN COALESCE(g.expiry_settled_at, ${now}) END
+    FROM (VALUES ${Prisma.join(values)}) AS v(id, remaining, held, charged, expired, taken_back, settled)
+    WHERE g.id = v.id
+    RETURNING 1`;
+}
+
+/** What a reservation holds of each grant, as json_agg returns it inside the reservation's row. */
+export const holdsJson = (reservationId: Prisma.Sql) => Prisma.sql`
+  COALESCE((SELECT json_agg(json_build_object('grantId', h.grant_id, 'seconds', h.held_seconds))
+            FROM credit_reservation_hold h WHERE h.reservation_id = ${reservationId}), '[]'::json)`;
+export const jsonHolds = z.array(z.object({ grantId: column.uuid, seconds: column.int }));
+
 const holdRow = z
   .object({ reservation_id: column.uuid, grant_id: column.uuid, held_seconds: column.int })
   .transform((row) => ({ reservationId: row.reservation_id, hold: { grantId: row.grant_id, seconds: row.held_seconds } }));
@@ -131,28 +155,6 @@ export class GrantsStore {
       RETURNING ${grantColumns}`);
     assert(created, "INSERT ... RETURNING returned no row");
     return created;
-  }
-
-  /** Writes the counters of grants changed in this transaction (and settles expiries, once). */
-  async saveGrants(tx: Transaction, grants: readonly Grant[], now: Date): Promise<void> {
-    if (grants.length === 0) return;
-    const values = grants.map(
-      (grant) => Prisma.sql`(${grant.id}::uuid, ${grant.remainingSeconds}::int, ${grant.heldSeconds}::int, ${grant.chargedSeconds}::int,
-        ${grant.expiredSeconds}::int, ${grant.takenBackSeconds}::int, ${grant.expirySettled}::boolean)`,
-    );
-    const updated = await tx.$executeRaw`
-      UPDATE credit_grant g SET remaining_seconds = v.remaining, held_seconds = v.held, charged_seconds = v.charged,
-        expired_seconds = v.expired, taken_back_seconds = v.taken_back,
-        expiry_settled_at = CASE WHEN v.settled THEN COALESCE(g.expiry_settled_at, ${now}) END
-      FROM (VALUES ${Prisma.join(values)}) AS v(id, remaining, held, charged, expired, taken_back, settled)
-      WHERE g.id = v.id`;
-    assert(updated === grants.length, `saved ${updated} of ${grants.length} grants`);
-  }
-
-  async insertHolds(tx: Transaction, reservationId: string, holds: readonly Hold[]): Promise<void> {
-    assert(holds.length > 0, "a reservation holds seconds of at least one grant");
-    const values = holds.map((hold) => Prisma.sql`(${reservationId}::uuid, ${hold.grantId}::uuid, ${hold.seconds}::int)`);
-    await tx.$executeRaw`INSERT INTO credit_reservation_hold (reservation_id, grant_id, held_seconds) VALUES ${Prisma.join(values)}`;
   }
 
   /** What each reservation holds of which grant. Holds are written once, under the customer's lock. */

@@ -82,8 +82,7 @@ export class ReservationsService {
         idempotencyKey,
         actor: actorOf(caller),
         expiresAt: new Date(now.getTime() + this.limits.reservationTtlSeconds * 1000),
-      });
-      await this.deps.grantsStore.insertHolds(tx, reservation.id, held.holds);
+      }, held.holds);
       const after = await this.balances.commit(state, held.grants, ledgerMoves(held.moves, { reservationId: reservation.id, note: null, actor: actorOf(caller) }));
       return succeed({ reservation, balance: { customerId, ...after }, replayed: false });
     });
@@ -166,15 +165,12 @@ export class ReservationsService {
     if (notOwner) return fail(notOwner === "hidden" ? reservationNotFound : notOwner);
     // Read again under the lock, with its holds: it may have been settled meanwhile. Expired
     // ones are presented as EXPIRED here, and settled as such by the transaction.
-    const readCurrent = async () => {
-      const reservation = await this.deps.store.findReservation(this.deps.database, reservationId);
-      const holds = reservation?.status === "ACTIVE" ? await this.deps.grantsStore.holdsOf(this.deps.database, [reservationId]) : new Map<string, Hold[]>();
-      return { reservation, holds };
-    };
-    return this.balances.run(visible.customerId, readCurrent, async (state, { reservation, holds }) => {
-      if (!reservation) return fail(reservationNotFound);
-      const presented = presentReservation(reservation, state.now);
-      return work(state, presented, presented.status === "ACTIVE" ? this.balances.holdsOfReservation(presented, holds) : []);
+    const readCurrent = () => this.deps.store.findReservationWithHolds(this.deps.database, reservationId);
+    return this.balances.run(visible.customerId, readCurrent, async (state, current) => {
+      if (!current) return fail(reservationNotFound);
+      const presented = presentReservation(current.reservation, state.now);
+      const holds = presented.status === "ACTIVE" ? this.balances.holdsOfReservation(presented, new Map([[presented.id, current.holds]])) : [];
+      return work(state, presented, holds);
     });
   }
 }
