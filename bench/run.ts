@@ -18,6 +18,10 @@ const concurrencies = (process.env.BENCH_CONCURRENCY ?? "1,16,64").split(",").ma
 const spreadCustomers = Number(process.env.BENCH_CUSTOMERS ?? 1000);
 const port = Number(process.env.BENCH_PORT ?? 4100);
 const pgPort = Number(process.env.BENCH_PG_PORT ?? 54349);
+// Set: the server writes a V8 CPU profile there on exit (`npm run bench:profile -- <dir>` sums it by layer).
+const profileDirectory = process.env.BENCH_PROFILE_DIR;
+// Set: PostgreSQL counts every statement (pg_stat_statements); the top ones by total time are printed.
+const countStatements = process.env.BENCH_PG_STATEMENTS === "1";
 const customerSeconds = 100_000_000;
 const reservedSeconds = 60;
 const actualSeconds = 45;
@@ -34,7 +38,11 @@ interface Result {
   p95Ms: number;
   p99Ms: number;
   retriesPerCycle: number | null;
+  /** API only: the server process's CPU time per cycle, from its own counter. */
+  serverCpuMsPerCycle?: number;
 }
+
+const round = (value: number) => Math.round(value * 100) / 100;
 
 function percentile(sortedMs: number[], fraction: number): number {
   if (sortedMs.length === 0) return 0;
@@ -98,10 +106,43 @@ const sqlCycle = `
   FROM reservation r JOIN charged c ON c.id = r.customer_id
   CROSS JOIN (VALUES ('RESERVE', -$3::int), ('CONFIRM', $3::int - $2::int)) AS k(kind, delta)`;
 
-async function scrapeRetries(): Promise<number> {
+/** The server's own counters: transaction conflicts, and its process's CPU seconds (user + system). */
+async function scrapeCounters(): Promise<{ conflicts: number; cpuSeconds: number }> {
   const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
-  const match = /^splice_transaction_conflicts_total (\d+)$/m.exec(text);
-  return match ? Number(match[1]) : Number.NaN;
+  const value = (name: string) => Number(new RegExp(`^${name} ([0-9.e+-]+)$`, "m").exec(text)?.[1] ?? Number.NaN);
+  return { conflicts: value("splice_transaction_conflicts_total"), cpuSeconds: value("splice_process_cpu_seconds_total") };
+}
+
+async function withClient<T>(databaseUrl: string, work: (client: pg.Client) => Promise<T>): Promise<T> {
+  const client = new pg.Client({ connectionString: databaseUrl });
+  client.on("error", (error) => console.error("bench connection:", error.message));
+  await client.connect();
+  try {
+    return await work(client);
+  } finally {
+    await client.end();
+  }
+}
+
+async function resetStatementCounts(databaseUrl: string): Promise<void> {
+  await withClient(databaseUrl, async (client) => {
+    await client.query("CREATE EXTENSION IF NOT EXISTS pg_stat_statements");
+    await client.query("SELECT pg_stat_statements_reset()");
+  });
+}
+
+/** PostgreSQL's own time per statement over the API scenarios, per reserve+confirm cycle. */
+async function printStatementCounts(databaseUrl: string, cycles: number): Promise<void> {
+  const rows = await withClient(databaseUrl, async (client) =>
+    (await client.query(
+      `SELECT calls, total_exec_time, left(regexp_replace(query, '\\s+', ' ', 'g'), 90) AS query
+       FROM pg_stat_statements WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
+       ORDER BY total_exec_time DESC LIMIT 20`,
+    )).rows as { calls: string; total_exec_time: number; query: string }[],
+  );
+  const totalMs = rows.reduce((sum, row) => sum + row.total_exec_time, 0);
+  console.log(`\nPostgreSQL statements over the API scenarios (${cycles} cycles; ${(totalMs / cycles).toFixed(2)} ms of execution per cycle in the top 20):`);
+  console.table(rows.map((row) => ({ "calls/cycle": (Number(row.calls) / cycles).toFixed(2), "ms/cycle": (row.total_exec_time / cycles).toFixed(3), "mean ms": (row.total_exec_time / Number(row.calls)).toFixed(3), query: row.query })));
 }
 
 async function main(): Promise<void> {
@@ -110,6 +151,7 @@ async function main(): Promise<void> {
     port: pgPort,
     user: "splice",
     password: "splice",
+    settings: countStatements ? ["shared_preload_libraries=pg_stat_statements", "pg_stat_statements.track=all"] : [],
   });
   const databaseUrl = cluster.urlFor("splice_bench");
   let server: ChildProcess | undefined;
@@ -121,7 +163,8 @@ async function main(): Promise<void> {
       // 64 clients on one customer hold up to 64 reservations at once; the default limit is 50.
       ACTIVE_RESERVATIONS_PER_CUSTOMER_MAX: "100" };
     const config = loadConfig(environment);
-    server = spawn(process.execPath, ["--import", "tsx", path.join(root, "src", "main.ts")], { cwd: root, env: environment, stdio: "inherit" });
+    const profiling = profileDirectory ? ["--cpu-prof", `--cpu-prof-dir=${path.resolve(profileDirectory)}`] : [];
+    server = spawn(process.execPath, [...profiling, "--import", "tsx", path.join(root, "src", "main.ts")], { cwd: root, env: environment, stdio: "inherit" });
     await waitForReady(server, port);
 
     const staff = mintToken(config.auth, "staff", "bench", 3600);
@@ -139,19 +182,23 @@ async function main(): Promise<void> {
     const tokens = customerIds.map((id) => mintToken(config.auth, "customer", id, 3600));
     const hotToken = tokens[0]!;
 
+    if (countStatements) await resetStatementCounts(databaseUrl);
     const results: Result[] = [];
     const spreads = [`${spreadCustomers} customers`, "1 customer"];
     for (const spread of spreads) {
       for (const concurrency of concurrencies) {
         const pick = (worker: number, iteration: number) =>
           spread === "1 customer" ? hotToken : tokens[(worker * 7919 + iteration * 104_729) % tokens.length]!;
-        const retriesBefore = await scrapeRetries();
+        const before = await scrapeCounters();
         const run = await drive(concurrency, (worker, iteration) => apiCycle(pick(worker, iteration)));
-        const retries = (await scrapeRetries()) - retriesBefore;
-        results.push(summarise("api", spread, concurrency, run, retries));
+        const after = await scrapeCounters();
+        const result = summarise("api", spread, concurrency, run, after.conflicts - before.conflicts);
+        result.serverCpuMsPerCycle = round(((after.cpuSeconds - before.cpuSeconds) * 1000) / Math.max(1, run.cycles));
+        results.push(result);
       }
     }
 
+    if (countStatements) await printStatementCounts(databaseUrl, results.reduce((sum, result) => sum + result.cycles, 0));
     const sqlPool = new pg.Pool({ connectionString: databaseUrl, max: Math.max(...concurrencies) });
     try {
       for (const spread of spreads) {
@@ -172,7 +219,8 @@ async function main(): Promise<void> {
     await activationStorms(staff, customerIds);
   } finally {
     server?.kill("SIGINT");
-    await new Promise((resolve) => setTimeout(resolve, 500));
+    // The server drains and exits; a CPU profile is written as it does.
+    await new Promise((resolve) => (server && server.exitCode === null ? server.once("exit", resolve) : resolve(undefined)));
     await cluster.stop();
   }
 }
@@ -184,7 +232,6 @@ function summarise(
   run: Awaited<ReturnType<typeof drive>>,
   retries: number | null,
 ): Result {
-  const round = (value: number) => Math.round(value * 100) / 100;
   return {
     target,
     spread,
@@ -218,6 +265,7 @@ function report(results: Result[]): void {
       "p95 ms": row.p95Ms,
       "p99 ms": row.p99Ms,
       "retries/cycle": row.retriesPerCycle,
+      "server cpu ms/cycle": row.serverCpuMsPerCycle,
       errors: row.errors,
       "sql cycles/s": row.sqlCyclesPerSecond,
       "sql p99 ms": row.sqlP99Ms,

@@ -25,6 +25,8 @@ export interface EmbeddedPostgresOptions {
   onLog?: (line: string) => void;
   /** What this module did on its own (stopped a left-behind server, changed permissions). */
   onNotice?: (message: string) => void;
+  /** More server settings (`name=value`), e.g. the bench's pg_stat_statements. */
+  settings?: string[];
 }
 
 export interface RunningPostgres {
@@ -216,7 +218,7 @@ async function initialise(bins: Binaries, options: EmbeddedPostgresOptions, data
 }
 
 function launch(bins: Binaries, options: EmbeddedPostgresOptions, dataDirectory: string, user: { uid: number; gid: number } | undefined): Promise<ChildProcess> {
-  const settings = serverSettings.flatMap((setting) => ["-c", setting]);
+  const settings = [...serverSettings, ...(options.settings ?? [])].flatMap((setting) => ["-c", setting]);
   const child = spawn(bins.postgres, ["-D", dataDirectory, "-p", String(options.port), ...settings], {
     ...(user ?? {}),
     // Its own process group: a terminal's Ctrl-C reaches the server, which stops PostgreSQL last.

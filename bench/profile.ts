@@ -1,0 +1,59 @@
+// npm run bench:profile -- <dir>: sums the self time of the largest V8 CPU profile in <dir> (the
+// main thread's; tsx's loader thread writes a small one too) by
+// layer (the npm package, or the service's own code by folder), largest first. Where a
+// function was running when sampled is its self time; idle and GC are listed apart.
+import fs from "node:fs";
+import path from "node:path";
+
+interface ProfileNode {
+  id: number;
+  callFrame: { functionName: string; url: string };
+}
+
+interface CpuProfile {
+  nodes: ProfileNode[];
+  samples: number[];
+  timeDeltas: number[];
+}
+
+function layerOf(url: string, functionName: string): string {
+  if (functionName === "(idle)" || functionName === "(program)" || functionName === "(garbage collector)") return functionName;
+  if (url === "") return "(native)";
+  const packageMatch = /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(url);
+  if (packageMatch) return packageMatch[1]!;
+  if (url.startsWith("node:")) return "node: core";
+  const own = /\/src\/(generated\/[^/]+|modules\/[^/]+|platform\/[^/]+|[^/]+)/.exec(url);
+  if (own) return `src/${own[1]!.replace(/\.ts$/, "")}`;
+  return url;
+}
+
+function main(): void {
+  const directory = process.argv[2];
+  if (!directory) throw new Error("usage: npm run bench:profile -- <directory with .cpuprofile files>");
+  const largest = fs
+    .readdirSync(directory)
+    .filter((name) => name.endsWith(".cpuprofile"))
+    .map((name) => path.join(directory, name))
+    .sort((a, b) => fs.statSync(b).size - fs.statSync(a).size)[0];
+  if (!largest) throw new Error(`no .cpuprofile in ${directory}`);
+  const profile = JSON.parse(fs.readFileSync(largest, "utf8")) as CpuProfile;
+  const layerById = new Map(profile.nodes.map((node) => [node.id, layerOf(node.callFrame.url, node.callFrame.functionName)]));
+  const microsByLayer = new Map<string, number>();
+  profile.samples.forEach((nodeId, index) => {
+    const layer = layerById.get(nodeId) ?? "(unknown)";
+    microsByLayer.set(layer, (microsByLayer.get(layer) ?? 0) + (profile.timeDeltas[index] ?? 0));
+  });
+  const totalMicros = [...microsByLayer.values()].reduce((sum, micros) => sum + micros, 0);
+  const busyMicros = totalMicros - (microsByLayer.get("(idle)") ?? 0);
+  console.log(`${path.basename(largest)}: ${(totalMicros / 1e6).toFixed(1)} s sampled, ${(busyMicros / 1e6).toFixed(1)} s busy (${((100 * busyMicros) / totalMicros).toFixed(0)}%)`);
+  console.log("| layer | self s | % of busy |");
+  console.log("| --- | --- | --- |");
+  for (const [layer, micros] of [...microsByLayer.entries()].sort((a, b) => b[1] - a[1])) {
+    if (layer === "(idle)") continue;
+    const share = (100 * micros) / busyMicros;
+    if (share < 0.5) continue;
+    console.log(`| ${layer} | ${(micros / 1e6).toFixed(2)} | ${share.toFixed(1)} |`);
+  }
+}
+
+main();
