@@ -61,6 +61,11 @@ const environmentSchema = z
   .object({
     NODE_ENV: z.enum(["development", "production", "test"]).default("development"),
     PORT: int(0, 65_535).default(4000),
+    WEB_CONCURRENCY: int(1, 64).default(1),
+    WORKER_START_TIMEOUT_MS: int(1000, 600_000).default(60_000),
+    WORKER_REPLACEMENTS_PER_MINUTE: int(0, 100).default(5),
+    // Set by the primary process for its workers (platform/workers.ts), never by hand.
+    SPLICE_CLUSTER_DATABASE_URL: z.string().min(1).optional(),
     HOST: z.string().min(1).optional(),
     DATABASE_URL: z.string().url().optional(),
     DATABASE_POOL_SIZE: int(1, 100).default(10),
@@ -313,6 +318,8 @@ const authTokenMaxLength = 8192;
 export interface Config {
   environment: Environment["NODE_ENV"];
   http: { port: number; host: string };
+  /** WEB_CONCURRENCY > 1: a primary process and that many workers (platform/workers.ts). */
+  cluster: { workers: number; workerStartTimeoutMs: number; workerReplacementsPerMinute: number; workerDatabaseUrl: string | undefined };
   database: {
     url: string | undefined;
     poolSize: number;
@@ -445,6 +452,12 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     environment: env.NODE_ENV,
     // Development answers on this machine only: its secrets are published in this repository.
     http: { port: env.PORT, host: env.HOST ?? (env.NODE_ENV === "production" ? "0.0.0.0" : "127.0.0.1") },
+    cluster: {
+      workers: env.WEB_CONCURRENCY,
+      workerStartTimeoutMs: env.WORKER_START_TIMEOUT_MS,
+      workerReplacementsPerMinute: env.WORKER_REPLACEMENTS_PER_MINUTE,
+      workerDatabaseUrl: env.SPLICE_CLUSTER_DATABASE_URL,
+    },
     database: {
       url: env.DATABASE_URL,
       poolSize: env.DATABASE_POOL_SIZE,

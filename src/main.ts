@@ -1,6 +1,9 @@
 // `npm start`: configuration, database, HTTP server, background workers, each registered with
 // the Lifecycle as it comes up; on SIGTERM or SIGINT (or when npm is gone) an orderly stop:
 // stop accepting, answer requests in flight, stop workers, close the pools, stop PostgreSQL.
+// With WEB_CONCURRENCY > 1 this process prepares the database and runs that many servers as
+// node:cluster workers on the same port (platform/workers.ts); each worker is this file again.
+import cluster from "node:cluster";
 import type { Server } from "node:http";
 import { buildApp, type App } from "./app";
 import { ConfigError, developmentSecrets, loadConfig, openWithoutProduction, secretsOf, type Config } from "./config";
@@ -10,6 +13,7 @@ import { closeDatabase, createDatabase } from "./platform/database";
 import { prepareDatabase } from "./platform/database-bootstrap";
 import { EmbeddedPostgresError } from "./platform/embedded-postgres";
 import { Lifecycle } from "./platform/lifecycle";
+import { WorkerSet } from "./platform/workers";
 import { createLogger } from "./platform/logger";
 import type { Logger } from "pino";
 import { publishedSecretNames } from "./platform/published-secrets";
@@ -27,8 +31,16 @@ async function main(): Promise<void> {
   process.on("SIGINT", (signal) => owner.requestStop(signal));
   stopWhenOrphaned(() => owner.requestStop("the npm process that started the server is gone"));
 
-  const prepared = await prepareDatabase(config, logger);
+  // A worker uses the database its primary prepared (and owns): no migrations, nothing to stop.
+  const workerDatabaseUrl = cluster.isWorker ? config.cluster.workerDatabaseUrl : undefined;
+  const prepared = workerDatabaseUrl
+    ? { url: workerDatabaseUrl, stop: async () => undefined, stopNow: () => undefined }
+    : await prepareDatabase(config, logger);
   owner.own("PostgreSQL", () => prepared.stop(), () => prepared.stopNow());
+  if (cluster.isPrimary && config.cluster.workers > 1) {
+    await runWorkers(config, logger, owner, prepared.url);
+    return;
+  }
   // While stopping, PostgreSQL ending the last sessions is expected, not worth a warning.
   const database = createDatabase(prepared.url, config.database.poolSize, config.transactions.maxWaitMs, (error) => {
     if (!owner.isStopping) logger.warn({ error: describeConnectionError(error) }, "a database connection was lost; the pool opens another when needed");
@@ -53,6 +65,30 @@ async function main(): Promise<void> {
   logger.info({ host: config.http.host, port: config.http.port }, `Splice API listening on http://${config.http.host}:${config.http.port}/graphql`);
   const open = openWithoutProduction(config);
   if (open.length > 0) logger.warn({ environment: config.environment, open }, `not production: ${open.join("; ")}`);
+  owner.markStarted();
+}
+
+/** The primary of WEB_CONCURRENCY workers: it serves nothing itself. */
+async function runWorkers(config: Config, logger: Logger, owner: Lifecycle, databaseUrl: string): Promise<void> {
+  // Created here once, so that the workers read the same development key instead of racing to create it.
+  licenseSigningKeyPems(config, logger);
+  const workers = new WorkerSet(
+    {
+      workers: config.cluster.workers,
+      startTimeoutMs: config.cluster.workerStartTimeoutMs,
+      replacementsPerMinute: config.cluster.workerReplacementsPerMinute,
+      stopTimeoutMs: config.shutdownTimeoutMs,
+    },
+    databaseUrl,
+    logger,
+    (reason) => {
+      logger.error({ reason }, "workers keep failing: stopping");
+      owner.requestStop(reason, 1);
+    },
+  );
+  owner.own("workers", () => workers.stop());
+  await workers.start();
+  logger.info({ host: config.http.host, port: config.http.port, workers: config.cluster.workers }, `Splice API listening on http://${config.http.host}:${config.http.port}/graphql with ${config.cluster.workers} workers`);
   owner.markStarted();
 }
 
@@ -97,10 +133,11 @@ const parentPollIntervalMs = 500;
 /**
  * Under `npm start` npm is the parent. npm 11 passes SIGINT and SIGTERM on, but when npm itself
  * is killed (kill -9, an out-of-memory kill) the server would run on as an orphan holding the
- * port and the database: a server whose parent changed stops as if it had been signalled.
+ * port and the database: a server whose parent changed stops as if it had been signalled. A
+ * worker's parent is its primary, however the primary was started.
  */
 function stopWhenOrphaned(stop: () => void): void {
-  if (!process.env.npm_lifecycle_event) return;
+  if (!process.env.npm_lifecycle_event && !cluster.isWorker) return;
   const parentPid = process.ppid;
   const timer = setInterval(() => {
     if (process.ppid === parentPid) return;

@@ -51,6 +51,8 @@ export function createMetrics(sources: MetricSources, database: Database, logger
     }
   };
   collectDefaultMetrics({ register: registry, prefix: "splice_" });
+  // Which process answered: with WEB_CONCURRENCY workers each has its own counters.
+  new Gauge({ name: "splice_process_info", help: "This process: 1, labelled with its pid", labelNames: ["pid"], registers: [registry] }).set({ pid: String(process.pid) }, 1);
   const fromCounter = (name: string, help: string, read: () => number) =>
     new Counter({
       name,

@@ -44,6 +44,16 @@ export class ApiProcess {
     return api;
   }
 
+  get pid(): number {
+    return this.child.pid!;
+  }
+
+  /** Sends a signal (SIGTERM: an orderly stop) and waits for the exit code. */
+  async signal(name: NodeJS.Signals): Promise<number | null> {
+    this.child.kill(name);
+    return this.exited;
+  }
+
   get alive(): boolean {
     return this.child.exitCode === null && this.child.signalCode === null;
   }
