@@ -22,6 +22,9 @@ const pgPort = Number(process.env.BENCH_PG_PORT ?? 54349);
 const profileDirectory = process.env.BENCH_PROFILE_DIR;
 // Set: PostgreSQL counts every statement (pg_stat_statements); the top ones by total time are printed.
 const countStatements = process.env.BENCH_PG_STATEMENTS === "1";
+// The server's WEB_CONCURRENCY.
+const serverWorkers = Number(process.env.BENCH_WORKERS ?? 1);
+const clockTicksPerSecond = 100;
 const customerSeconds = 100_000_000;
 const reservedSeconds = 60;
 const actualSeconds = 45;
@@ -38,8 +41,8 @@ interface Result {
   p95Ms: number;
   p99Ms: number;
   retriesPerCycle: number | null;
-  /** API only: the server process's CPU time per cycle, from its own counter. */
-  serverCpuMsPerCycle?: number;
+  /** API: the server's CPU per cycle (its processes, as the kernel counts them); SQL: the bench client's own. */
+  cpuMsPerCycle?: number;
 }
 
 const round = (value: number) => Math.round(value * 100) / 100;
@@ -106,11 +109,37 @@ const sqlCycle = `
   FROM reservation r JOIN charged c ON c.id = r.customer_id
   CROSS JOIN (VALUES ('RESERVE', -$3::int), ('CONFIRM', $3::int - $2::int)) AS k(kind, delta)`;
 
-/** The server's own counters: transaction conflicts, and its process's CPU seconds (user + system). */
-async function scrapeCounters(): Promise<{ conflicts: number; cpuSeconds: number }> {
-  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
-  const value = (name: string) => Number(new RegExp(`^${name} ([0-9.e+-]+)$`, "m").exec(text)?.[1] ?? Number.NaN);
-  return { conflicts: value("splice_transaction_conflicts_total"), cpuSeconds: value("splice_process_cpu_seconds_total") };
+/**
+ * The server's transaction conflicts, summed over its workers: each worker's /metrics counts its
+ * own (and names its pid), so fresh connections are opened until every worker has answered.
+ */
+async function scrapeConflicts(): Promise<number> {
+  const byPid = new Map<string, number>();
+  for (let attempt = 0; attempt < 20 * serverWorkers && byPid.size < serverWorkers; attempt += 1) {
+    const text = await (await fetch(`http://127.0.0.1:${port}/metrics`, { headers: { connection: "close" } })).text();
+    const pid = /^splice_process_info\{pid="(\d+)"\} 1$/m.exec(text)?.[1] ?? "unknown";
+    byPid.set(pid, Number(/^splice_transaction_conflicts_total (\d+)$/m.exec(text)?.[1] ?? Number.NaN));
+  }
+  return [...byPid.values()].reduce((sum, conflicts) => sum + conflicts, 0);
+}
+
+/** CPU seconds (user + system) the kernel counted for the server: its process and its workers. */
+function serverCpuSeconds(serverPid: number): number {
+  const ticks = (pid: number) => {
+    const fields = fs.readFileSync(`/proc/${pid}/stat`, "utf8").trim().replace(/^.*\) /, "").split(" ");
+    // After "(comm) ": state ppid ... utime (12th) stime (13th).
+    return { parentPid: Number(fields[1]), ticks: Number(fields[11]) + Number(fields[12]) };
+  };
+  let total = ticks(serverPid).ticks;
+  for (const entry of fs.readdirSync("/proc").filter((name) => /^\d+$/.test(name))) {
+    try {
+      const child = ticks(Number(entry));
+      if (child.parentPid === serverPid) total += child.ticks;
+    } catch {
+      // A process that ended while the list was read.
+    }
+  }
+  return total / clockTicksPerSecond;
 }
 
 async function withClient<T>(databaseUrl: string, work: (client: pg.Client) => Promise<T>): Promise<T> {
@@ -160,6 +189,7 @@ async function main(): Promise<void> {
     await createDatabase(databaseUrl);
     await migrateDatabase(databaseUrl);
     const environment = { ...process.env, NODE_ENV: "development", DATABASE_URL: databaseUrl, PORT: String(port), LOG_LEVEL: "warn", SWEEPER_ENABLED: "false",
+      WEB_CONCURRENCY: String(serverWorkers),
       // 64 clients on one customer hold up to 64 reservations at once; the default limit is 50.
       ACTIVE_RESERVATIONS_PER_CUSTOMER_MAX: "100" };
     const config = loadConfig(environment);
@@ -189,11 +219,12 @@ async function main(): Promise<void> {
       for (const concurrency of concurrencies) {
         const pick = (worker: number, iteration: number) =>
           spread === "1 customer" ? hotToken : tokens[(worker * 7919 + iteration * 104_729) % tokens.length]!;
-        const before = await scrapeCounters();
+        const conflictsBefore = await scrapeConflicts();
+        const cpuBefore = serverCpuSeconds(server.pid!);
         const run = await drive(concurrency, (worker, iteration) => apiCycle(pick(worker, iteration)));
-        const after = await scrapeCounters();
-        const result = summarise("api", spread, concurrency, run, after.conflicts - before.conflicts);
-        result.serverCpuMsPerCycle = round(((after.cpuSeconds - before.cpuSeconds) * 1000) / Math.max(1, run.cycles));
+        const cpuSeconds = serverCpuSeconds(server.pid!) - cpuBefore;
+        const result = summarise("api", spread, concurrency, run, (await scrapeConflicts()) - conflictsBefore);
+        result.cpuMsPerCycle = round((cpuSeconds * 1000) / Math.max(1, run.cycles));
         results.push(result);
       }
     }
@@ -205,18 +236,22 @@ async function main(): Promise<void> {
         for (const concurrency of concurrencies) {
           const pick = (worker: number, iteration: number) =>
             spread === "1 customer" ? customerIds[0]! : customerIds[(worker * 7919 + iteration * 104_729) % customerIds.length]!;
+          const cpuBefore = process.cpuUsage();
           const run = await drive(concurrency, async (worker, iteration) => {
             const result = await sqlPool.query(sqlCycle, [pick(worker, iteration), actualSeconds, reservedSeconds]);
             return result.rowCount === 2;
           });
-          results.push(summarise("sql", spread, concurrency, run, null));
+          const cpu = process.cpuUsage(cpuBefore);
+          const result = summarise("sql", spread, concurrency, run, null);
+          result.cpuMsPerCycle = round((cpu.user + cpu.system) / 1000 / Math.max(1, run.cycles));
+          results.push(result);
         }
       }
     } finally {
       await sqlPool.end();
     }
-    report(results);
-    await activationStorms(staff, customerIds);
+    const rows = report(results);
+    save(rows, results, await activationStorms(staff, customerIds));
   } finally {
     server?.kill("SIGINT");
     // The server drains and exits; a CPU profile is written as it does.
@@ -247,13 +282,13 @@ function summarise(
   };
 }
 
-function report(results: Result[]): void {
+function report(results: Result[]) {
   const rows = results
     .filter((result) => result.target === "api")
     .map((api) => {
       const sql = results.find((result) => result.target === "sql" && result.spread === api.spread && result.concurrency === api.concurrency);
       const ratio = sql ? Math.round((api.cyclesPerSecond / sql.cyclesPerSecond) * 1000) / 1000 : null;
-      return { ...api, sqlCyclesPerSecond: sql?.cyclesPerSecond ?? null, sqlP99Ms: sql?.p99Ms ?? null, apiToSqlRatio: ratio };
+      return { ...api, sqlCyclesPerSecond: sql?.cyclesPerSecond ?? null, sqlP99Ms: sql?.p99Ms ?? null, sqlClientCpuMsPerCycle: sql?.cpuMsPerCycle ?? null, apiToSqlRatio: ratio };
     });
   console.log(`\nreserve+confirm cycles, ${scenarioSeconds} s per scenario (API: two HTTP requests, two Serializable transactions; SQL: one statement)\n`);
   console.table(
@@ -265,18 +300,40 @@ function report(results: Result[]): void {
       "p95 ms": row.p95Ms,
       "p99 ms": row.p99Ms,
       "retries/cycle": row.retriesPerCycle,
-      "server cpu ms/cycle": row.serverCpuMsPerCycle,
+      "server cpu ms/cycle": row.cpuMsPerCycle,
       errors: row.errors,
       "sql cycles/s": row.sqlCyclesPerSecond,
       "sql p99 ms": row.sqlP99Ms,
+      "sql client cpu ms/cycle": row.sqlClientCpuMsPerCycle,
       "api/sql": row.apiToSqlRatio,
     })),
   );
+  return rows;
+}
+
+type ReportRow = ReturnType<typeof report>[number];
+type StormRow = Awaited<ReturnType<typeof activationStorms>>[number];
+
+/** The run in bench/results/latest.json, with the figures issue 15 tracks named at the top. */
+function save(rows: ReportRow[], results: Result[], storms: StormRow[]): void {
+  const api = (spread: string, concurrency: number) => rows.find((row) => row.spread === spread && row.concurrency === concurrency);
+  const spread64 = api(`${spreadCustomers} customers`, 64);
+  const hot64 = api("1 customer", 64);
+  const summary = {
+    workers: serverWorkers,
+    api_sql_ratio_64_spread: spread64?.apiToSqlRatio ?? null,
+    hot_vs_spread_64: spread64 && hot64 ? round(hot64.cyclesPerSecond / spread64.cyclesPerSecond) : null,
+    server_cpu_ms_per_cycle: spread64?.cpuMsPerCycle ?? null,
+    p99_ms_64_spread: spread64?.p99Ms ?? null,
+    activation_one_key_p99_ms: storms[0]?.["p99 ms"] ?? null,
+    retries_per_cycle_64_hot: hot64?.retriesPerCycle ?? null,
+    sql_client_cpu_ms_per_cycle_64_spread: spread64?.sqlClientCpuMsPerCycle ?? null,
+  };
   const directory = path.join(root, "bench", "results");
   fs.mkdirSync(directory, { recursive: true });
   const file = path.join(directory, "latest.json");
-  fs.writeFileSync(file, JSON.stringify({ measuredAt: new Date().toISOString(), scenarioSeconds, rows, results }, null, 2));
-  console.log(`results written to ${path.relative(root, file)}`);
+  fs.writeFileSync(file, JSON.stringify({ ...summary, measuredAt: new Date().toISOString(), scenarioSeconds, rows, results, activationStorms: storms }, null, 2));
+  console.log(`\n${JSON.stringify(summary)}\nresults written to ${path.relative(root, file)}`);
 }
 
 const activateMutation = `mutation A($input: ActivateLicenseInput!) { activateLicense(input: $input) { alreadyActivated customerId } }`;
@@ -288,7 +345,7 @@ async function activateOnce(input: Record<string, unknown>): Promise<{ ms: numbe
 }
 
 /** 100 simultaneous activations of one key, then of 100 keys (each with its own device). */
-async function activationStorms(staff: string, customerIds: string[]): Promise<void> {
+async function activationStorms(staff: string, customerIds: string[]) {
   const stormSize = 100;
   const keys: string[] = [];
   // One key for the first storm, a hundred fresh ones for the second.
@@ -317,9 +374,7 @@ async function activationStorms(staff: string, customerIds: string[]): Promise<v
   }
   console.log("\nactivation storms (all requests sent at once)\n");
   console.table(rows);
-  const file = path.join(root, "bench", "results", "latest.json");
-  const saved = JSON.parse(fs.readFileSync(file, "utf8"));
-  fs.writeFileSync(file, JSON.stringify({ ...saved, activationStorms: rows }, null, 2));
+  return rows;
 }
 
 main().catch((error: unknown) => {
