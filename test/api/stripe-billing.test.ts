@@ -541,7 +541,7 @@ describe("grants from payments", () => {
     await expectConsistentLedger(server.sql, customer.id);
   });
 
-  it("a refund racing reservations: what the reservations hold stays held, the refund takes the rest of its pack only", async () => {
+  it("a refund racing reservations: the rest of its pack is taken at once, what the jobs hold as they give it back unused", async () => {
     const paymentIntent = stripeId("pi");
     const { customer, stripeCustomer } = await buyHourPack({ paymentIntent });
     await server.graphql(
@@ -570,6 +570,22 @@ describe("grants from payments", () => {
     expect(refunded.rows[0].taken).toBe(reservedCount * 7200 - 10 * hour);
     const stored = await expectConsistentLedger(server.sql, customer.id);
     expect(stored).toMatchObject({ secondsRemaining: hour, secondsReserved: reservedCount * 7200 });
+
+    // The jobs end: one used 1,000 s of its 7,200 (spent, not taken back), the others nothing.
+    const ids = attempts.filter((attempt: any) => attempt.data?.reserveCredits).map((attempt: any) => attempt.data.reserveCredits.reservation.id as string);
+    for (const [index, id] of ids.entries()) {
+      const settled =
+        index === 0
+          ? await server.graphql(`mutation($id: ID!) { confirmReservation(input: { reservationId: $id, actualSeconds: 1000 }) { __typename } }`, { id }, token)
+          : await server.graphql(`mutation($id: ID!) { releaseReservation(input: { reservationId: $id }) { __typename } }`, { id }, token);
+      expect(settled.errors).toBeUndefined();
+    }
+    const [pack] = await grantsOf(customer.id);
+    expect([pack.remainingSeconds, pack.heldSeconds]).toEqual([0, 0]);
+    const taken = await server.sql.query("SELECT COALESCE(SUM(delta_seconds), 0)::int AS taken FROM ledger_entry WHERE customer_id = $1 AND kind = 'REFUND'", [customer.id]);
+    expect(taken.rows[0].taken).toBe(-(10 * hour - (reservedCount > 0 ? 1000 : 0)));
+    const final = await expectConsistentLedger(server.sql, customer.id);
+    expect(final).toMatchObject({ secondsRemaining: hour, secondsReserved: 0 });
   });
 });
 

@@ -1,4 +1,4 @@
-import { balanceOf, confirm, deduct, expireDue, hold, nextExpiry, presentGrant, release, takeBackFrom, type Grant } from "../../src/modules/credits/grant-book";
+import { balanceOf, confirm, deduct, expireDue, hold, isRetired, nextExpiry, presentGrant, release, takeBackFrom, type Grant } from "../../src/modules/credits/grant-book";
 
 const now = new Date("2026-11-27T12:00:00Z");
 const inDays = (days: number) => new Date(now.getTime() + days * 86_400_000);
@@ -6,7 +6,7 @@ const inDays = (days: number) => new Date(now.getTime() + days * 86_400_000);
 let seq = 0n;
 function grant(id: string, remainingSeconds: number, expiresAt: Date | null = null, extra: Partial<Grant> = {}): Grant {
   seq += 1n;
-  const parts = { heldSeconds: 0, chargedSeconds: 0, expiredSeconds: 0, takenBackSeconds: 0, ...extra };
+  const parts = { heldSeconds: 0, chargedSeconds: 0, expiredSeconds: 0, takenBackSeconds: 0, pendingTakeBackSeconds: 0, ...extra };
   const grantedSeconds = remainingSeconds + parts.heldSeconds + parts.chargedSeconds + parts.expiredSeconds + parts.takenBackSeconds;
   return { id, seq, source: "STAFF", grantedSeconds, remainingSeconds, expiresAt, expirySettled: false, ...parts };
 }
@@ -156,5 +156,26 @@ describe("taking back", () => {
       subscription: { remaining: 500, held: 0, charged: 0, expired: 0, takenBack: 0 },
     });
     expect(refunded.moves).toEqual([{ grantId: "pack", kind: "REFUND", deltaSeconds: -40 }]);
+  });
+  it("takes back what running jobs hold of a refunded grant as they give it back unused, never what they used", () => {
+    const held = hold([grant("pack", 100, inDays(300)), grant("other", 500)], 100, now)!;
+    const refunded = takeBackFrom(held.grants, new Set(["pack"]), 100, now);
+    expect(refunded).toMatchObject({ takenSeconds: 0, pendingSeconds: 100 });
+    // The job used 30 s: those are spent; the 70 it gives back are taken back, not returned to the customer.
+    const confirmed = confirm(refunded.grants, held.holds, 30, now);
+    expect(byId(confirmed.grants).pack).toEqual({ remaining: 0, held: 0, charged: 30, expired: 0, takenBack: 70 });
+    expect(confirmed.grants.find((g) => g.id === "pack")!.pendingTakeBackSeconds).toBe(0);
+    expect(confirmed.moves).toEqual([
+      { grantId: "pack", kind: "CONFIRM", deltaSeconds: 70 },
+      { grantId: "pack", kind: "REFUND", deltaSeconds: -70 },
+    ]);
+    const released = release(refunded.grants, held.holds, "RELEASE", now);
+    expect(byId(released.grants).pack).toEqual({ remaining: 0, held: 0, charged: 0, expired: 0, takenBack: 100 });
+  });
+  it("retires a grant once nothing remains, nothing is held, and nothing can expire any more", () => {
+    expect(isRetired(grant("spent", 0, null, { chargedSeconds: 5 }))).toBe(true);
+    expect(isRetired(grant("held", 0, null, { heldSeconds: 5 }))).toBe(false);
+    expect(isRetired(grant("to-expire", 0, inDays(1), { chargedSeconds: 5 }))).toBe(false);
+    expect(isRetired(expireDue([grant("expired", 10, now)], now).grants[0]!)).toBe(true);
   });
 });

@@ -113,9 +113,8 @@ export class BalanceTransactions {
    * instant has come. Needs no customer lock when the work touches no reservation (payments).
    */
   async open(tx: Transaction, customerId: string, now: Date, unexpiredActiveCount = 0): Promise<CustomerTransaction | undefined> {
-    const locked = await this.deps.store.lockBalance(tx, customerId, now);
+    const locked = await this.deps.store.lockBalance(tx, customerId);
     if (!locked) return undefined;
-    assert(locked.grants.length <= this.deps.config.credits.grantsLiveMax, `customer ${customerId} has more live grants than the limit`);
     const expired = book.expireDue(locked.grants, now);
     const grants = expired.grants as GrantRecord[];
     return {
@@ -141,14 +140,21 @@ export class BalanceTransactions {
     const withReservations = await this.deps.store.customersWithExpiredReservations(this.deps.database, now, batchSize);
     const withGrants = await this.deps.grantsStore.customersWithDueGrants(this.deps.database, now, batchSize);
     let swept = 0;
+    const failures: string[] = [];
     for (const customerId of new Set([...withReservations, ...withGrants])) {
-      const outcome = await this.deps.customerSerializer.run(customerId, async () => {
-        const current = this.deps.now();
-        const active = await this.deps.store.activeReservations(this.deps.database, customerId, current);
-        return this.settleExpired(customerId, active.expired, current, { evenWithoutReservations: true });
-      });
-      if (outcome.ok) swept += 1;
+      // One customer's failure (a database error, a bug) must not stop the others' expiry.
+      try {
+        const outcome = await this.deps.customerSerializer.run(customerId, async () => {
+          const current = this.deps.now();
+          const active = await this.deps.store.activeReservations(this.deps.database, customerId, current);
+          return this.settleExpired(customerId, active.expired, current, { evenWithoutReservations: true });
+        });
+        if (outcome.ok) swept += 1;
+      } catch (error) {
+        failures.push(`${customerId}: ${(error as Error).message}`);
+      }
     }
+    if (failures.length > 0) throw new Error(`expiry of ${failures.length} customers failed (${swept} settled): ${failures.join("; ")}`);
     return swept;
   }
 

@@ -21,7 +21,7 @@ export interface LockedBalance {
   /** As stored: the sum over all the customer's grants, expired ones not yet settled included. */
   balance: Balance;
   alert: LowBalanceAlert;
-  /** Grants with seconds remaining or held, and those whose expiry is due to be settled. */
+  /** The customer's grants not retired: with seconds remaining or held, or an expiry still to settle. */
   grants: GrantRecord[];
 }
 
@@ -200,10 +200,10 @@ export class CreditsStore {
    * reads the grants in the same round trip. Every writer of a grant locks this row first, so
    * once the lock is taken the grants read are the latest.
    */
-  async lockBalance(tx: Transaction, customerId: string, now: Date): Promise<LockedBalance | undefined> {
+  async lockBalance(tx: Transaction, customerId: string): Promise<LockedBalance | undefined> {
     return selectRow(tx, "credits.lockBalance", balanceRow, Prisma.sql`
       SELECT b.customer_id, b.seconds_remaining, b.seconds_reserved, b.low_balance_threshold_seconds, b.low_balance_alert_armed,
-             ${liveGrantsJson(Prisma.sql`b.customer_id`, now)} AS grants
+             ${liveGrantsJson(Prisma.sql`b.customer_id`)} AS grants
       FROM credit_balance b WHERE b.customer_id = ${customerId}::uuid FOR UPDATE OF b`);
   }
 

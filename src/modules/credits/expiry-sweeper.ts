@@ -7,9 +7,11 @@ import type { CreditsService } from "./credits.service";
 
 export function expirySweeper(credits: CreditsService, intervalMs: number, logger: Logger): PeriodicTask {
   return new PeriodicTask("expiry sweeper", intervalMs, async () => {
-    const customers = await credits.sweepExpired();
-    if (customers > 0) logger.info({ customers }, "expired reservations and grants settled");
-    const notices = await credits.queueExpiryNotices();
-    if (notices > 0) logger.info({ notices }, "grant expiry notices queued");
+    // Each step on its own: expiry notices are queued even in a round whose expiry failed.
+    const [settled, queued] = await Promise.allSettled([credits.sweepExpired(), credits.queueExpiryNotices()]);
+    if (settled.status === "fulfilled" && settled.value > 0) logger.info({ customers: settled.value }, "expired reservations and grants settled");
+    if (queued.status === "fulfilled" && queued.value > 0) logger.info({ notices: queued.value }, "grant expiry notices queued");
+    const failed = [settled, queued].find((step) => step.status === "rejected");
+    if (failed) throw failed.reason;
   }, logger);
 }

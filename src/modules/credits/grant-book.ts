@@ -25,6 +25,8 @@ export interface Grant {
   expiresAt: Date | null;
   /** Its expiry has been settled (GRANT_EXPIRED written): nothing remains, returns expire at once. */
   expirySettled: boolean;
+  /** Refunded while running jobs held some of it: taken back as those seconds come back unused. */
+  pendingTakeBackSeconds: number;
 }
 
 /** How many seconds a reservation holds of one grant. */
@@ -57,7 +59,14 @@ function checked(grant: Grant): Grant {
   const placed = grant.remainingSeconds + grant.heldSeconds + grant.chargedSeconds + grant.expiredSeconds + grant.takenBackSeconds;
   assert(placed === grant.grantedSeconds, `grant ${grant.id}: parts sum to ${placed}, granted ${grant.grantedSeconds}`);
   assert(!grant.expirySettled || grant.remainingSeconds === 0, `grant ${grant.id}: settled expiry with seconds remaining`);
+  assertSeconds(grant.pendingTakeBackSeconds, "pendingTakeBackSeconds");
+  assert(grant.pendingTakeBackSeconds <= grant.heldSeconds, `grant ${grant.id}: more pending take-back than held`);
   return grant;
+}
+
+/** Nothing remains or is held, and nothing can come back or expire: the grant is done for good. */
+export function isRetired(grant: Grant): boolean {
+  return grant.remainingSeconds === 0 && grant.heldSeconds === 0 && (grant.expiresAt === null || grant.expirySettled);
 }
 
 const expiryOrder = (grant: Grant) => grant.expiresAt?.getTime() ?? Number.POSITIVE_INFINITY;
@@ -160,21 +169,28 @@ function findGrant(grants: readonly Grant[], grantId: string): Grant {
 
 /**
  * Returns held seconds to their grant: remaining again, or expired at once when the grant's
- * expiry is settled. The moves: the return (kind), then its expiry.
+ * expiry is settled; a refund still pending on the grant takes them back first. The moves:
+ * the return (kind), then its expiry or take-back.
  */
 function giveBack(grant: Grant, seconds: number, kind: LedgerEntryKind): { grant: Grant; moves: GrantMove[] } {
   assert(seconds <= grant.heldSeconds, `grant ${grant.id}: gave back more than it holds`);
   const heldSeconds = grant.heldSeconds - seconds;
-  if (!grant.expirySettled) {
-    return { grant: checked({ ...grant, heldSeconds, remainingSeconds: grant.remainingSeconds + seconds }), moves: [{ grantId: grant.id, kind, deltaSeconds: seconds }] };
+  const returned: GrantMove = { grantId: grant.id, kind, deltaSeconds: seconds };
+  if (grant.expirySettled) {
+    return {
+      grant: checked({ ...grant, heldSeconds, expiredSeconds: grant.expiredSeconds + seconds, pendingTakeBackSeconds: Math.min(grant.pendingTakeBackSeconds, heldSeconds) }),
+      moves: [returned, { grantId: grant.id, kind: "GRANT_EXPIRED", deltaSeconds: -seconds }],
+    };
   }
-  return {
-    grant: checked({ ...grant, heldSeconds, expiredSeconds: grant.expiredSeconds + seconds }),
-    moves: [
-      { grantId: grant.id, kind, deltaSeconds: seconds },
-      { grantId: grant.id, kind: "GRANT_EXPIRED", deltaSeconds: -seconds },
-    ],
-  };
+  const takenBack = Math.min(seconds, grant.pendingTakeBackSeconds);
+  const after = checked({
+    ...grant,
+    heldSeconds,
+    remainingSeconds: grant.remainingSeconds + seconds - takenBack,
+    takenBackSeconds: grant.takenBackSeconds + takenBack,
+    pendingTakeBackSeconds: Math.min(grant.pendingTakeBackSeconds - takenBack, heldSeconds),
+  });
+  return { grant: after, moves: takenBack > 0 ? [returned, { grantId: grant.id, kind: "REFUND", deltaSeconds: -takenBack }] : [returned] };
 }
 
 /** Release or expiry of a reservation: every held second goes back to its grant (in spending order). */
@@ -214,7 +230,14 @@ export function confirm(grants: readonly Grant[], holds: readonly Hold[], actual
   for (const entry of held) {
     const charged = Math.min(toCharge, entry.seconds);
     toCharge -= charged;
-    const grant = { ...entry.grant, heldSeconds: entry.grant.heldSeconds - charged, chargedSeconds: entry.grant.chargedSeconds + charged };
+    // Seconds the job used are spent: a refund still pending can no longer take them back.
+    const heldAfterCharge = entry.grant.heldSeconds - charged;
+    const grant = {
+      ...entry.grant,
+      heldSeconds: heldAfterCharge,
+      chargedSeconds: entry.grant.chargedSeconds + charged,
+      pendingTakeBackSeconds: Math.min(entry.grant.pendingTakeBackSeconds, heldAfterCharge),
+    };
     const returned = entry.seconds - charged;
     if (returned === 0) {
       changed.set(grant.id, checked(grant));
@@ -251,16 +274,36 @@ export function deduct(grants: readonly Grant[], seconds: number, now: Date): Bo
   return { grants: replace(grants, changed), moves: taken.map((entry) => ({ grantId: entry.grantId, kind: "ADJUSTMENT", deltaSeconds: -entry.seconds })) };
 }
 
-/** A refund: up to `seconds` taken back from the named grants only, as far as they have remaining. */
-export function takeBackFrom(grants: readonly Grant[], grantIds: ReadonlySet<string>, seconds: number, now: Date): BookChange & { takenSeconds: number } {
+/**
+ * A refund: up to `seconds` taken back from the named grants only. What remains of them is taken
+ * now; the rest, as far as running jobs hold it, becomes pending and is taken back as the jobs
+ * give it back unused (never what they used: that is spent).
+ */
+export function takeBackFrom(
+  grants: readonly Grant[],
+  grantIds: ReadonlySet<string>,
+  seconds: number,
+  now: Date,
+): BookChange & { takenSeconds: number; pendingSeconds: number } {
   assertSeconds(seconds, "seconds");
   assertSettled(grants, now);
   const own = grants.filter((grant) => grantIds.has(grant.id));
   const { changed, taken } = takeInOrder(own, seconds, takeBackShare);
+  const takenSeconds = taken.reduce((sum, entry) => sum + entry.seconds, 0);
+  let shortfall = seconds - takenSeconds;
+  for (const grant of [...own].sort(bySpendingOrder)) {
+    if (shortfall === 0) break;
+    const current = changed.get(grant.id) ?? grant;
+    const pending = Math.min(shortfall, current.heldSeconds - current.pendingTakeBackSeconds);
+    if (pending <= 0 || current.expirySettled) continue;
+    changed.set(grant.id, checked({ ...current, pendingTakeBackSeconds: current.pendingTakeBackSeconds + pending }));
+    shortfall -= pending;
+  }
   return {
     grants: replace(grants, changed),
     moves: taken.map((entry) => ({ grantId: entry.grantId, kind: "REFUND", deltaSeconds: -entry.seconds })),
-    takenSeconds: taken.reduce((sum, entry) => sum + entry.seconds, 0),
+    takenSeconds,
+    pendingSeconds: seconds - takenSeconds - shortfall,
   };
 }
 

@@ -111,10 +111,12 @@ export class GrantsService {
   }
 
   private async addGrant(state: CustomerTransaction, seconds: number, details: GrantDetails): Promise<Outcome<Balance>> {
-    if (!arithmetic.fitsBalanceMax(state.balance, seconds, this.limits.balanceMaxSeconds)) {
+    // A grant already expired when it arrives (a payment's event delivered late) adds nothing.
+    const expiredOnArrival = details.expiresAt !== null && details.expiresAt.getTime() <= state.now.getTime();
+    if (!expiredOnArrival && !arithmetic.fitsBalanceMax(state.balance, seconds, this.limits.balanceMaxSeconds)) {
       return badInput("deltaSeconds", `balance may not exceed ${this.limits.balanceMaxSeconds} seconds`);
     }
-    if (state.grants.length >= this.limits.grantsLiveMax) {
+    if (!expiredOnArrival && state.grants.filter((grant) => !book.isRetired(grant)).length >= this.limits.grantsLiveMax) {
       return badInput("deltaSeconds", `a customer may have at most ${this.limits.grantsLiveMax} grants with seconds left`);
     }
     const grant = await this.deps.grantsStore.insertGrant(state.tx, {

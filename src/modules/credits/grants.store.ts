@@ -6,7 +6,7 @@ import { assert } from "../../platform/assert";
 import type { DatabaseClient, Transaction } from "../../platform/database";
 import type { PageRequest } from "../../platform/pagination";
 import { column, selectRow, selectRows } from "../../platform/rows";
-import type { Grant, GrantSource, Hold } from "./grant-book";
+import { isRetired, type Grant, type GrantSource, type Hold } from "./grant-book";
 
 /** A grant as stored, with what granted it and when. */
 export interface GrantRecord extends Grant {
@@ -37,8 +37,8 @@ export interface ExpiryNotice {
 const grantSource = z.enum(["SUBSCRIPTION", "PURCHASE", "STAFF", "INITIAL"]);
 
 const grantColumns = Prisma.sql`id, seq, customer_id, source::text AS source, granted_seconds, remaining_seconds, held_seconds,
-  charged_seconds, expired_seconds, taken_back_seconds, expires_at, expiry_settled_at IS NOT NULL AS expiry_settled,
-  origin, note, created_at`;
+  charged_seconds, expired_seconds, taken_back_seconds, pending_take_back_seconds, expires_at,
+  expiry_settled_at IS NOT NULL AS expiry_settled, origin, note, created_at`;
 
 const grantFields = {
   id: column.uuid,
@@ -51,6 +51,7 @@ const grantFields = {
   charged_seconds: column.int,
   expired_seconds: column.int,
   taken_back_seconds: column.int,
+  pending_take_back_seconds: column.int,
   expires_at: column.timestamp.nullable(),
   expiry_settled: column.boolean,
   origin: column.text.nullable(),
@@ -72,6 +73,7 @@ function grantRecord(row: GrantRow): GrantRecord {
     chargedSeconds: row.charged_seconds,
     expiredSeconds: row.expired_seconds,
     takenBackSeconds: row.taken_back_seconds,
+    pendingTakeBackSeconds: row.pending_take_back_seconds,
     expiresAt: row.expires_at,
     expirySettled: row.expiry_settled,
     origin: row.origin,
@@ -90,17 +92,18 @@ export const jsonGrants = z.array(jsonGrant);
 
 /**
  * The grants a balance transaction works on, as a json array inside the balance row's query:
- * those with seconds remaining or held, and those whose expiry is due to be settled.
+ * those not retired, through their partial index (credit_grant_live_idx), so that only they
+ * are fetched and carry Serializable predicate locks, however many grants the customer had.
  */
-export const liveGrantsJson = (customerId: Prisma.Sql, now: Date) => Prisma.sql`
+export const liveGrantsJson = (customerId: Prisma.Sql) => Prisma.sql`
   COALESCE((SELECT json_agg(json_build_object(
       'id', g.id, 'seq', g.seq, 'customer_id', g.customer_id, 'source', g.source, 'granted_seconds', g.granted_seconds,
       'remaining_seconds', g.remaining_seconds, 'held_seconds', g.held_seconds, 'charged_seconds', g.charged_seconds,
-      'expired_seconds', g.expired_seconds, 'taken_back_seconds', g.taken_back_seconds, 'expires_at', g.expires_at,
+      'expired_seconds', g.expired_seconds, 'taken_back_seconds', g.taken_back_seconds,
+      'pending_take_back_seconds', g.pending_take_back_seconds, 'expires_at', g.expires_at,
       'expiry_settled', g.expiry_settled_at IS NOT NULL, 'origin', g.origin, 'note', g.note, 'created_at', g.created_at) ORDER BY g.seq)
     FROM credit_grant g
-    WHERE g.customer_id = ${customerId}
-      AND (g.remaining_seconds > 0 OR g.held_seconds > 0 OR (g.expiry_settled_at IS NULL AND g.expires_at <= ${now}))), '[]'::json)`;
+    WHERE g.customer_id = ${customerId} AND g.retired_at IS NULL), '[]'::json)`;
 
 /**
  * The UPDATE that writes the counters of grants changed in a transaction (and settles their
@@ -109,13 +112,15 @@ export const liveGrantsJson = (customerId: Prisma.Sql, now: Date) => Prisma.sql`
 export function grantCountersUpdate(grants: readonly Grant[], now: Date): Prisma.Sql {
   const values = grants.map(
     (grant) => Prisma.sql`(${grant.id}::uuid, ${grant.remainingSeconds}::int, ${grant.heldSeconds}::int, ${grant.chargedSeconds}::int,
-      ${grant.expiredSeconds}::int, ${grant.takenBackSeconds}::int, ${grant.expirySettled}::boolean)`,
+      ${grant.expiredSeconds}::int, ${grant.takenBackSeconds}::int, ${grant.pendingTakeBackSeconds}::int, ${grant.expirySettled}::boolean,
+      ${isRetired(grant)}::boolean)`,
   );
   return Prisma.sql`
     UPDATE credit_grant g SET remaining_seconds = v.remaining, held_seconds = v.held, charged_seconds = v.charged,
-      expired_seconds = v.expired, taken_back_seconds = v.taken_back,
-      expiry_settled_at = CASE WHEN v.settled THEN COALESCE(g.expiry_settled_at, ${now}) END
-    FROM (VALUES ${Prisma.join(values)}) AS v(id, remaining, held, charged, expired, taken_back, settled)
+      expired_seconds = v.expired, taken_back_seconds = v.taken_back, pending_take_back_seconds = v.pending,
+      expiry_settled_at = CASE WHEN v.settled THEN COALESCE(g.expiry_settled_at, ${now}) END,
+      retired_at = CASE WHEN v.retired THEN COALESCE(g.retired_at, ${now}) END
+    FROM (VALUES ${Prisma.join(values)}) AS v(id, remaining, held, charged, expired, taken_back, pending, settled, retired)
     WHERE g.id = v.id
     RETURNING 1`;
 }
@@ -190,7 +195,8 @@ export class GrantsStore {
     const limit = options.page === undefined ? Prisma.sql`` : Prisma.sql`LIMIT ${options.page.first + 1}`;
     return selectRows(db, "credits.listGrants", presentedGrantRow, Prisma.sql`
       SELECT g.id, g.seq, g.customer_id, g.source::text AS source, g.granted_seconds, g.remaining_seconds, g.held_seconds,
-             g.charged_seconds, g.expired_seconds, g.taken_back_seconds, g.expires_at, g.expiry_settled_at IS NOT NULL AS expiry_settled,
+             g.charged_seconds, g.expired_seconds, g.taken_back_seconds, g.pending_take_back_seconds, g.expires_at,
+             g.expiry_settled_at IS NOT NULL AS expiry_settled,
              g.origin, g.note, g.created_at, COALESCE(x.seconds, 0)::int AS returning_seconds
       FROM credit_grant g LEFT JOIN (${returningSeconds(customerId, now)}) x ON x.grant_id = g.id
       WHERE g.customer_id = ${customerId}::uuid AND ${live} AND ${after}
@@ -214,11 +220,19 @@ export class GrantsStore {
       ORDER BY expires_at LIMIT ${limit}`);
   }
 
-  /** Marks the notice queued, unless another instance did first; what remains then, or undefined. */
+  /**
+   * Marks the notice queued, unless another instance did first; what remains then, or undefined.
+   * Like every write of a grant, under its customer's balance row lock.
+   */
   async claimExpiryNotice(tx: Transaction, grantId: string, now: Date): Promise<ExpiryNotice | undefined> {
     return selectRow(tx, "credits.claimExpiryNotice", expiryNoticeRow, Prisma.sql`
+      WITH locked AS (
+        SELECT b.customer_id FROM credit_balance b
+        WHERE b.customer_id = (SELECT customer_id FROM credit_grant WHERE id = ${grantId}::uuid)
+        FOR UPDATE OF b)
       UPDATE credit_grant SET expiry_notice_queued_at = ${now}
-      WHERE id = ${grantId}::uuid AND expiry_notice_queued_at IS NULL AND remaining_seconds > 0 AND expiry_settled_at IS NULL
+      WHERE id = ${grantId}::uuid AND customer_id = (SELECT customer_id FROM locked)
+        AND expiry_notice_queued_at IS NULL AND remaining_seconds > 0 AND expiry_settled_at IS NULL
       RETURNING id, customer_id, remaining_seconds, expires_at`);
   }
 }
