@@ -178,28 +178,14 @@ const customerIdRow = z.object({ customer_id: column.uuid }).transform((row) => 
 const grantCountRow = z.object({ customer_id: column.uuid, grants: column.int });
 const statusCountRow = z.object({ status: reservationStatus, count: column.int });
 
-/**
- * The ledger entries as one json parameter: Prisma spends CPU on every bound parameter (about
- * 8 per entry as VALUES), and this statement runs in every balance transaction.
- */
 function ledgerInsert(entries: readonly NewLedgerEntry[]): Prisma.Sql {
-  const rows = entries.map((entry) => ({
-    customer_id: entry.customerId,
-    kind: entry.kind,
-    delta_seconds: entry.deltaSeconds,
-    balance_after: entry.balanceAfter,
-    reservation_id: entry.reservationId,
-    grant_id: entry.grantId,
-    note: entry.note,
-    actor: entry.actor,
-  }));
+  const values = entries.map(
+    (entry) => Prisma.sql`(${entry.customerId}::uuid, ${entry.kind}::"LedgerEntryKind", ${entry.deltaSeconds}::int,
+      ${entry.balanceAfter}::int, ${entry.reservationId}::uuid, ${entry.grantId}::uuid, ${entry.note}, ${entry.actor})`,
+  );
   return Prisma.sql`
     INSERT INTO ledger_entry (customer_id, kind, delta_seconds, balance_after, reservation_id, grant_id, note, actor)
-    SELECT customer_id, kind, delta_seconds, balance_after, reservation_id, grant_id, note, actor
-    FROM ROWS FROM (json_to_recordset(${JSON.stringify(rows)}::json) AS (customer_id uuid, kind "LedgerEntryKind", delta_seconds int,
-      balance_after int, reservation_id uuid, grant_id uuid, note text, actor text)) WITH ORDINALITY
-      AS entry(customer_id, kind, delta_seconds, balance_after, reservation_id, grant_id, note, actor, position)
-    ORDER BY position`;
+    VALUES ${Prisma.join(values)}`;
 }
 
 export class CreditsStore {
@@ -314,7 +300,7 @@ export class CreditsStore {
   /** A new reservation and what it holds of each grant, in one statement. */
   async createReservation(tx: Transaction, reservation: NewReservation, holds: readonly Hold[]): Promise<ReservationRecord> {
     assert(holds.length > 0, "a reservation holds seconds of at least one grant");
-    const held = JSON.stringify(holds.map((hold) => ({ grant_id: hold.grantId, seconds: hold.seconds })));
+    const held = holds.map((hold) => Prisma.sql`(${hold.grantId}::uuid, ${hold.seconds}::int)`);
     const created = await selectRow(tx, "credits.createReservation", reservationRow, Prisma.sql`
       WITH created AS (
         INSERT INTO credit_reservation (customer_id, endpoint, reserved_seconds, idempotency_key, actor, expires_at)
@@ -323,7 +309,7 @@ export class CreditsStore {
         RETURNING ${reservationColumns}),
       holds AS (
         INSERT INTO credit_reservation_hold (reservation_id, grant_id, held_seconds)
-        SELECT created.id, held.grant_id, held.seconds FROM created, json_to_recordset(${held}::json) AS held(grant_id uuid, seconds int))
+        SELECT created.id, held.grant_id, held.seconds FROM created, (VALUES ${Prisma.join(held)}) AS held(grant_id, seconds))
       SELECT * FROM created`);
     assert(created, "INSERT ... RETURNING returned no row");
     return created;
