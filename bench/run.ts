@@ -43,6 +43,8 @@ interface Result {
   retriesPerCycle: number | null;
   /** API: the server's CPU per cycle (its processes, as the kernel counts them); SQL: the bench client's own. */
   cpuMsPerCycle?: number;
+  /** API: PostgreSQL's and the load generator's CPU per cycle, and the cores all three kept busy. */
+  cpuShares?: { postgresMsPerCycle: number; clientMsPerCycle: number; coresBusy: number };
 }
 
 const round = (value: number) => Math.round(value * 100) / 100;
@@ -121,6 +123,33 @@ async function scrapeConflicts(): Promise<number> {
     byPid.set(pid, Number(/^splice_transaction_conflicts_total (\d+)$/m.exec(text)?.[1] ?? Number.NaN));
   }
   return [...byPid.values()].reduce((sum, conflicts) => sum + conflicts, 0);
+}
+
+/**
+ * CPU seconds (user + system) the kernel counted for PostgreSQL: the postmaster, its live
+ * backends, and the backends that ended (their time moves to the postmaster's reaped-children
+ * counters, so that connections closing mid-scenario are not lost).
+ */
+function postgresCpuSeconds(): number {
+  const processes = new Map<number, { parentPid: number; ownTicks: number; reapedTicks: number }>();
+  for (const entry of fs.readdirSync("/proc").filter((name) => /^\d+$/.test(name))) {
+    try {
+      const stat = fs.readFileSync(`/proc/${entry}/stat`, "utf8").trim();
+      if (!stat.includes(" (postgres) ")) continue;
+      const fields = stat.replace(/^.*\) /, "").split(" ");
+      // After "(comm) ": state ppid ... utime (12th) stime (13th) cutime (14th) cstime (15th).
+      processes.set(Number(entry), {
+        parentPid: Number(fields[1]),
+        ownTicks: Number(fields[11]) + Number(fields[12]),
+        reapedTicks: Number(fields[13]) + Number(fields[14]),
+      });
+    } catch {
+      // A backend that ended while the list was read: its time is in the postmaster's reaped counters.
+    }
+  }
+  let ticks = 0;
+  for (const process of processes.values()) ticks += process.ownTicks + (processes.has(process.parentPid) ? 0 : process.reapedTicks);
+  return ticks / clockTicksPerSecond;
 }
 
 /** CPU seconds (user + system) the kernel counted for the server: its process and its workers. */
@@ -220,11 +249,20 @@ async function main(): Promise<void> {
         const pick = (worker: number, iteration: number) =>
           spread === "1 customer" ? hotToken : tokens[(worker * 7919 + iteration * 104_729) % tokens.length]!;
         const conflictsBefore = await scrapeConflicts();
-        const cpuBefore = serverCpuSeconds(server.pid!);
+        const cpuBefore = { server: serverCpuSeconds(server.pid!), postgres: postgresCpuSeconds(), client: process.cpuUsage() };
         const run = await drive(concurrency, (worker, iteration) => apiCycle(pick(worker, iteration)));
-        const cpuSeconds = serverCpuSeconds(server.pid!) - cpuBefore;
+        const client = process.cpuUsage(cpuBefore.client);
+        const cpuSeconds = serverCpuSeconds(server.pid!) - cpuBefore.server;
+        const postgresSeconds = postgresCpuSeconds() - cpuBefore.postgres;
         const result = summarise("api", spread, concurrency, run, (await scrapeConflicts()) - conflictsBefore);
-        result.cpuMsPerCycle = round((cpuSeconds * 1000) / Math.max(1, run.cycles));
+        const perCycle = (seconds: number) => round((seconds * 1000) / Math.max(1, run.cycles));
+        result.cpuMsPerCycle = perCycle(cpuSeconds);
+        // Where the machine's cores went: the server, PostgreSQL, and this load generator.
+        result.cpuShares = {
+          postgresMsPerCycle: perCycle(postgresSeconds),
+          clientMsPerCycle: perCycle((client.user + client.system) / 1e6),
+          coresBusy: round((cpuSeconds + postgresSeconds + (client.user + client.system) / 1e6) / run.seconds),
+        };
         results.push(result);
       }
     }
@@ -301,6 +339,9 @@ function report(results: Result[]) {
       "p99 ms": row.p99Ms,
       "retries/cycle": row.retriesPerCycle,
       "server cpu ms/cycle": row.cpuMsPerCycle,
+      "pg cpu ms/cycle": row.cpuShares?.postgresMsPerCycle,
+      "client cpu ms/cycle": row.cpuShares?.clientMsPerCycle,
+      "cores busy": row.cpuShares?.coresBusy,
       errors: row.errors,
       "sql cycles/s": row.sqlCyclesPerSecond,
       "sql p99 ms": row.sqlP99Ms,
