@@ -65,19 +65,25 @@ export class AlertsService {
     return this.deps.store.lowBalanceThreshold(this.deps.database, customerId);
   }
 
+  /** Where a customer's emails go; a customer without an address makes the job fail for good. */
+  private async emailOf(customerId: string): Promise<string> {
+    const customer = await this.deps.customers.findById(this.deps.database, customerId);
+    if (!customer?.email) throw new PermanentJobError(`customer ${customerId} has no email address`);
+    return customer.email;
+  }
+
   /** Outbox handler: tells the customer their balance fell below their threshold. */
   async deliverLowBalanceAlert(payload: Record<string, unknown>): Promise<void> {
     const { customerId, secondsRemaining, thresholdSeconds } = payload;
     if (typeof customerId !== "string" || typeof secondsRemaining !== "number" || typeof thresholdSeconds !== "number") {
       throw new PermanentJobError("low-balance job without customerId, secondsRemaining and thresholdSeconds");
     }
-    const customer = await this.deps.customers.findById(this.deps.database, customerId);
-    if (!customer?.email) throw new PermanentJobError(`customer ${customerId} has no email address`);
+    const email = await this.emailOf(customerId);
     // Past the daily cap the alert is dropped, not retried: the next crossing tomorrow tells again.
     const sentToday = await this.deps.dailyLimits.hit(`low-balance-email:${customerId}`, this.deps.now());
     if (sentToday > this.deps.config.credits.lowBalanceEmailsPerDay) return;
     await this.deps.mailer.send({
-      to: customer.email,
+      to: email,
       subject: "Your Splice processing time is running low",
       text: [
         `Your processing time fell to ${durationText(secondsRemaining)}, below the ${durationText(thresholdSeconds)} you asked to be told about.`,
@@ -121,10 +127,8 @@ export class AlertsService {
     if (typeof customerId !== "string" || typeof remainingSeconds !== "number" || typeof expiresAt !== "string") {
       throw new PermanentJobError("expiry-notice job without customerId, remainingSeconds and expiresAt");
     }
-    const customer = await this.deps.customers.findById(this.deps.database, customerId);
-    if (!customer?.email) throw new PermanentJobError(`customer ${customerId} has no email address`);
     await this.deps.mailer.send({
-      to: customer.email,
+      to: await this.emailOf(customerId),
       subject: "Some of your Splice processing time expires soon",
       text: [
         `${durationText(remainingSeconds)} of your processing time expire at ${expiresAt} (UTC) unless used first.`,
