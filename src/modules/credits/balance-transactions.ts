@@ -116,7 +116,7 @@ export class BalanceTransactions {
     const locked = await this.deps.store.lockBalance(tx, customerId);
     if (!locked) return undefined;
     const expired = book.expireDue(locked.grants, now);
-    const grants = expired.grants as GrantRecord[];
+    const grants = expired.grants;
     return {
       tx,
       customerId,

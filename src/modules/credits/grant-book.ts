@@ -52,7 +52,7 @@ export interface CreditExpiry {
   at: Date;
 }
 
-function checked(grant: Grant): Grant {
+function checked<G extends Grant>(grant: G): G {
   for (const part of ["remainingSeconds", "heldSeconds", "chargedSeconds", "expiredSeconds", "takenBackSeconds"] as const) {
     assertSeconds(grant[part], part);
   }
@@ -100,7 +100,7 @@ export function nextExpiry(grants: readonly { remainingSeconds: number; expiresA
 }
 
 /** Settles every grant whose expiry has come: what remains of it expires (one GRANT_EXPIRED each). */
-export function expireDue(grants: readonly Grant[], now: Date): BookChange {
+export function expireDue<G extends Grant>(grants: readonly G[], now: Date): { grants: G[]; moves: GrantMove[] } {
   const moves: GrantMove[] = [];
   const after = grants.map((grant) => {
     if (grant.expirySettled || !isExpiredAt(grant, now)) return grant;
