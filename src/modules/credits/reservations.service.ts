@@ -159,15 +159,18 @@ export class ReservationsService {
   ): Promise<Outcome<SettleResult>> {
     const denied = policy.check(operation, caller);
     if (denied) return fail(denied);
-    const visible = uuidPattern.test(reservationId) ? await this.deps.store.findReservation(this.deps.database, reservationId) : undefined;
-    if (!visible) return fail(reservationNotFound);
-    const notOwner = policy.checkOwner(operation, caller, visible.customerId);
-    if (notOwner) return fail(notOwner === "hidden" ? reservationNotFound : notOwner);
-    // Read again under the lock, with its holds: it may have been settled meanwhile. Expired
-    // ones are presented as EXPIRED here, and settled as such by the transaction.
+    if (!uuidPattern.test(reservationId)) return fail(reservationNotFound);
+    // Whose lock to take: a customer or device settles its own reservations, so its customer's
+    // lock, with no read first (the plugin's common case); staff, the reservation's owner's.
+    const customerId = ownCustomerId(caller) ?? (await this.deps.store.findReservation(this.deps.database, reservationId))?.customerId;
+    if (!customerId) return fail(reservationNotFound);
+    // Read under the lock, with its holds: it may have been settled meanwhile. Expired ones are
+    // presented as EXPIRED here, and settled as such by the transaction.
     const readCurrent = () => this.deps.store.findReservationWithHolds(this.deps.database, reservationId);
-    return this.balances.run(visible.customerId, readCurrent, async (state, current) => {
-      if (!current) return fail(reservationNotFound);
+    return this.balances.run(customerId, readCurrent, async (state, current) => {
+      if (!current || current.reservation.customerId !== customerId) return fail(reservationNotFound);
+      const notOwner = policy.checkOwner(operation, caller, current.reservation.customerId);
+      if (notOwner) return fail(notOwner === "hidden" ? reservationNotFound : notOwner);
       const presented = presentReservation(current.reservation, state.now);
       const holds = presented.status === "ACTIVE" ? this.balances.holdsOfReservation(presented, new Map([[presented.id, current.holds]])) : [];
       return work(state, presented, holds);
