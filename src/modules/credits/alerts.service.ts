@@ -55,7 +55,7 @@ export class AlertsService {
     return this.balances.run(customerId, nothingToRead, async (state) => {
       // No email for a balance already below a new threshold: it did not fall, it was there.
       const alert = newLowBalanceAlert(thresholdSeconds, state.balance.secondsRemaining);
-      await this.balances.commit({ ...state, opening: { ...state.opening, alert } }, state.grants, []);
+      await this.balances.commit(state, state.grants, [], { alert });
       const customer = await this.deps.customers.findById(state.tx, customerId);
       return customer ? succeed(customer) : fail(customerNotFound);
     });

@@ -60,6 +60,14 @@ export interface CustomerTransaction {
   opening: { stored: Balance; alert: LowBalanceAlert; loaded: GrantRecord[]; expiryMoves: GrantMove[] };
 }
 
+/** What a transaction changed besides its grants' counters and ledger moves. */
+export interface CommitChanges {
+  /** A new low-balance alert (a threshold set), instead of the one read under the lock. */
+  alert?: LowBalanceAlert;
+  /** Grants this transaction inserted. */
+  inserted?: readonly Grant[];
+}
+
 /** A grant move with what the ledger records of it. */
 export interface LedgerMove extends GrantMove {
   reservationId: string | null;
@@ -98,8 +106,10 @@ export class BalanceTransactions {
       const [active, readValue] = await Promise.all([this.deps.store.activeReservations(this.deps.database, customerId, now), read()]);
       // Expired reservations are settled in a transaction of their own: that housekeeping is
       // kept even when the operation then fails and its transaction is rolled back.
-      const expired = await this.settleExpired(customerId, active.expired, now);
-      if (!expired.ok) return expired;
+      if (active.expired.length > 0) {
+        const expired = await this.settleExpired(customerId, active.expired, now);
+        if (!expired.ok) return expired;
+      }
       return this.deps.transactor.serializable(async (tx) => {
         const state = await this.open(tx, customerId, now, active.unexpiredCount);
         if (!state) return fail(customerNotFound);
@@ -147,7 +157,7 @@ export class BalanceTransactions {
         const outcome = await this.deps.customerSerializer.run(customerId, async () => {
           const current = this.deps.now();
           const active = await this.deps.store.activeReservations(this.deps.database, customerId, current);
-          return this.settleExpired(customerId, active.expired, current, { evenWithoutReservations: true });
+          return this.settleExpired(customerId, active.expired, current);
         });
         if (outcome.ok) swept += 1;
       } catch (error) {
@@ -159,8 +169,7 @@ export class BalanceTransactions {
   }
 
   /** Settles the customer's expired reservations (and due grant expiries) in one transaction; call under the customer's lock. */
-  private async settleExpired(customerId: string, expired: ReservationRecord[], now: Date, options = { evenWithoutReservations: false }): Promise<Outcome<number>> {
-    if (expired.length === 0 && !options.evenWithoutReservations) return succeed(0);
+  private async settleExpired(customerId: string, expired: ReservationRecord[], now: Date): Promise<Outcome<number>> {
     const holds = await this.deps.grantsStore.holdsOf(this.deps.database, expired.map((reservation) => reservation.id));
     return this.deps.transactor.serializable(async (tx) => {
       const state = await this.open(tx, customerId, now);
@@ -192,10 +201,10 @@ export class BalanceTransactions {
    * the opening expiries, then `moves`, each with the running balance after it. Queues the
    * low-balance email when the balance has just fallen below the threshold.
    */
-  async commit(state: CustomerTransaction, grants: readonly Grant[], moves: readonly LedgerMove[]): Promise<Balance> {
+  async commit(state: CustomerTransaction, grants: readonly Grant[], moves: readonly LedgerMove[], changes: CommitChanges = {}): Promise<Balance> {
     const { tx, customerId, now, opening } = state;
     const balance = book.balanceOf(grants);
-    const next = arithmetic.nextLowBalanceAlert(opening.alert, balance.secondsRemaining);
+    const next = arithmetic.nextLowBalanceAlert(changes.alert ?? opening.alert, balance.secondsRemaining);
     const entries: NewLedgerEntry[] = [];
     let runningSeconds = opening.stored.secondsRemaining;
     const expiryMoves = ledgerMoves(opening.expiryMoves, { reservationId: null, note: null, actor: "system" });
@@ -204,7 +213,9 @@ export class BalanceTransactions {
       entries.push({ customerId, kind: move.kind, deltaSeconds: move.deltaSeconds, balanceAfter: runningSeconds, reservationId: move.reservationId, grantId: move.grantId, note: move.note, actor: move.actor });
     }
     assert(runningSeconds === balance.secondsRemaining, `customer ${customerId}: the ledger runs to ${runningSeconds}, the grants to ${balance.secondsRemaining}`);
-    await this.deps.store.commitBalance(tx, { customerId, balance, alert: next.alert, grants: book.changedGrants(opening.loaded, grants), entries, now });
+    // A grant inserted in this transaction is written already, as granted: only a change since counts.
+    const written = [...opening.loaded, ...(changes.inserted ?? [])];
+    await this.deps.store.commitBalance(tx, { customerId, balance, alert: next.alert, grants: book.changedGrants(written, grants), entries, now });
     if (next.fire) {
       await this.deps.outbox.enqueue(tx, {
         kind: lowBalanceEmailJobKind,

@@ -124,8 +124,8 @@ function replace(grants: readonly Grant[], changed: Map<string, Grant>): Grant[]
 }
 
 /**
- * Takes `seconds` from remaining in spending order, each grant's share moved by `take`; with
- * `all`, only when the whole amount is there (undefined otherwise), else as far as it goes.
+ * Takes up to `seconds` from remaining in spending order, as far as it goes, each grant's share
+ * moved by `take`. Callers that need all or nothing check `spendableSeconds` first.
  */
 function takeInOrder(
   grants: readonly Grant[],
@@ -324,9 +324,9 @@ export function changedGrants(before: readonly Grant[], after: readonly Grant[])
  */
 export function presentGrant<G extends Grant>(grant: G, returningSeconds: number, now: Date): G {
   assert(returningSeconds <= grant.heldSeconds, `grant ${grant.id}: more returning than held`);
-  const returned = { ...grant, heldSeconds: grant.heldSeconds - returningSeconds, remainingSeconds: grant.remainingSeconds + returningSeconds };
-  if (grant.expirySettled || !isExpiredAt(grant, now)) {
-    return grant.expirySettled ? { ...returned, remainingSeconds: grant.remainingSeconds, expiredSeconds: grant.expiredSeconds + returningSeconds } : returned;
-  }
-  return { ...returned, expiredSeconds: returned.expiredSeconds + returned.remainingSeconds, remainingSeconds: 0, expirySettled: true };
+  const heldSeconds = grant.heldSeconds - returningSeconds;
+  if (grant.expirySettled) return { ...grant, heldSeconds, expiredSeconds: grant.expiredSeconds + returningSeconds };
+  const remainingSeconds = grant.remainingSeconds + returningSeconds;
+  if (!isExpiredAt(grant, now)) return { ...grant, heldSeconds, remainingSeconds };
+  return { ...grant, heldSeconds, remainingSeconds: 0, expiredSeconds: grant.expiredSeconds + remainingSeconds, expirySettled: true };
 }

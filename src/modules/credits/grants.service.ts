@@ -133,9 +133,7 @@ export class GrantsService {
     // A grant whose expiry has already passed (a payment's event delivered late) expires at once.
     const expired = book.expireDue([...state.grants, grant], state.now);
     moves.push(...ledgerMoves(expired.moves, { ...ledger, actor: "system", note: null }));
-    // The new row was inserted as granted; commit writes it only if its expiry changed it.
-    const opened = { ...state, opening: { ...state.opening, loaded: [...state.opening.loaded, grant] } };
-    return succeed(await this.balances.commit(opened, expired.grants, moves));
+    return succeed(await this.balances.commit(state, expired.grants, moves, { inserted: [grant] }));
   }
 
   private async deduct(state: CustomerTransaction, seconds: number, details: { actor: string; note: string }): Promise<Outcome<Balance>> {
