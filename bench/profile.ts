@@ -8,6 +8,7 @@ import path from "node:path";
 interface ProfileNode {
   id: number;
   callFrame: { functionName: string; url: string };
+  children?: number[];
 }
 
 interface CpuProfile {
@@ -27,6 +28,51 @@ function layerOf(url: string, functionName: string): string {
   return url;
 }
 
+/** Layers that only run on behalf of a caller: their time is charged to the nearest caller outside them. */
+const servantLayers = new Set(["(native)", "node: core", "(program)"]);
+
+/**
+ * Each node's layer with native code and Node's core charged to the package or folder that
+ * called them: `writev` under pg counts as pg, a JSON.parse under Prisma as Prisma.
+ */
+function callerLayers(profile: CpuProfile, layerById: Map<number, string>): Map<number, string> {
+  const parentById = new Map<number, number>();
+  for (const node of profile.nodes) for (const child of node.children ?? []) parentById.set(child, node.id);
+  const charged = new Map<number, string>();
+  const resolve = (id: number): string => {
+    const known = charged.get(id);
+    if (known) return known;
+    const own = layerById.get(id) ?? "(unknown)";
+    const parent = parentById.get(id);
+    const layer = servantLayers.has(own) && parent !== undefined ? resolve(parent) : own;
+    charged.set(id, layer);
+    return layer;
+  };
+  for (const node of profile.nodes) resolve(node.id);
+  return charged;
+}
+
+function printTable(title: string, microsByLayer: Map<string, number>, busyMicros: number): void {
+  console.log(`\n${title}\n`);
+  console.log("| layer | self s | % of busy |");
+  console.log("| --- | --- | --- |");
+  for (const [layer, micros] of [...microsByLayer.entries()].sort((a, b) => b[1] - a[1])) {
+    if (layer === "(idle)") continue;
+    const share = (100 * micros) / busyMicros;
+    if (share < 0.5) continue;
+    console.log(`| ${layer} | ${(micros / 1e6).toFixed(2)} | ${share.toFixed(1)} |`);
+  }
+}
+
+function sumByLayer(profile: CpuProfile, layerById: Map<number, string>): Map<string, number> {
+  const microsByLayer = new Map<string, number>();
+  profile.samples.forEach((nodeId, index) => {
+    const layer = layerById.get(nodeId) ?? "(unknown)";
+    microsByLayer.set(layer, (microsByLayer.get(layer) ?? 0) + (profile.timeDeltas[index] ?? 0));
+  });
+  return microsByLayer;
+}
+
 function main(): void {
   const directory = process.argv[2];
   if (!directory) throw new Error("usage: npm run bench:profile -- <directory with .cpuprofile files>");
@@ -38,22 +84,12 @@ function main(): void {
   if (!largest) throw new Error(`no .cpuprofile in ${directory}`);
   const profile = JSON.parse(fs.readFileSync(largest, "utf8")) as CpuProfile;
   const layerById = new Map(profile.nodes.map((node) => [node.id, layerOf(node.callFrame.url, node.callFrame.functionName)]));
-  const microsByLayer = new Map<string, number>();
-  profile.samples.forEach((nodeId, index) => {
-    const layer = layerById.get(nodeId) ?? "(unknown)";
-    microsByLayer.set(layer, (microsByLayer.get(layer) ?? 0) + (profile.timeDeltas[index] ?? 0));
-  });
+  const microsByLayer = sumByLayer(profile, layerById);
   const totalMicros = [...microsByLayer.values()].reduce((sum, micros) => sum + micros, 0);
   const busyMicros = totalMicros - (microsByLayer.get("(idle)") ?? 0);
   console.log(`${path.basename(largest)}: ${(totalMicros / 1e6).toFixed(1)} s sampled, ${(busyMicros / 1e6).toFixed(1)} s busy (${((100 * busyMicros) / totalMicros).toFixed(0)}%)`);
-  console.log("| layer | self s | % of busy |");
-  console.log("| --- | --- | --- |");
-  for (const [layer, micros] of [...microsByLayer.entries()].sort((a, b) => b[1] - a[1])) {
-    if (layer === "(idle)") continue;
-    const share = (100 * micros) / busyMicros;
-    if (share < 0.5) continue;
-    console.log(`| ${layer} | ${(micros / 1e6).toFixed(2)} | ${share.toFixed(1)} |`);
-  }
+  printTable("Self time by layer:", microsByLayer, busyMicros);
+  printTable("Native code and Node's core charged to the layer that called them:", sumByLayer(profile, callerLayers(profile, layerById)), busyMicros);
 }
 
 main();

@@ -5,7 +5,8 @@ import type pg from "pg";
 import { PrismaClient, Prisma } from "../generated/prisma/client";
 import type { Config } from "../config";
 import { ServiceUnavailableError, isFailedOutcome, type Failure } from "./failures";
-import { createPgAdapter } from "./pg-adapter";
+import { bindRunner, poolRunner } from "./direct-sql";
+import { createPgAdapter, openingTransactions, type OpeningTransaction } from "./pg-adapter";
 
 /**
  * The one PrismaClient, with the pg pool under it (its own to close; read for pool metrics)
@@ -45,8 +46,11 @@ export function createDatabase(
       onConnectionError(error);
     },
   });
-  const client = new PrismaClient({ adapter });
-  return Object.assign(client, { pool, health });
+  // "minimal": no call stack captured on every query to decorate an error message nobody sees
+  // (errors are logged and translated, never shown to clients as Prisma words them).
+  const client = Object.assign(new PrismaClient({ adapter, errorFormat: "minimal" }), { pool, health });
+  bindRunner(client, poolRunner(pool));
+  return client;
 }
 
 /** Whether the database answers: for the readiness probe. */
@@ -125,7 +129,9 @@ export class Transactor {
    * returns a failed Outcome the transaction is rolled back and the failure returned.
    */
   async serializable<T>(work: (tx: Transaction) => Promise<T>): Promise<T> {
+    let opening: OpeningTransaction = {};
     const failOnFailure = async (tx: Transaction) => {
+      if (opening.runner) bindRunner(tx, opening.runner);
       const result = await work(tx);
       if (isFailedOutcome(result)) throw new RollbackForFailure(result.failure);
       return result;
@@ -133,11 +139,14 @@ export class Transactor {
     for (let attempt = 1; ; attempt += 1) {
       this.counters.attempts += 1;
       try {
-        return await this.database.$transaction(failOnFailure, {
-          isolationLevel: Prisma.TransactionIsolationLevel.Serializable,
-          maxWait: this.limits.maxWaitMs,
-          timeout: this.limits.timeoutMs,
-        });
+        opening = {};
+        return await openingTransactions.run(opening, () =>
+          this.database.$transaction(failOnFailure, {
+            isolationLevel: Prisma.TransactionIsolationLevel.Serializable,
+            maxWait: this.limits.maxWaitMs,
+            timeout: this.limits.timeoutMs,
+          }),
+        );
       } catch (error) {
         if (error instanceof RollbackForFailure) return { ok: false, failure: error.failure } as T;
         if (isDatabaseUnavailable(error)) {

@@ -84,6 +84,31 @@ export function createMetrics(sources: MetricSources, database: Database, logger
       for (const [outcome, count] of sources.activationOutcomes) this.inc({ outcome }, count);
     },
   });
+  // The pool gauges are registered before the counts read from the database: a scrape collects
+  // in registration order, so they describe the service's own load, not the scrape's queries.
+  new Gauge({
+    name: "splice_database_pool_connections",
+    help: "Database pool connections by state",
+    labelNames: ["state"],
+    registers: [registry],
+    collect() {
+      this.set({ state: "total" }, database.pool.totalCount);
+      this.set({ state: "idle" }, database.pool.idleCount);
+      this.set({ state: "waiting_clients" }, database.pool.waitingCount);
+    },
+  });
+  new Gauge({
+    name: "splice_database_lock_sessions",
+    help: "Sessions holding or waiting to hold customers' advisory locks, by state",
+    labelNames: ["state"],
+    registers: [registry],
+    collect() {
+      const sessions = sources.lockSessions.sessionCounts;
+      this.set({ state: "total" }, sessions.total);
+      this.set({ state: "idle" }, sessions.idle);
+      this.set({ state: "waiting_clients" }, sessions.waiting);
+    },
+  });
   new Gauge({
     name: "splice_reservations",
     help: "Reservations by stored status",
@@ -115,29 +140,6 @@ export function createMetrics(sources: MetricSources, database: Database, logger
     async collect() {
       this.reset();
       await fromDatabase(async () => this.set(await sources.outbox.pendingCount(database)));
-    },
-  });
-  new Gauge({
-    name: "splice_database_pool_connections",
-    help: "Database pool connections by state",
-    labelNames: ["state"],
-    registers: [registry],
-    collect() {
-      this.set({ state: "total" }, database.pool.totalCount);
-      this.set({ state: "idle" }, database.pool.idleCount);
-      this.set({ state: "waiting_clients" }, database.pool.waitingCount);
-    },
-  });
-  new Gauge({
-    name: "splice_database_lock_sessions",
-    help: "Sessions holding or waiting to hold customers' advisory locks, by state",
-    labelNames: ["state"],
-    registers: [registry],
-    collect() {
-      const sessions = sources.lockSessions.sessionCounts;
-      this.set({ state: "total" }, sessions.total);
-      this.set({ state: "idle" }, sessions.idle);
-      this.set({ state: "waiting_clients" }, sessions.waiting);
     },
   });
   const unavailableResponses = new Counter({

@@ -9,8 +9,16 @@
 // COMMIT or ROLLBACK gives the connection back at once: to the pool when PostgreSQL refused the
 // statement (a serialization failure ends the transaction and leaves the session sound),
 // destroyed when the connection itself failed. Each transaction gives it back exactly once.
+//
+// The adapter opens a transaction with two statements, BEGIN then SET TRANSACTION ISOLATION
+// LEVEL: two round trips on every money transaction. Here it is one, BEGIN ISOLATION LEVEL.
+// The transaction being opened is also handed to whoever asked for it in the same async
+// context (`openingTransactions`), so that its statements can run on its connection directly
+// (direct-sql.ts).
+import { AsyncLocalStorage } from "node:async_hooks";
 import { PrismaPg } from "@prisma/adapter-pg";
 import pg from "pg";
+import { transactionRunner, type SqlRunner } from "./direct-sql";
 
 interface AdapterQuery {
   sql: string;
@@ -20,14 +28,26 @@ interface AdapterQuery {
 interface AdapterTransaction {
   client: pg.PoolClient;
   cleanup?: () => void;
-  executeRaw(query: AdapterQuery): Promise<number>;
+  executeRaw(query: AdapterQuery & { args: unknown[]; argTypes: unknown[] }): Promise<number>;
   commit(): Promise<void>;
   rollback(): Promise<void>;
 }
 
+/** The parts of the adapter (PrismaPgAdapter, a PgQueryable on the pool) used here. */
 interface TransactionalAdapter {
   startTransaction(isolationLevel?: string): Promise<AdapterTransaction>;
+  /** Throws the driver's error as the adapter reports it to Prisma. */
+  onError(error: unknown): never;
 }
+
+/** Filled in by the adapter when it opens a transaction in this async context. */
+export interface OpeningTransaction {
+  runner?: SqlRunner;
+}
+
+export const openingTransactions = new AsyncLocalStorage<OpeningTransaction>();
+
+const isolationLevels = new Set(["READ UNCOMMITTED", "READ COMMITTED", "REPEATABLE READ", "SERIALIZABLE", "SNAPSHOT"]);
 
 export interface PoolSettings {
   url: string;
@@ -58,9 +78,15 @@ function sessionSurvived(error: unknown): boolean {
   return sqlState !== undefined && !sqlState.startsWith("08") && !sqlState.startsWith("57P");
 }
 
-function releaseExactlyOnce(transaction: AdapterTransaction): AdapterTransaction {
+/**
+ * Gives the connection back exactly once, and tells whether the transaction is still open:
+ * closed from the moment its COMMIT or ROLLBACK is sent.
+ */
+function releaseExactlyOnce(transaction: AdapterTransaction): { transaction: AdapterTransaction; isOpen: () => boolean } {
   let released = false;
+  let ending = false;
   const release = (error?: Error) => {
+    ending = true;
     if (released) return;
     released = true;
     transaction.cleanup?.();
@@ -71,15 +97,48 @@ function releaseExactlyOnce(transaction: AdapterTransaction): AdapterTransaction
   transaction.commit = async () => release();
   transaction.rollback = async () => release();
   transaction.executeRaw = async (query) => {
+    const endsTransaction = endingStatements.has(query.sql.trim().toUpperCase());
+    if (endsTransaction) ending = true;
     try {
       return await executeRaw(query);
     } catch (error) {
-      if (endingStatements.has(query.sql.trim().toUpperCase())) {
-        release(sessionSurvived(error) ? undefined : error instanceof Error ? error : new Error(String(error)));
-      }
+      if (endsTransaction) release(sessionSurvived(error) ? undefined : error instanceof Error ? error : new Error(String(error)));
       throw error;
     }
   };
+  return { transaction, isOpen: () => !ending };
+}
+
+/**
+ * The adapter's startTransaction in one round trip: a pooled connection, then BEGIN with the
+ * isolation level. The transaction is the adapter itself on that one connection (its
+ * statements, type mapping and error conversion are the adapter's own).
+ */
+async function beginTransaction(adapter: TransactionalAdapter, pool: pg.Pool, isolationLevel: string | undefined, onConnectionError: (error: Error) => void): Promise<AdapterTransaction> {
+  if (isolationLevel !== undefined && !isolationLevels.has(isolationLevel)) throw new Error(`unknown isolation level ${isolationLevel}`);
+  let connection: pg.PoolClient;
+  try {
+    connection = await pool.connect();
+  } catch (error) {
+    return adapter.onError(error);
+  }
+  connection.on("error", onConnectionError);
+  const transaction = Object.create(adapter, {
+    client: { value: connection },
+    options: { value: { usePhantomQuery: false } },
+    cleanup: { value: () => connection.removeListener("error", onConnectionError) },
+  }) as AdapterTransaction;
+  const savepoint = (statement: string) => async (name: string) => {
+    await transaction.executeRaw({ sql: `${statement} ${name}`, args: [], argTypes: [] });
+  };
+  Object.assign(transaction, { createSavepoint: savepoint("SAVEPOINT"), rollbackToSavepoint: savepoint("ROLLBACK TO SAVEPOINT"), releaseSavepoint: savepoint("RELEASE SAVEPOINT") });
+  try {
+    await transaction.executeRaw({ sql: isolationLevel ? `BEGIN ISOLATION LEVEL ${isolationLevel}` : "BEGIN", args: [], argTypes: [] });
+  } catch (error) {
+    transaction.cleanup?.();
+    connection.release(error as Error);
+    throw error;
+  }
   return transaction;
 }
 
@@ -108,8 +167,12 @@ export function createPgAdapter(settings: PoolSettings): { adapter: PrismaPg; po
   factory.connect = async () => {
     const adapter = await connect();
     const transactional = adapter as unknown as TransactionalAdapter;
-    const startTransaction = transactional.startTransaction.bind(transactional);
-    transactional.startTransaction = async (isolationLevel) => releaseExactlyOnce(await startTransaction(isolationLevel));
+    transactional.startTransaction = async (isolationLevel) => {
+      const { transaction, isOpen } = releaseExactlyOnce(await beginTransaction(transactional, pool, isolationLevel, settings.onIdleConnectionError));
+      const opening = openingTransactions.getStore();
+      if (opening) opening.runner = transactionRunner(transaction.client, isOpen);
+      return transaction;
+    };
     return adapter;
   };
   return { adapter: factory, pool };

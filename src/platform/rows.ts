@@ -4,19 +4,24 @@
 import { z } from "zod";
 import type { Prisma } from "../generated/prisma/client";
 import type { DatabaseClient } from "./database";
+import { runnerOf } from "./direct-sql";
 
 export class RowShapeError extends Error {
   override readonly name = "RowShapeError";
 }
 
-/** Runs a named query and parses every row it returns. */
+/**
+ * Runs a named query and parses every row it returns: on pg directly where the client has a
+ * runner (the service's pool, its Serializable transactions), else through Prisma.
+ */
 export async function selectRows<Schema extends z.ZodType>(
   db: DatabaseClient,
   queryName: string,
   row: Schema,
   sql: Prisma.Sql,
 ): Promise<z.output<Schema>[]> {
-  const rows: unknown[] = await db.$queryRaw(sql);
+  const runner = runnerOf(db);
+  const rows: unknown[] = runner ? await runner.rows(sql) : await db.$queryRaw(sql);
   const parsed = z.array(row).safeParse(rows);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];

@@ -23,3 +23,49 @@ it("refuses a row of another shape, naming the query and the column", async () =
   await expect(wrong).rejects.toBeInstanceOf(RowShapeError);
   await expect(selectRows(server.database, "test.wrongShape", expected, Prisma.sql`SELECT 'not a number' AS id`)).rejects.toThrow(/^test\.wrongShape: row 0 does not fit: id /);
 });
+
+describe("statements on pg directly (platform/direct-sql.ts)", () => {
+  const kinds = Prisma.sql`SELECT 7::int AS small, 9007199254740993::bigint AS big, 12.50::numeric AS exact,
+    '2026-11-27 03:04:05.678'::timestamp(3) AS clock, '2026-11-27 03:04:05.678+02'::timestamptz AS instant,
+    '2026-11-27'::date AS day, '{"a": [1, "b"]}'::json AS doc, '{"c": null}'::jsonb AS bin, true AS yes,
+    'text' AS words, '0b5b3f0e-8a43-4a4f-9a55-3f1f0f6b8c11'::uuid AS id, 'ACTIVE'::"ReservationStatus" AS status,
+    NULL::timestamp(3) AS nothing`;
+
+  it("returns what Prisma's $queryRaw returns, on the pool and inside a transaction", async () => {
+    const throughPrisma: unknown[] = await server.database.$queryRaw(kinds);
+    const anyRow = z.record(z.string(), z.unknown());
+    expect(await selectRows(server.database, "test.kinds", anyRow, kinds)).toEqual(throughPrisma);
+    const inTransaction = await server.services.transactor.serializable((tx) => selectRows(tx, "test.kinds", anyRow, kinds));
+    expect(inTransaction).toEqual(throughPrisma);
+    expect(throughPrisma[0]).toMatchObject({ big: 9007199254740993n, clock: new Date("2026-11-27T03:04:05.678Z"), instant: new Date("2026-11-27T01:04:05.678Z") });
+  });
+
+  it("sends dates as UTC clock time, as the driver adapter does", async () => {
+    const at = new Date("2026-02-03T04:05:06.007Z");
+    const row = z.object({ clock: column.timestamp, text: column.text });
+    const [read] = await selectRows(server.database, "test.dateParameter", row, Prisma.sql`SELECT ${at}::timestamp(3) AS clock, ${at}::timestamp(3)::text AS text`);
+    expect(read).toEqual({ clock: at, text: "2026-02-03 04:05:06.007" });
+  });
+
+  it("runs a transaction's statements on its own connection, at Serializable", async () => {
+    const row = z.object({ pid: column.int, isolation: column.text, inTransaction: column.boolean });
+    const probe = Prisma.sql`SELECT pg_backend_pid() AS pid, current_setting('transaction_isolation') AS isolation,
+      now() = statement_timestamp() AS "inTransaction"`;
+    const seen = await server.services.transactor.serializable(async (tx) => {
+      await new Promise((resolve) => setTimeout(resolve, 5));
+      const [direct] = await selectRows(tx, "test.probe", row, probe);
+      const [prisma] = await tx.$queryRaw<{ pid: number }[]>`SELECT pg_backend_pid() AS pid`;
+      return { direct, prismaPid: prisma!.pid };
+    });
+    expect(seen.direct).toEqual({ pid: seen.prismaPid, isolation: "serializable", inTransaction: false });
+  });
+
+  it("refuses a statement on a transaction that has ended", async () => {
+    let escaped: Parameters<Parameters<typeof server.services.transactor.serializable>[0]>[0] | undefined;
+    await server.services.transactor.serializable(async (tx) => {
+      escaped = tx;
+      return selectRows(tx, "test.inside", z.object({ one: column.int }), Prisma.sql`SELECT 1 AS one`);
+    });
+    await expect(selectRows(escaped!, "test.after", z.object({ one: column.int }), Prisma.sql`SELECT 1 AS one`)).rejects.toThrow(/transaction has ended/);
+  });
+});
