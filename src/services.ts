@@ -43,6 +43,7 @@ export function createServices(config: Config, databaseUrl: string, database: Da
     databaseUrl,
     { lockSessions: config.database.lockSessions, lockTimeoutMs: config.transactions.lockTimeoutMs },
     (error) => logger.warn({ error: { message: error.message } }, "a customer lock session was lost; the pool opens another when needed"),
+    transactor,
   );
   const pager = new Pager(config.pagination.cursorSecret, config.limits.pageSizeMax);
   const directory = createCustomerDirectory();

@@ -1,12 +1,18 @@
-// Runs one customer's balance transactions one after another, across every server instance.
+// Runs one customer's transactions one after another: within an instance always, across
+// instances once they collide.
 //
 // Serializable isolation alone keeps concurrent writers correct, but a transaction that waits
 // for another's row lock is aborted as soon as that one commits (its snapshot predates the
 // commit), so on a busy customer one instance can starve another until its retries run out.
-// Taking a PostgreSQL advisory lock on a separate session *before* the transaction begins
-// makes waiters queue in the database and start their snapshot after the holder committed.
-// An in-process queue in front means one instance holds at most one lock session per customer.
+// An in-process queue per customer keeps an instance's own transactions from colliding at
+// all. The first attempt then runs as it is: on the plugin's everyday path (many customers,
+// one request each at a time) nothing else touches the customer, and it costs no more. Only an
+// attempt that conflicted (another instance, a payment, the sweeper) is tried again under a
+// PostgreSQL advisory lock taken on a separate session *before* its transaction begins, so
+// that colliding instances queue in the database and each starts its snapshot after the
+// holder committed, instead of retrying against each other.
 import type pg from "pg";
+import { isConflictToRetry, type Transactor } from "./database";
 import { ServiceUnavailableError } from "./failures";
 import { KeyedMutex } from "./keyed-mutex";
 import { createPool } from "./pg-adapter";
@@ -22,6 +28,7 @@ const lockNamespace = "splice:customer:";
 
 export class CustomerSerializer {
   private lostSessionCount = 0;
+  private lockedRetryCount = 0;
   private readonly local = new KeyedMutex();
   private readonly sessions: pg.Pool;
 
@@ -29,6 +36,7 @@ export class CustomerSerializer {
     url: string,
     limits: CustomerSerializerLimits,
     private readonly onSessionError: (error: Error) => void,
+    private readonly transactor: Pick<Transactor, "retrying">,
   ) {
     this.sessions = createPool({
       url,
@@ -52,8 +60,26 @@ export class CustomerSerializer {
     return { total: this.sessions.totalCount, idle: this.sessions.idleCount, waiting: this.sessions.waitingCount };
   }
 
-  run<T>(customerId: string, work: () => Promise<T>): Promise<T> {
-    return this.local.run(customerId, () => this.withAdvisoryLock(customerId, work));
+  /** Attempts that conflicted and were tried again under the customer's advisory lock, for metrics. */
+  get lockedRetries(): number {
+    return this.lockedRetryCount;
+  }
+
+  /**
+   * Runs `attempt` (one transaction, or reads then one transaction, not retried inside) after
+   * this instance's earlier work on the customer; if it conflicts, again under the customer's
+   * advisory lock until it does not, within the transactor's attempt limit.
+   */
+  run<T>(customerId: string, attempt: () => Promise<T>): Promise<T> {
+    return this.local.run(customerId, async () => {
+      try {
+        return await attempt();
+      } catch (error) {
+        if (!isConflictToRetry(error)) throw error;
+        this.lockedRetryCount += 1;
+        return this.withAdvisoryLock(customerId, () => this.transactor.retrying(attempt, { conflict: error }));
+      }
+    });
   }
 
   async close(): Promise<void> {

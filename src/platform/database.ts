@@ -70,7 +70,7 @@ export interface TransactionCounters {
   unavailable: number;
 }
 
-const retryableMarkers = new Set(["P2034", "40001", "40P01", "TransactionWriteConflict"]);
+const retryableMarkers = new Set(["P2034", "40001", "40P01", "TransactionWriteConflict", "StaleRead"]);
 // Prisma's connection codes, the driver adapter's kinds, socket errors, and PostgreSQL's
 // SQLSTATEs for a server going away or refusing sessions (classes 08 and 57P, 53300).
 const unavailableMarkers = new Set([
@@ -102,6 +102,17 @@ function errorMarkers(error: unknown, depth = 0, found = new Set<string>()): Set
 const hasAny = (markers: Set<string>, wanted: Set<string>) => [...markers].some((marker) => wanted.has(marker));
 
 export const isRetryableConflict = (error: unknown) => hasAny(errorMarkers(error), retryableMarkers);
+/** A conflict to try again, not one whose retries already ran out (a 503 with the conflict as its cause). */
+export const isConflictToRetry = (error: unknown) => !(error instanceof ServiceUnavailableError) && isRetryableConflict(error);
+
+/**
+ * Thrown inside a transaction that finds what was read before it began no longer current: a
+ * conflict like PostgreSQL's, retried from the reads.
+ */
+export class StaleReadError extends Error {
+  override readonly name = "StaleReadError";
+  readonly code = "StaleRead";
+}
 export const isDatabaseUnavailable = (error: unknown) => hasAny(errorMarkers(error), unavailableMarkers);
 
 /**
@@ -128,38 +139,63 @@ export class Transactor {
    * Runs `work` in a Serializable transaction, retrying all of it on conflict. When `work`
    * returns a failed Outcome the transaction is rolled back and the failure returned.
    */
-  async serializable<T>(work: (tx: Transaction) => Promise<T>): Promise<T> {
-    let opening: OpeningTransaction = {};
+  serializable<T>(work: (tx: Transaction) => Promise<T>): Promise<T> {
+    return this.retrying(() => this.once(work));
+  }
+
+  /**
+   * One Serializable transaction, not retried: a conflict is counted and thrown as it is
+   * (isRetryableConflict), for a caller that retries more than the transaction (retrying).
+   */
+  async once<T>(work: (tx: Transaction) => Promise<T>): Promise<T> {
+    const opening: OpeningTransaction = {};
     const failOnFailure = async (tx: Transaction) => {
       if (opening.runner) bindRunner(tx, opening.runner);
       const result = await work(tx);
       if (isFailedOutcome(result)) throw new RollbackForFailure(result.failure);
       return result;
     };
-    for (let attempt = 1; ; attempt += 1) {
-      this.counters.attempts += 1;
-      try {
-        opening = {};
-        return await openingTransactions.run(opening, () =>
-          this.database.$transaction(failOnFailure, {
-            isolationLevel: Prisma.TransactionIsolationLevel.Serializable,
-            maxWait: this.limits.maxWaitMs,
-            timeout: this.limits.timeoutMs,
-          }),
-        );
-      } catch (error) {
-        if (error instanceof RollbackForFailure) return { ok: false, failure: error.failure } as T;
-        if (isDatabaseUnavailable(error)) {
-          this.counters.unavailable += 1;
-          throw new ServiceUnavailableError("database unavailable", { cause: error });
-        }
-        if (!isRetryableConflict(error)) throw error;
-        this.counters.conflicts += 1;
-        if (attempt >= this.limits.maxAttempts) {
+    this.counters.attempts += 1;
+    try {
+      return await openingTransactions.run(opening, () =>
+        this.database.$transaction(failOnFailure, {
+          isolationLevel: Prisma.TransactionIsolationLevel.Serializable,
+          maxWait: this.limits.maxWaitMs,
+          timeout: this.limits.timeoutMs,
+        }),
+      );
+    } catch (error) {
+      if (error instanceof RollbackForFailure) return { ok: false, failure: error.failure } as T;
+      if (isDatabaseUnavailable(error)) {
+        this.counters.unavailable += 1;
+        throw new ServiceUnavailableError("database unavailable", { cause: error });
+      }
+      if (isRetryableConflict(error)) this.counters.conflicts += 1;
+      throw error;
+    }
+  }
+
+  /**
+   * Runs `attempt` again while it conflicts, with backoff, up to the attempt limit; then
+   * answers unavailable. `earlier` is a conflicted attempt already made elsewhere.
+   */
+  async retrying<T>(attempt: () => Promise<T>, earlier?: { conflict: unknown }): Promise<T> {
+    let made = earlier ? 1 : 0;
+    let conflict = earlier?.conflict;
+    for (;;) {
+      if (made > 0) {
+        if (made >= this.limits.maxAttempts) {
           this.counters.exhausted += 1;
-          throw new ServiceUnavailableError(`transaction still conflicting after ${attempt} attempts`, { cause: error });
+          throw new ServiceUnavailableError(`transaction still conflicting after ${made} attempts`, { cause: conflict });
         }
-        await sleep(this.backoffMs(attempt));
+        await sleep(this.backoffMs(made));
+      }
+      try {
+        return await attempt();
+      } catch (error) {
+        if (!isConflictToRetry(error)) throw error;
+        conflict = error;
+        made += 1;
       }
     }
   }

@@ -9,8 +9,8 @@
 // transaction; a statement sent after the transaction began to end is refused, so nothing can
 // run outside it by accident.
 //
-// Values come back as Prisma's $queryRaw returns them: timestamps (stored as UTC clock time
-// without a zone) as Dates, int8 as BigInt, numeric as Decimal, json parsed. Dates go in as
+// Values come back as Prisma's $queryRaw returns them: timestamps as Dates (those stored as UTC
+// clock time without a zone read as UTC), int8 as BigInt, numeric as Decimal, json parsed. Dates go in as
 // UTC clock time, as the driver adapter sends them.
 import pg from "pg";
 import { Prisma } from "../generated/prisma/client";
@@ -20,7 +20,7 @@ export interface SqlRunner {
   rows(sql: Prisma.Sql): Promise<unknown[]>;
 }
 
-const oid = { int8: 20, numeric: 1700, date: 1082, timestamp: 1114, timestamptz: 1184 } as const;
+const oid = { int8: 20, numeric: 1700, date: 1082, timestamp: 1114 } as const;
 
 const utcClockTime = (text: string) => new Date(`${text.replace(" ", "T")}Z`);
 
@@ -29,7 +29,6 @@ const parsers: Record<number, (text: string) => unknown> = {
   [oid.numeric]: (text) => new Prisma.Decimal(text),
   [oid.date]: (text) => new Date(`${text}T00:00:00Z`),
   [oid.timestamp]: utcClockTime,
-  [oid.timestamptz]: (text) => new Date(text),
 };
 
 const types = {

@@ -1,4 +1,6 @@
 // Many simultaneous requests over HTTP; every test asserts exact counts and final states.
+import type { BalanceTransactions } from "../../src/modules/credits/balance-transactions";
+import { succeed } from "../../src/platform/failures";
 import { expectConsistentLedger } from "../support/ledger-invariants";
 import { errorCodes, startTestServer, type GraphQLResponse, type TestServer } from "../support/test-server";
 
@@ -50,6 +52,54 @@ it("the same race split over two server instances still lets exactly 5 through",
   expect(succeeded(responses)).toHaveLength(5);
   expect(countCodes(responses)).toEqual({ INSUFFICIENT_CREDITS: 15 });
   expect(await expectConsistentLedger(server.sql, customer.id)).toMatchObject({ secondsRemaining: 0, secondsReserved: 1800 });
+});
+
+it("the active-reservation limit holds across two instances: what each read before its transaction is checked", async () => {
+  // Each instance counts a customer's ACTIVE reservations before its transaction begins; the
+  // transaction proceeds only on the balance version that count was read at.
+  const limited = { ACTIVE_RESERVATIONS_PER_CUSTOMER_MAX: "3" };
+  const first = await startTestServer({ databaseUrl: server.databaseUrl, environment: limited });
+  const second = await startTestServer({ databaseUrl: server.databaseUrl, environment: limited });
+  try {
+    for (let round = 0; round < 3; round += 1) {
+      const customer = await server.createCustomer({ initialSeconds: 10_000 });
+      const responses = await Promise.all(Array.from({ length: 12 }, (_, index) => reserveFrom(index % 2 ? second : first, customer.token, 60)));
+      expect(succeeded(responses)).toHaveLength(3);
+      expect(countCodes(responses)).toEqual({ TOO_MANY_REQUESTS: 9 });
+      expect(await expectConsistentLedger(server.sql, customer.id)).toMatchObject({ secondsRemaining: 10_000 - 180, secondsReserved: 180 });
+    }
+  } finally {
+    await Promise.all([first.close(), second.close()]);
+  }
+});
+
+it("a transaction whose reads went stale before it began is run again from the reads, under the customer's lock", async () => {
+  // The window between the reads and the transaction's snapshot is one round trip: here another
+  // instance commits a reservation inside it, on purpose.
+  const balances = (server.services.credits as unknown as { balances: BalanceTransactions }).balances;
+  const customer = await server.createCustomer({ initialSeconds: 1000 });
+  const versionOf = async () => BigInt((await server.sql.query("SELECT version FROM credit_balance WHERE customer_id = $1", [customer.id])).rows[0].version);
+  const readVersions: bigint[] = [];
+  const workedOn: bigint[] = [];
+  const before = { conflicts: server.services.transactor.counters.conflicts, locked: server.services.customerSerializer.lockedRetries };
+  const outcome = await balances.run(
+    customer.id,
+    async () => {
+      const version = await versionOf();
+      readVersions.push(version);
+      if (readVersions.length === 1) expect((await reserveFrom(secondInstance, customer.token, 100)).errors).toBeUndefined();
+      return { version, active: [], found: null };
+    },
+    async (state) => {
+      workedOn.push(state.opening.version);
+      return succeed(state.balance.secondsRemaining);
+    },
+  );
+  expect(outcome).toEqual({ ok: true, value: 900 });
+  expect(readVersions).toEqual([readVersions[0], readVersions[0]! + 1n]);
+  expect(workedOn).toEqual([readVersions[0]! + 1n]);
+  expect(server.services.transactor.counters.conflicts - before.conflicts).toBe(1);
+  expect(server.services.customerSerializer.lockedRetries - before.locked).toBe(1);
 });
 
 it("racing retries with one idempotency key create exactly one reservation", async () => {
@@ -172,9 +222,12 @@ async function waitForLockWaiter(instance: TestServer): Promise<void> {
 it("a serialization failure is retried and the request succeeds", async () => {
   const customer = await server.createCustomer({ initialSeconds: 1000 });
   const conflictsBefore = server.services.transactor.counters.conflicts;
+  const lockedBefore = server.services.customerSerializer.lockedRetries;
   const response = await forceOneConflict(server, customer.id, () => reserveFrom(server, customer.token, 100));
   expect(response.errors).toBeUndefined();
   expect(server.services.transactor.counters.conflicts - conflictsBefore).toBe(1);
+  // The retry ran under the customer's advisory lock; the first attempt had not taken it.
+  expect(server.services.customerSerializer.lockedRetries - lockedBefore).toBe(1);
   expect(await expectConsistentLedger(server.sql, customer.id)).toMatchObject({ secondsRemaining: 900, secondsReserved: 100 });
 });
 

@@ -1,18 +1,21 @@
-// The one way a customer's balance changes: under the customer's lock (CustomerSerializer,
-// across instances), one Serializable transaction (retried on conflict) that locks the
-// customer's balance row and reads its grants, with its expired reservations settled first and
-// its grants' due expiries settled at the start. Every use case of the credits module
-// (reservations, grants) goes through it, and ends in `commit`, which writes the grants that
-// changed, the balance (their sum) and one ledger entry per grant moved.
+// The one way a customer's balance changes: after this instance's earlier work on the customer
+// (CustomerSerializer), one Serializable transaction that locks the customer's balance row and
+// reads its grants, with its expired reservations settled first and its grants' due expiries
+// settled at the start. Every use case of the credits module (reservations, grants) goes
+// through it, and ends in `commit`, which writes the grants that changed, the balance (their
+// sum, and its version plus one) and one ledger entry per grant moved.
 //
-// The customer's reservations are read under the customer's lock but before its transaction:
-// every writer of a customer's reservations holds that lock, so the read cannot go stale, and
-// reading them inside a Serializable transaction would take predicate locks on index pages
-// shared with other customers, so that PostgreSQL aborts unrelated customers' transactions.
+// The customer's reservations (and what the operation looks up) are read before its
+// transaction, in one statement with the balance's version: reading them inside a
+// Serializable transaction would take predicate locks on index pages shared with other
+// customers, so that PostgreSQL aborts unrelated customers' transactions. Every transaction
+// that changes a reservation commits a new version, so the transaction checks, on locking the
+// balance row, that the version is still the one read; if not, the reads went stale and
+// everything runs again (CustomerSerializer: under the customer's advisory lock).
 import type { Config } from "../../config";
 import { assert } from "../../platform/assert";
 import type { CustomerSerializer } from "../../platform/customer-serializer";
-import type { Database, Transaction, Transactor } from "../../platform/database";
+import { StaleReadError, type Database, type Transaction, type Transactor } from "../../platform/database";
 import { fail, succeed, type Failure, type Outcome } from "../../platform/failures";
 import type { Mailer } from "../../platform/mailer";
 import type { OutboxStore } from "../../platform/outbox/outbox.store";
@@ -21,12 +24,12 @@ import type { RateLimiter } from "../../platform/rate-limiter";
 import type { CustomerDirectory } from "../customers";
 import * as arithmetic from "./balance";
 import type { Balance, LowBalanceAlert } from "./balance";
-import type { CreditsStore, ReservationSettlement } from "./credits.store";
+import type { CreditsStore, ReadBeforeTransaction, ReservationSettlement } from "./credits.store";
 import * as book from "./grant-book";
 import type { Grant, GrantMove, Hold } from "./grant-book";
 import type { GrantRecord, GrantsStore } from "./grants.store";
 import type { NewLedgerEntry } from "./ledger";
-import { expiryReason, type ReservationRecord } from "./reservation";
+import { expiryReason, isPastExpiry, type ReservationRecord } from "./reservation";
 
 export interface CreditsDependencies {
   database: Database;
@@ -57,7 +60,13 @@ export interface CustomerTransaction {
   /** ACTIVE reservations not yet past expiry, before this transaction's own work. */
   unexpiredActiveCount: number;
   /** The row as locked and the expiry moves made on opening; `commit` writes them. */
-  opening: { stored: Balance; alert: LowBalanceAlert; loaded: GrantRecord[]; expiryMoves: GrantMove[] };
+  opening: { stored: Balance; alert: LowBalanceAlert; version: bigint; loaded: GrantRecord[]; expiryMoves: GrantMove[] };
+}
+
+/** What the reads before a transaction found, which its transaction checks is still current. */
+export interface ReadExpectation {
+  version: bigint;
+  unexpiredActiveCount: number;
 }
 
 /** What a transaction changed besides its grants' counters and ledger moves. */
@@ -80,7 +89,8 @@ export const lowBalanceEmailJobKind = "low_balance_email";
 export const customerNotFound: Failure = { code: "CUSTOMER_NOT_FOUND" };
 export const reservationNotFound: Failure = { code: "RESERVATION_NOT_FOUND" };
 
-export const nothingToRead = async (): Promise<undefined> => undefined;
+/** For `run`: the operation looks nothing up besides the customer's reservations. */
+export const nothingToRead = null;
 
 /** Annotates a book's moves for the ledger. */
 export function ledgerMoves(moves: readonly GrantMove[], details: { reservationId: string | null; note: string | null; actor: string }): LedgerMove[] {
@@ -91,40 +101,49 @@ export class BalanceTransactions {
   constructor(private readonly deps: CreditsDependencies) {}
 
   /**
-   * One customer's balance transaction: under the customer's lock, `read` and the customer's
-   * ACTIVE reservations are read first, what has expired is settled, then `work` runs in a
-   * Serializable transaction that starts by locking the customer's balance row.
+   * One customer's balance transaction: `read` (or, with `nothingToRead`, the customer's
+   * reservations alone) before it, what has expired settled, then `work` in a Serializable
+   * transaction that starts by locking the customer's balance row, on the reads' version.
    */
   run<T, R>(
     customerId: string,
-    read: () => Promise<R>,
-    work: (state: CustomerTransaction, read: R) => Promise<Outcome<T>>,
+    read: (() => Promise<ReadBeforeTransaction<R> | undefined>) | typeof nothingToRead,
+    work: (state: CustomerTransaction, found: R | null) => Promise<Outcome<T>>,
   ): Promise<Outcome<T>> {
+    const readBefore = read ?? (() => this.deps.store.readActive(this.deps.database, customerId));
     return this.deps.customerSerializer.run(customerId, async () => {
       const now = this.deps.now();
-      // Two reads on two pooled connections at once: the lock is held for one round trip, not two.
-      const [active, readValue] = await Promise.all([this.deps.store.activeReservations(this.deps.database, customerId, now), read()]);
+      const before = await readBefore();
+      if (!before) return fail(customerNotFound);
+      const expired = before.active.filter((reservation) => isPastExpiry(reservation, now));
+      let version = before.version;
       // Expired reservations are settled in a transaction of their own: that housekeeping is
       // kept even when the operation then fails and its transaction is rolled back.
-      if (active.expired.length > 0) {
-        const expired = await this.settleExpired(customerId, active.expired, now);
-        if (!expired.ok) return expired;
+      if (expired.length > 0) {
+        const settled = await this.settleExpired(customerId, expired, now, version);
+        if (!settled.ok) return settled;
+        version = settled.value;
       }
-      return this.deps.transactor.serializable(async (tx) => {
-        const state = await this.open(tx, customerId, now, active.unexpiredCount);
+      const expectation = { version, unexpiredActiveCount: before.active.length - expired.length };
+      return this.deps.transactor.once(async (tx) => {
+        const state = await this.open(tx, customerId, now, expectation);
         if (!state) return fail(customerNotFound);
-        return work(state, readValue);
+        return work(state, before.found);
       });
     });
   }
 
   /**
    * Locks the customer's balance row and reads its grants, settling the expiry of those whose
-   * instant has come. Needs no customer lock when the work touches no reservation (payments).
+   * instant has come. With `expected`, what was read before the transaction must still be
+   * current (StaleReadError, retried, if not). Payments read nothing before, and pass none.
    */
-  async open(tx: Transaction, customerId: string, now: Date, unexpiredActiveCount = 0): Promise<CustomerTransaction | undefined> {
+  async open(tx: Transaction, customerId: string, now: Date, expected?: ReadExpectation): Promise<CustomerTransaction | undefined> {
     const locked = await this.deps.store.lockBalance(tx, customerId);
     if (!locked) return undefined;
+    if (expected && locked.version !== expected.version) {
+      throw new StaleReadError(`customer ${customerId}: read at balance version ${expected.version}, now ${locked.version}`);
+    }
     const expired = book.expireDue(locked.grants, now);
     const grants = expired.grants;
     return {
@@ -133,16 +152,16 @@ export class BalanceTransactions {
       grants,
       balance: book.balanceOf(grants),
       now,
-      unexpiredActiveCount,
-      opening: { stored: locked.balance, alert: locked.alert, loaded: locked.grants, expiryMoves: expired.moves },
+      unexpiredActiveCount: expected?.unexpiredActiveCount ?? 0,
+      opening: { stored: locked.balance, alert: locked.alert, version: locked.version, loaded: locked.grants, expiryMoves: expired.moves },
     };
   }
 
   /**
    * Settles, as EXPIRED, ACTIVE reservations past their expiry, and the expiry of grants whose
    * instant has come, one customer per transaction. Safe with several instances sweeping at
-   * once: each customer's balance row lock and Serializable isolation let exactly one settle a
-   * given reservation or grant; the others find nothing left.
+   * once: each customer's balance row lock, its version and Serializable isolation let exactly
+   * one settle a given reservation or grant; the others find nothing left.
    */
   async sweepExpired(): Promise<number> {
     const { batchSize } = this.deps.config.sweeper;
@@ -156,8 +175,10 @@ export class BalanceTransactions {
       try {
         const outcome = await this.deps.customerSerializer.run(customerId, async () => {
           const current = this.deps.now();
-          const active = await this.deps.store.activeReservations(this.deps.database, customerId, current);
-          return this.settleExpired(customerId, active.expired, current);
+          const before = await this.deps.store.readActive(this.deps.database, customerId);
+          if (!before) return fail(customerNotFound);
+          const expired = before.active.filter((reservation) => isPastExpiry(reservation, current));
+          return this.settleExpired(customerId, expired, current, before.version);
         });
         if (outcome.ok) swept += 1;
       } catch (error) {
@@ -168,11 +189,15 @@ export class BalanceTransactions {
     return swept;
   }
 
-  /** Settles the customer's expired reservations (and due grant expiries) in one transaction; call under the customer's lock. */
-  private async settleExpired(customerId: string, expired: ReservationRecord[], now: Date): Promise<Outcome<number>> {
+  /**
+   * Settles the customer's expired reservations (and due grant expiries) in one transaction,
+   * not retried here (the customer serializer retries from the reads). Returns the balance
+   * version it committed.
+   */
+  private async settleExpired(customerId: string, expired: ReservationRecord[], now: Date, version: bigint): Promise<Outcome<bigint>> {
     const holds = await this.deps.grantsStore.holdsOf(this.deps.database, expired.map((reservation) => reservation.id));
-    return this.deps.transactor.serializable(async (tx) => {
-      const state = await this.open(tx, customerId, now);
+    return this.deps.transactor.once(async (tx) => {
+      const state = await this.open(tx, customerId, now, { version, unexpiredActiveCount: 0 });
       if (!state) return fail(customerNotFound);
       let grants: readonly Grant[] = state.grants;
       const moves: LedgerMove[] = [];
@@ -180,10 +205,10 @@ export class BalanceTransactions {
         const released = book.release(grants, this.holdsOfReservation(reservation, holds), "EXPIRE", now);
         grants = released.grants;
         moves.push(...ledgerMoves(released.moves, { reservationId: reservation.id, note: null, actor: "system" }));
-        await this.settleActive(tx, reservation.id, { status: "EXPIRED", reason: expiryReason, settledAt: now });
+        await this.settleActive(tx, reservation, { status: "EXPIRED", reason: expiryReason, settledAt: now });
       }
       await this.commit(state, grants, moves);
-      return succeed(expired.length);
+      return succeed(state.opening.version + 1n);
     });
   }
 
@@ -215,7 +240,8 @@ export class BalanceTransactions {
     assert(runningSeconds === balance.secondsRemaining, `customer ${customerId}: the ledger runs to ${runningSeconds}, the grants to ${balance.secondsRemaining}`);
     // A grant inserted in this transaction is written already, as granted: only a change since counts.
     const written = [...opening.loaded, ...(changes.inserted ?? [])];
-    await this.deps.store.commitBalance(tx, { customerId, balance, alert: next.alert, grants: book.changedGrants(written, grants), entries, now });
+    const version = await this.deps.store.commitBalance(tx, { customerId, balance, alert: next.alert, grants: book.changedGrants(written, grants), entries, now });
+    assert(version === opening.version + 1n, `customer ${customerId}: committed balance version ${version} on ${opening.version}`);
     if (next.fire) {
       await this.deps.outbox.enqueue(tx, {
         kind: lowBalanceEmailJobKind,
@@ -226,10 +252,14 @@ export class BalanceTransactions {
     return balance;
   }
 
-  /** Reservations change only under their customer's lock; finding one already settled is a bug. */
-  async settleActive(tx: Transaction, reservationId: string, settlement: ReservationSettlement): Promise<ReservationRecord> {
-    const settled = await this.deps.store.settleReservation(tx, reservationId, settlement);
-    assert(settled !== undefined, `reservation ${reservationId} was settled outside its customer's lock`);
+  /**
+   * Settles a reservation where it was read. Its settlement commits a new balance version, so
+   * on this version it is still there; only a table rewrite (VACUUM FULL) moves a row without
+   * one, and the reads are then stale.
+   */
+  async settleActive(tx: Transaction, reservation: ReservationRecord, settlement: ReservationSettlement): Promise<ReservationRecord> {
+    const settled = await this.deps.store.settleReservation(tx, reservation, settlement);
+    if (!settled) throw new StaleReadError(`reservation ${reservation.id} is no longer at ${reservation.rowAddress}`);
     return settled;
   }
 }

@@ -17,6 +17,11 @@ export interface ReservationRecord {
   createdAt: Date;
   expiresAt: Date;
   settledAt: Date | null;
+  /**
+   * Where the row was when read (its ctid), for the update that settles it: found by address,
+   * it takes no Serializable predicate lock on an index page other customers insert into.
+   */
+  rowAddress: string;
 }
 
 export const expiryReason = "expired";

@@ -63,11 +63,8 @@ export class ReservationsService {
     if (invalid) return fail(invalid);
     const idempotencyKey = input.idempotencyKey ?? null;
     const customerId = target.value;
-    const findEarlier = () =>
-      idempotencyKey === null
-        ? Promise.resolve(undefined)
-        : this.deps.store.findReservationByIdempotencyKey(this.deps.database, customerId, idempotencyKey);
-    return this.balances.run(customerId, findEarlier, async (state, earlier) => {
+    const readWithEarlier = () => this.deps.store.readForReserve(this.deps.database, customerId, idempotencyKey);
+    return this.balances.run(customerId, readWithEarlier, async (state, earlier) => {
       const { tx, balance, now } = state;
       if (earlier) return this.replayReservation(earlier, input, { customerId, ...balance }, now);
       if (state.unexpiredActiveCount >= this.limits.activeReservationsPerCustomerMax) {
@@ -98,7 +95,7 @@ export class ReservationsService {
       }
       if (reservation.status !== "ACTIVE") return fail({ code: "RESERVATION_SETTLED", status: reservation.status });
       const confirmation = book.confirm(state.grants, holds, actualSeconds, now);
-      const settled = await this.balances.settleActive(tx, reservation.id, {
+      const settled = await this.balances.settleActive(tx, reservation, {
         status: "CONFIRMED",
         actualSeconds,
         chargedSeconds: confirmation.chargedSeconds,
@@ -118,7 +115,7 @@ export class ReservationsService {
       const { tx, customerId, now } = state;
       if (reservation.status !== "ACTIVE") return fail({ code: "RESERVATION_SETTLED", status: reservation.status });
       const released = book.release(state.grants, holds, "RELEASE", now);
-      const settled = await this.balances.settleActive(tx, reservation.id, {
+      const settled = await this.balances.settleActive(tx, reservation, {
         status: "RELEASED",
         reason: reason ?? null,
         settledAt: now,
@@ -164,9 +161,9 @@ export class ReservationsService {
     // lock, with no read first (the plugin's common case); staff, the reservation's owner's.
     const customerId = ownCustomerId(caller) ?? (await this.deps.store.findReservation(this.deps.database, reservationId))?.customerId;
     if (!customerId) return fail(reservationNotFound);
-    // Read under the lock, with its holds: it may have been settled meanwhile. Expired ones are
-    // presented as EXPIRED here, and settled as such by the transaction.
-    const readCurrent = () => this.deps.store.findReservationWithHolds(this.deps.database, reservationId);
+    // Read with the customer's reservations, with its holds: the transaction checks it is still
+    // current. Expired ones are presented as EXPIRED here, and settled as such first.
+    const readCurrent = () => this.deps.store.readForSettle(this.deps.database, customerId, reservationId);
     return this.balances.run(customerId, readCurrent, async (state, current) => {
       if (!current || current.reservation.customerId !== customerId) return fail(reservationNotFound);
       const notOwner = policy.checkOwner(operation, caller, current.reservation.customerId);

@@ -63,7 +63,7 @@ export class ActivationService {
     const certificatesLimited = device ? await this.certificates.limitFor(found.id, device.fingerprint) : undefined;
     if (certificatesLimited) return certificatesLimited;
     return this.deps.customerSerializer.run(found.customerId, () =>
-      this.deps.transactor.serializable((tx) => this.activateInTransaction(tx, found.id, device ?? null)),
+      this.deps.transactor.once((tx) => this.activateInTransaction(tx, found.id, device ?? null)),
     );
   }
 

@@ -55,7 +55,7 @@ export class CertificatesService {
     const limited = await this.limitFor(known.licenseId, known.fingerprint);
     if (limited) return limited;
     return this.deps.customerSerializer.run(caller.customerId, () =>
-      this.deps.transactor.serializable(async (tx) => {
+      this.deps.transactor.once(async (tx) => {
         const device = await this.deps.store.findDevice(tx, caller.deviceId);
         if (!device || device.deactivatedAt !== null) return fail({ code: "UNAUTHENTICATED", message: "Invalid token: device deactivated" });
         const license = await this.deps.store.lock(tx, device.licenseId);

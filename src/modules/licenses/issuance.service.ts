@@ -24,7 +24,7 @@ export class IssuanceService {
     if (denied) return fail(denied);
     if (!uuidPattern.test(customerId)) return fail({ code: "CUSTOMER_NOT_FOUND" });
     return this.deps.customerSerializer.run(customerId, () =>
-      this.deps.transactor.serializable((tx) => this.issueInTransaction(tx, customerId, actorOf(caller))),
+      this.deps.transactor.once((tx) => this.issueInTransaction(tx, customerId, actorOf(caller))),
     );
   }
 
@@ -57,7 +57,7 @@ export class IssuanceService {
     if (limited) return fail(limited);
     const actor = actorOf(caller);
     return this.deps.customerSerializer.run(customerId, () =>
-      this.deps.transactor.serializable(async (tx) => {
+      this.deps.transactor.once(async (tx) => {
         const issued = await this.issueInTransaction(tx, customerId, actor);
         if (!issued.ok) return issued;
         if (!issued.value.created) await this.queueDelivery(tx, issued.value.license, actor);

@@ -79,7 +79,7 @@ export class RevocationService {
     const notOwner = policy.checkOwner("Mutation.deactivateDevice", caller, license.customerId);
     if (notOwner) return fail(notOwner === "hidden" ? { code: "DEVICE_NOT_FOUND" } : notOwner);
     return this.deps.customerSerializer.run(license.customerId, () =>
-      this.deps.transactor.serializable(async (tx) => {
+      this.deps.transactor.once(async (tx) => {
         const current = await this.deps.store.findDevice(tx, deviceId);
         if (current && current.deactivatedAt === null) {
           await this.deps.store.releaseDevice(tx, deviceId, this.deps.now());
@@ -120,7 +120,7 @@ export class RevocationService {
     const found = await this.deps.store.findByKey(this.deps.database, key);
     if (!found) return fail(licenseNotFound);
     return this.deps.customerSerializer.run(found.customerId, () =>
-      this.deps.transactor.serializable(async (tx) => {
+      this.deps.transactor.once(async (tx) => {
         const license = await this.deps.store.lock(tx, found.id);
         if (!license) return fail(licenseNotFound);
         await change(tx, license);
