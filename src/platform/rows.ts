@@ -53,3 +53,8 @@ export const column = {
 
 /** What an audit query reports: any columns, printed as they are. */
 export const violationRow = z.record(z.string(), z.unknown());
+
+/** Runs a named statement whose rows nobody reads (an UPDATE, an INSERT), the same way. */
+export async function execute(db: DatabaseClient, queryName: string, sql: Prisma.Sql): Promise<void> {
+  await selectRows(db, queryName, z.unknown(), sql);
+}

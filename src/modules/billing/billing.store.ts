@@ -4,7 +4,7 @@ import type Stripe from "stripe";
 import { z } from "zod";
 import { Prisma } from "../../generated/prisma/client";
 import type { DatabaseClient, Transaction } from "../../platform/database";
-import { column, selectRow, selectRows } from "../../platform/rows";
+import { column, selectRow, selectRows, execute } from "../../platform/rows";
 
 export type StripeEventStatus = "RECEIVED" | "PROCESSED" | "IGNORED" | "FAILED";
 
@@ -100,10 +100,10 @@ const errorMaxLength = 2000;
 export class BillingStore {
   /** Records a verified event once; a repeated delivery changes nothing. */
   async recordEvent(db: DatabaseClient, event: Stripe.Event): Promise<void> {
-    await db.$executeRaw`
+    await execute(db, "billing.recordEvent", Prisma.sql`
       INSERT INTO stripe_event (id, type, stripe_created, payload)
       VALUES (${event.id}, ${event.type}, ${new Date(event.created * 1000)}, ${JSON.stringify(event)}::jsonb)
-      ON CONFLICT (id) DO NOTHING`;
+      ON CONFLICT (id) DO NOTHING`);
   }
 
   async findEvent(db: DatabaseClient, eventId: string): Promise<StripeEventRecord | undefined> {
@@ -117,15 +117,15 @@ export class BillingStore {
   }
 
   async markDone(tx: Transaction, eventId: string, status: "PROCESSED" | "IGNORED", now: Date): Promise<void> {
-    await tx.$executeRaw`
+    await execute(tx, "billing.markDone", Prisma.sql`
       UPDATE stripe_event SET status = ${status}::"StripeEventStatus", processed_at = ${now}, attempts = attempts + 1, last_error = NULL
-      WHERE id = ${eventId}`;
+      WHERE id = ${eventId}`);
   }
 
   async markFailed(db: DatabaseClient, eventId: string, error: string): Promise<void> {
-    await db.$executeRaw`
+    await execute(db, "billing.markFailed", Prisma.sql`
       UPDATE stripe_event SET status = 'FAILED', attempts = attempts + 1, last_error = ${error.slice(0, errorMaxLength)}
-      WHERE id = ${eventId} AND status NOT IN ('PROCESSED', 'IGNORED')`;
+      WHERE id = ${eventId} AND status NOT IN ('PROCESSED', 'IGNORED')`);
   }
 
   async recentEvents(db: DatabaseClient, status: StripeEventStatus | undefined, limit: number): Promise<StripeEventRecord[]> {
@@ -145,10 +145,10 @@ export class BillingStore {
   }
 
   async insertEffect(tx: Transaction, effect: NewPaymentEffect): Promise<void> {
-    await tx.$executeRaw`
+    await execute(tx, "billing.insertEffect", Prisma.sql`
       INSERT INTO payment_effect (key, customer_id, event_id, granted_seconds, stripe_payment_intent_id, stripe_charge_id)
       VALUES (${effect.key}, ${effect.customerId}::uuid, ${effect.eventId}, ${effect.grantedSeconds},
-              ${effect.stripePaymentIntentId}, ${effect.stripeChargeId})`;
+              ${effect.stripePaymentIntentId}, ${effect.stripeChargeId})`);
   }
 
   /** Effects of a payment, found by its PaymentIntent or its charge. */
@@ -183,11 +183,11 @@ export class BillingStore {
     tx: Transaction,
     subscription: { id: string; customerId: string; status: string; priceId: string | null; eventCreated: Date },
   ): Promise<void> {
-    await tx.$executeRaw`
+    await execute(tx, "billing.saveSubscription", Prisma.sql`
       INSERT INTO stripe_subscription (id, customer_id, status, price_id, last_event_created, updated_at)
       VALUES (${subscription.id}, ${subscription.customerId}::uuid, ${subscription.status}, ${subscription.priceId},
               ${subscription.eventCreated}, now())
       ON CONFLICT (id) DO UPDATE SET status = EXCLUDED.status, price_id = EXCLUDED.price_id,
-        last_event_created = EXCLUDED.last_event_created, updated_at = now()`;
+        last_event_created = EXCLUDED.last_event_created, updated_at = now()`);
   }
 }

@@ -1,5 +1,5 @@
 // The credits module's door to its grants: credit_grant and credit_reservation_hold. Like
-// credits.store.ts, parameterised SQL through $queryRaw, each statement named and its rows parsed.
+// credits.store.ts, parameterised SQL through platform/rows.ts, each statement named and its rows parsed.
 import { Prisma } from "../../generated/prisma/client";
 import { z } from "zod";
 import { assert } from "../../platform/assert";

@@ -3,7 +3,7 @@ import type { Tier } from "./customer";
 import { z } from "zod";
 import { Prisma } from "../../generated/prisma/client";
 import type { DatabaseClient, Transaction } from "../../platform/database";
-import { column, selectRow, selectRows } from "../../platform/rows";
+import { column, selectRow, selectRows, execute } from "../../platform/rows";
 import type { PageRequest } from "../../platform/pagination";
 import type { CustomerRecord } from "./customer";
 
@@ -68,7 +68,7 @@ export class CustomersStore {
   }
 
   async setTier(tx: Transaction, customerId: string, tier: Tier): Promise<void> {
-    await tx.$executeRaw`UPDATE customer SET tier = ${tier}::"Tier", updated_at = now() WHERE id = ${customerId}::uuid`;
+    await execute(tx, "customers.setTier", Prisma.sql`UPDATE customer SET tier = ${tier}::"Tier", updated_at = now() WHERE id = ${customerId}::uuid`);
   }
 
   async search(db: DatabaseClient, search: CustomerSearch, page: PageRequest): Promise<CustomerRecord[]> {

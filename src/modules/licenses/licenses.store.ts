@@ -3,7 +3,7 @@ import { Prisma } from "../../generated/prisma/client";
 import { z } from "zod";
 import { assert } from "../../platform/assert";
 import type { DatabaseClient, Transaction } from "../../platform/database";
-import { column, selectRow, selectRows } from "../../platform/rows";
+import { column, selectRow, selectRows, execute } from "../../platform/rows";
 import type { PageRequest } from "../../platform/pagination";
 import type { Tier } from "../customers";
 import type { DeviceRecord, LicenseEventKind, LicenseEventRecord, LicenseRecord } from "./license";
@@ -110,23 +110,23 @@ export class LicensesStore {
   }
 
   async setTier(tx: Transaction, licenseId: string, tier: Tier): Promise<void> {
-    await tx.$executeRaw`UPDATE license SET tier = ${tier}::"Tier" WHERE id = ${licenseId}::uuid`;
+    await execute(tx, "licenses.setTier", Prisma.sql`UPDATE license SET tier = ${tier}::"Tier" WHERE id = ${licenseId}::uuid`);
   }
 
   async setActivatedAt(tx: Transaction, licenseId: string, activatedAt: Date): Promise<void> {
-    await tx.$executeRaw`UPDATE license SET activated_at = ${activatedAt} WHERE id = ${licenseId}::uuid AND activated_at IS NULL`;
+    await execute(tx, "licenses.setActivatedAt", Prisma.sql`UPDATE license SET activated_at = ${activatedAt} WHERE id = ${licenseId}::uuid AND activated_at IS NULL`);
   }
 
   async deactivate(tx: Transaction, licenseId: string, at: Date, reason: string, disputed: boolean): Promise<void> {
-    await tx.$executeRaw`
+    await execute(tx, "licenses.deactivate", Prisma.sql`
       UPDATE license SET status = 'DEACTIVATED', deactivated_at = ${at}, deactivation_reason = ${reason},
         last_disputed_at = CASE WHEN ${disputed} THEN ${at} ELSE last_disputed_at END
-      WHERE id = ${licenseId}::uuid`;
+      WHERE id = ${licenseId}::uuid`);
   }
 
   async reactivate(tx: Transaction, licenseId: string): Promise<void> {
-    await tx.$executeRaw`
-      UPDATE license SET status = 'ACTIVE', deactivated_at = NULL, deactivation_reason = NULL WHERE id = ${licenseId}::uuid`;
+    await execute(tx, "licenses.reactivate", Prisma.sql`
+      UPDATE license SET status = 'ACTIVE', deactivated_at = NULL, deactivation_reason = NULL WHERE id = ${licenseId}::uuid`);
   }
 
   /** Devices currently holding a seat, oldest first. */
@@ -161,9 +161,9 @@ export class LicensesStore {
   /** A certificate was issued to the device: it was seen now, and runs offline until `expiresAt`. */
   async recordCertificate(tx: Transaction, deviceId: string, expiresAt: Date, now: Date): Promise<void> {
     // Never earlier than a certificate already out there (a shorter one after a dispute).
-    await tx.$executeRaw`
+    await execute(tx, "licenses.recordCertificate", Prisma.sql`
       UPDATE device SET certificate_expires_at = GREATEST(certificate_expires_at, ${expiresAt}), last_seen_at = ${now}
-      WHERE id = ${deviceId}::uuid`;
+      WHERE id = ${deviceId}::uuid`);
   }
 
   /** Devices holding a seat, and those that gave it back but hold an unexpired certificate, oldest first. */
@@ -183,11 +183,11 @@ export class LicensesStore {
   }
 
   async releaseDevice(tx: Transaction, deviceId: string, now: Date): Promise<void> {
-    await tx.$executeRaw`UPDATE device SET deactivated_at = ${now}, token_hash = NULL WHERE id = ${deviceId}::uuid`;
+    await execute(tx, "licenses.releaseDevice", Prisma.sql`UPDATE device SET deactivated_at = ${now}, token_hash = NULL WHERE id = ${deviceId}::uuid`);
   }
 
   async revokeTokens(tx: Transaction, licenseId: string): Promise<void> {
-    await tx.$executeRaw`UPDATE device SET token_hash = NULL WHERE license_id = ${licenseId}::uuid AND token_hash IS NOT NULL`;
+    await execute(tx, "licenses.revokeTokens", Prisma.sql`UPDATE device SET token_hash = NULL WHERE license_id = ${licenseId}::uuid AND token_hash IS NOT NULL`);
   }
 
   /** The device and customer a token belongs to, while the device holds a seat on an ACTIVE license. */
@@ -198,9 +198,9 @@ export class LicensesStore {
   }
 
   async appendEvent(tx: Transaction, event: NewLicenseEvent): Promise<void> {
-    await tx.$executeRaw`
+    await execute(tx, "licenses.appendEvent", Prisma.sql`
       INSERT INTO license_event (license_id, kind, actor, reason, device_id)
-      VALUES (${event.licenseId}::uuid, ${event.kind}::"LicenseEventKind", ${event.actor}, ${event.reason}, ${event.deviceId}::uuid)`;
+      VALUES (${event.licenseId}::uuid, ${event.kind}::"LicenseEventKind", ${event.actor}, ${event.reason}, ${event.deviceId}::uuid)`);
   }
 
   async events(db: DatabaseClient, licenseId: string, page: PageRequest): Promise<LicenseEventRecord[]> {

@@ -4,7 +4,7 @@ import { z } from "zod";
 import { Prisma } from "../../generated/prisma/client";
 import { assert } from "../assert";
 import type { DatabaseClient, Transaction } from "../database";
-import { column, selectRow, selectRows } from "../rows";
+import { column, selectRow, selectRows, execute } from "../rows";
 
 export interface NewOutboxJob {
   kind: string;
@@ -53,27 +53,27 @@ export class OutboxStore {
   }
 
   async succeeded(db: DatabaseClient, job: ClaimedJob, startedAt: Date, now: Date): Promise<void> {
-    await db.$executeRaw`
+    await execute(db, "outbox.succeeded", Prisma.sql`
       WITH finished AS (
         UPDATE outbox_job SET status = 'DONE', done_at = ${now}, leased_until = NULL, last_error = NULL
         WHERE id = ${job.id}::uuid AND attempts = ${job.attempt} AND status = 'PENDING'
         RETURNING id)
       INSERT INTO outbox_attempt (job_id, attempt, succeeded, started_at, ended_at)
-      SELECT id, ${job.attempt}, true, ${startedAt}, ${now} FROM finished`;
+      SELECT id, ${job.attempt}, true, ${startedAt}, ${now} FROM finished`);
   }
 
   /** Records a failed attempt; the job waits until `retryAt`, or is dead when that is undefined. */
   async failed(db: DatabaseClient, job: ClaimedJob, error: string, startedAt: Date, now: Date, retryAt: Date | undefined): Promise<void> {
     const message = error.slice(0, errorMaxLength);
     const status = retryAt ? "PENDING" : "DEAD";
-    await db.$executeRaw`
+    await execute(db, "outbox.failed", Prisma.sql`
       WITH finished AS (
         UPDATE outbox_job SET status = ${status}::"OutboxJobStatus", next_attempt_at = ${retryAt ?? now},
           leased_until = NULL, last_error = ${message}
         WHERE id = ${job.id}::uuid AND attempts = ${job.attempt} AND status = 'PENDING'
         RETURNING id)
       INSERT INTO outbox_attempt (job_id, attempt, succeeded, error, started_at, ended_at)
-      SELECT id, ${job.attempt}, false, ${message}, ${startedAt}, ${now} FROM finished`;
+      SELECT id, ${job.attempt}, false, ${message}, ${startedAt}, ${now} FROM finished`);
   }
 
   async pendingCount(db: DatabaseClient): Promise<number> {
