@@ -24,7 +24,7 @@ import type { RateLimiter } from "../../platform/rate-limiter";
 import type { CustomerDirectory } from "../customers";
 import * as arithmetic from "./balance";
 import type { Balance, LowBalanceAlert } from "./balance";
-import type { CreditsStore, ReadBeforeTransaction, ReservationSettlement, ReservationWrite } from "./credits.store";
+import type { CreditsStore, ReadBeforeTransaction, ReservationSettlement } from "./credits.store";
 import * as book from "./grant-book";
 import type { Grant, GrantMove, Hold } from "./grant-book";
 import type { GrantRecord, GrantsStore } from "./grants.store";
@@ -227,30 +227,6 @@ export class BalanceTransactions {
    * low-balance email when the balance has just fallen below the threshold.
    */
   async commit(state: CustomerTransaction, grants: readonly Grant[], moves: readonly LedgerMove[], changes: CommitChanges = {}): Promise<Balance> {
-    return (await this.writeEnd(state, grants, moves, changes)).balance;
-  }
-
-  /** `commit`, creating or settling a reservation in the same statement; returns it as written. */
-  async commitWithReservation(
-    state: CustomerTransaction,
-    grants: readonly Grant[],
-    moves: readonly LedgerMove[],
-    write: ReservationWrite,
-  ): Promise<{ balance: Balance; reservation: ReservationRecord }> {
-    const { balance, reservation } = await this.writeEnd(state, grants, moves, {}, write);
-    // Settled where it was read, on the version it was read at: only a table rewrite (VACUUM
-    // FULL) moves a row without a new version, and the reads are then stale.
-    if (!reservation) throw new StaleReadError(`reservation ${write.reservation.id} is no longer where it was read`);
-    return { balance, reservation };
-  }
-
-  private async writeEnd(
-    state: CustomerTransaction,
-    grants: readonly Grant[],
-    moves: readonly LedgerMove[],
-    changes: CommitChanges,
-    write?: ReservationWrite,
-  ): Promise<{ balance: Balance; reservation: ReservationRecord | undefined }> {
     const { tx, customerId, now, opening } = state;
     const balance = book.balanceOf(grants);
     const next = arithmetic.nextLowBalanceAlert(changes.alert ?? opening.alert, balance.secondsRemaining);
@@ -264,8 +240,8 @@ export class BalanceTransactions {
     assert(runningSeconds === balance.secondsRemaining, `customer ${customerId}: the ledger runs to ${runningSeconds}, the grants to ${balance.secondsRemaining}`);
     // A grant inserted in this transaction is written already, as granted: only a change since counts.
     const written = [...opening.loaded, ...(changes.inserted ?? [])];
-    const committed = await this.deps.store.commitBalance(tx, { customerId, balance, alert: next.alert, grants: book.changedGrants(written, grants), entries, now }, write);
-    assert(committed.version === opening.version + 1n, `customer ${customerId}: committed balance version ${committed.version} on ${opening.version}`);
+    const version = await this.deps.store.commitBalance(tx, { customerId, balance, alert: next.alert, grants: book.changedGrants(written, grants), entries, now });
+    assert(version === opening.version + 1n, `customer ${customerId}: committed balance version ${version} on ${opening.version}`);
     if (next.fire) {
       await this.deps.outbox.enqueue(tx, {
         kind: lowBalanceEmailJobKind,
@@ -273,7 +249,7 @@ export class BalanceTransactions {
         payload: { customerId, secondsRemaining: balance.secondsRemaining, thresholdSeconds: next.alert.thresholdSeconds, nextExpiry: expiryPayload(book.nextExpiry(grants, now)) },
       });
     }
-    return { balance, reservation: committed.reservation };
+    return balance;
   }
 
   /**

@@ -8,7 +8,7 @@ import { Prisma } from "../../generated/prisma/client";
 import { z } from "zod";
 import { assert } from "../../platform/assert";
 import type { DatabaseClient, Transaction } from "../../platform/database";
-import { column, RowShapeError, selectRow, selectRows, execute } from "../../platform/rows";
+import { column, execute, RowShapeError, selectRow, selectRows } from "../../platform/rows";
 import type { PageRequest } from "../../platform/pagination";
 import type { Balance, LowBalanceAlert } from "./balance";
 import type { Grant, Hold } from "./grant-book";
@@ -28,8 +28,6 @@ export interface LockedBalance {
 }
 
 export interface NewReservation {
-  /** Chosen by the service, so that its ledger entries can name it in the same statement. */
-  id: string;
   customerId: string;
   endpoint: string;
   reservedSeconds: number;
@@ -52,17 +50,6 @@ export interface BalanceCommit {
 export type ReservationSettlement =
   | { status: "CONFIRMED"; actualSeconds: number; chargedSeconds: number; unbilledSeconds: number; settledAt: Date }
   | { status: "RELEASED" | "EXPIRED"; reason: string | null; settledAt: Date };
-
-/** The reservation a balance transaction's end creates or settles, in the same statement. */
-export type ReservationWrite =
-  | { kind: "create"; reservation: NewReservation; holds: readonly Hold[] }
-  | { kind: "settle"; reservation: Pick<ReservationRecord, "id" | "rowAddress">; settlement: ReservationSettlement };
-
-/** What a balance transaction's end wrote: the balance's new version, and the reservation. */
-export interface CommittedBalance {
-  version: bigint;
-  reservation: ReservationRecord | undefined;
-}
 
 const reservationColumns = Prisma.sql`id, seq, customer_id, endpoint, reserved_seconds, actual_seconds, charged_seconds,
   unbilled_seconds, status::text AS status, reason, idempotency_key, created_at, expires_at, settled_at, ctid::text AS row_address`;
@@ -151,7 +138,7 @@ export interface ReadBeforeTransaction<Found> {
 
 const readBeforeRow = z.object({ version: column.bigint, active: z.array(jsonReservation), found: z.unknown() });
 
-const committedRow = z.object({ balances: column.int, grants: column.int, version: column.bigint.nullable(), reservation: jsonReservation.nullable() });
+const committedRow = z.object({ balances: column.int, grants: column.int, version: column.bigint.nullable() });
 
 const balanceRow = z
   .object({
@@ -225,40 +212,6 @@ function ledgerInsert(entries: readonly NewLedgerEntry[]): Prisma.Sql {
     VALUES ${Prisma.join(values)}`;
 }
 
-/** The UPDATE that settles a reservation where it was read (see CreditsStore.settleReservation). */
-function settleStatement(reservation: Pick<ReservationRecord, "id" | "rowAddress">, settlement: ReservationSettlement): Prisma.Sql {
-  const confirmed = settlement.status === "CONFIRMED" ? settlement : undefined;
-  const reason = settlement.status === "CONFIRMED" ? null : settlement.reason;
-  return Prisma.sql`
-    UPDATE credit_reservation SET
-      status = ${settlement.status}::"ReservationStatus",
-      actual_seconds = ${confirmed?.actualSeconds ?? null}::int,
-      charged_seconds = ${confirmed?.chargedSeconds ?? null}::int,
-      unbilled_seconds = ${confirmed?.unbilledSeconds ?? null}::int,
-      reason = ${reason},
-      settled_at = ${settlement.settledAt}
-    WHERE ctid = ${reservation.rowAddress}::tid AND id = ${reservation.id}::uuid
-    RETURNING ${reservationColumns}`;
-}
-
-/** The CTE steps that create (with its holds) or settle a reservation, named `reservation`. */
-function reservationWriteSteps(write: ReservationWrite): Prisma.Sql[] {
-  if (write.kind === "settle") return [Prisma.sql`reservation AS (${settleStatement(write.reservation, write.settlement)})`];
-  const { reservation, holds } = write;
-  assert(holds.length > 0, "a reservation holds seconds of at least one grant");
-  const held = holds.map((hold) => Prisma.sql`(${hold.grantId}::uuid, ${hold.seconds}::int)`);
-  return [
-    Prisma.sql`reservation AS (
-      INSERT INTO credit_reservation (id, customer_id, endpoint, reserved_seconds, idempotency_key, actor, expires_at)
-      VALUES (${reservation.id}::uuid, ${reservation.customerId}::uuid, ${reservation.endpoint}, ${reservation.reservedSeconds},
-              ${reservation.idempotencyKey}, ${reservation.actor}, ${reservation.expiresAt})
-      RETURNING ${reservationColumns})`,
-    Prisma.sql`holds AS (
-      INSERT INTO credit_reservation_hold (reservation_id, grant_id, held_seconds)
-      SELECT reservation.id, held.grant_id, held.seconds FROM reservation, (VALUES ${Prisma.join(held)}) AS held(grant_id, seconds))`,
-  ];
-}
-
 export class CreditsStore {
   /** A new customer's balance row, at zero: its first seconds arrive as a GRANT. */
   async openBalance(tx: Transaction, customerId: string): Promise<void> {
@@ -278,29 +231,27 @@ export class CreditsStore {
   }
 
   /**
-   * Writes a balance transaction's end in one round trip: the reservation it creates (with its
-   * holds) or settles, the balance row with its alert and version, the counters of the grants
-   * that changed, and the ledger entries (data-modifying CTEs, all run; foreign keys are
-   * checked at the statement's end, when the new reservation exists).
+   * Writes a balance transaction's end in one round trip: the balance row with its alert, the
+   * counters of the grants that changed, and the ledger entries (data-modifying CTEs, all run).
    */
-  async commitBalance(tx: Transaction, commit: BalanceCommit, reservation?: ReservationWrite): Promise<CommittedBalance> {
+  async commitBalance(tx: Transaction, commit: BalanceCommit): Promise<bigint> {
     const { customerId, balance, alert, grants, entries, now } = commit;
-    const steps = reservation ? reservationWriteSteps(reservation) : [];
-    steps.push(Prisma.sql`balance AS (
+    const steps = [
+      Prisma.sql`balance AS (
         UPDATE credit_balance SET seconds_remaining = ${balance.secondsRemaining}, seconds_reserved = ${balance.secondsReserved},
           low_balance_threshold_seconds = ${alert.thresholdSeconds}::int, low_balance_alert_armed = ${alert.armed}, updated_at = now(),
           version = version + 1
-        WHERE customer_id = ${customerId}::uuid RETURNING version)`);
+        WHERE customer_id = ${customerId}::uuid RETURNING version)`,
+    ];
     if (grants.length > 0) steps.push(Prisma.sql`grants AS (${grantCountersUpdate(grants, now)})`);
     if (entries.length > 0) steps.push(Prisma.sql`ledger AS (${ledgerInsert(entries)})`);
     const written = await selectRow(tx, "credits.commitBalance", committedRow, Prisma.sql`
       WITH ${Prisma.join(steps, ", ")}
       SELECT (SELECT count(*) FROM balance)::int AS balances, (SELECT max(version) FROM balance) AS version,
-             ${grants.length > 0 ? Prisma.sql`(SELECT count(*) FROM grants)::int` : Prisma.sql`0`} AS grants,
-             ${reservation ? Prisma.sql`(SELECT row_to_json(r) FROM reservation r)` : Prisma.sql`NULL::json`} AS reservation`);
+             ${grants.length > 0 ? Prisma.sql`(SELECT count(*) FROM grants)::int` : Prisma.sql`0`} AS grants`);
     assert(written?.balances === 1 && written.version !== null, `customer ${customerId}: no balance row to write`);
     assert(written.grants === grants.length, `customer ${customerId}: wrote ${written.grants} of ${grants.length} grants`);
-    return { version: written.version, reservation: written.reservation ?? undefined };
+    return written.version;
   }
 
   async lowBalanceThreshold(db: DatabaseClient, customerId: string): Promise<number | null> {
@@ -392,6 +343,24 @@ export class CreditsStore {
       GROUP BY customer_id ORDER BY MIN(expires_at) LIMIT ${limit}`);
   }
 
+  /** A new reservation and what it holds of each grant, in one statement. */
+  async createReservation(tx: Transaction, reservation: NewReservation, holds: readonly Hold[]): Promise<ReservationRecord> {
+    assert(holds.length > 0, "a reservation holds seconds of at least one grant");
+    const held = holds.map((hold) => Prisma.sql`(${hold.grantId}::uuid, ${hold.seconds}::int)`);
+    const created = await selectRow(tx, "credits.createReservation", reservationRow, Prisma.sql`
+      WITH created AS (
+        INSERT INTO credit_reservation (customer_id, endpoint, reserved_seconds, idempotency_key, actor, expires_at)
+        VALUES (${reservation.customerId}::uuid, ${reservation.endpoint}, ${reservation.reservedSeconds},
+                ${reservation.idempotencyKey}, ${reservation.actor}, ${reservation.expiresAt})
+        RETURNING ${reservationColumns}),
+      holds AS (
+        INSERT INTO credit_reservation_hold (reservation_id, grant_id, held_seconds)
+        SELECT created.id, held.grant_id, held.seconds FROM created, (VALUES ${Prisma.join(held)}) AS held(grant_id, seconds))
+      SELECT * FROM created`);
+    assert(created, "INSERT ... RETURNING returned no row");
+    return created;
+  }
+
   /**
    * Settles an ACTIVE reservation where it was read (balance-transactions.ts checks nothing has
    * changed it since). The trigger credit_reservation_settled_is_final refuses to change a
@@ -407,7 +376,18 @@ export class CreditsStore {
     reservation: Pick<ReservationRecord, "id" | "rowAddress">,
     settlement: ReservationSettlement,
   ): Promise<ReservationRecord | undefined> {
-    return selectRow(tx, "credits.settleReservation", reservationRow, settleStatement(reservation, settlement));
+    const confirmed = settlement.status === "CONFIRMED" ? settlement : undefined;
+    const reason = settlement.status === "CONFIRMED" ? null : settlement.reason;
+    return selectRow(tx, "credits.settleReservation", reservationRow, Prisma.sql`
+      UPDATE credit_reservation SET
+        status = ${settlement.status}::"ReservationStatus",
+        actual_seconds = ${confirmed?.actualSeconds ?? null}::int,
+        charged_seconds = ${confirmed?.chargedSeconds ?? null}::int,
+        unbilled_seconds = ${confirmed?.unbilledSeconds ?? null}::int,
+        reason = ${reason},
+        settled_at = ${settlement.settledAt}
+      WHERE ctid = ${reservation.rowAddress}::tid AND id = ${reservation.id}::uuid
+      RETURNING ${reservationColumns}`);
   }
 
   /** GRANT entries per customer whose actor starts with the prefix (e.g. `stripe:`). */

@@ -2,7 +2,6 @@
 // release them. Each decides with the pure arithmetic in balance.ts inside one balance
 // transaction (balance-transactions.ts) that writes the balance, the reservation and its
 // ledger entry together.
-import crypto from "node:crypto";
 import { actorOf, type Caller } from "../../platform/auth";
 import { ownCustomerId, Policy } from "../../platform/authorization";
 import { fail, succeed, type Outcome } from "../../platform/failures";
@@ -66,28 +65,22 @@ export class ReservationsService {
     const customerId = target.value;
     const readWithEarlier = () => this.deps.store.readForReserve(this.deps.database, customerId, idempotencyKey);
     return this.balances.run(customerId, readWithEarlier, async (state, earlier) => {
-      const { balance, now } = state;
+      const { tx, balance, now } = state;
       if (earlier) return this.replayReservation(earlier, input, { customerId, ...balance }, now);
       if (state.unexpiredActiveCount >= this.limits.activeReservationsPerCustomerMax) {
         return fail({ code: "TOO_MANY_REQUESTS", retryAfterSeconds: activeLimitRetryAfterSeconds });
       }
       const held = book.hold(state.grants, input.estimatedSeconds, now);
       if (!held) return fail({ code: "INSUFFICIENT_CREDITS", secondsRemaining: balance.secondsRemaining });
-      const id = crypto.randomUUID();
-      const moves = ledgerMoves(held.moves, { reservationId: id, note: null, actor: actorOf(caller) });
-      const { balance: after, reservation } = await this.balances.commitWithReservation(state, held.grants, moves, {
-        kind: "create",
-        reservation: {
-          id,
-          customerId,
-          endpoint: input.endpoint,
-          reservedSeconds: input.estimatedSeconds,
-          idempotencyKey,
-          actor: actorOf(caller),
-          expiresAt: new Date(now.getTime() + this.limits.reservationTtlSeconds * 1000),
-        },
-        holds: held.holds,
-      });
+      const reservation = await this.deps.store.createReservation(tx, {
+        customerId,
+        endpoint: input.endpoint,
+        reservedSeconds: input.estimatedSeconds,
+        idempotencyKey,
+        actor: actorOf(caller),
+        expiresAt: new Date(now.getTime() + this.limits.reservationTtlSeconds * 1000),
+      }, held.holds);
+      const after = await this.balances.commit(state, held.grants, ledgerMoves(held.moves, { reservationId: reservation.id, note: null, actor: actorOf(caller) }));
       return succeed({ reservation, balance: { customerId, ...after }, replayed: false });
     });
   }
@@ -96,19 +89,21 @@ export class ReservationsService {
     const invalid = checkSeconds("actualSeconds", actualSeconds, 0, this.limits.actualMaxSeconds);
     if (invalid) return fail(invalid);
     return this.settle(caller, reservationId, "Mutation.confirmReservation", async (state, reservation, holds) => {
-      const { customerId, balance, now } = state;
+      const { tx, customerId, balance, now } = state;
       if (reservation.status === "CONFIRMED" && reservation.actualSeconds === actualSeconds) {
         return succeed({ reservation, balance: { customerId, ...balance } });
       }
       if (reservation.status !== "ACTIVE") return fail({ code: "RESERVATION_SETTLED", status: reservation.status });
       const confirmation = book.confirm(state.grants, holds, actualSeconds, now);
-      const note = confirmation.unbilledSeconds > 0 ? `${confirmation.unbilledSeconds} s unbilled: balance ran out` : null;
-      const moves = ledgerMoves(confirmation.moves, { reservationId: reservation.id, note, actor: actorOf(caller) });
-      const { balance: after, reservation: settled } = await this.balances.commitWithReservation(state, confirmation.grants, moves, {
-        kind: "settle",
-        reservation,
-        settlement: { status: "CONFIRMED", actualSeconds, chargedSeconds: confirmation.chargedSeconds, unbilledSeconds: confirmation.unbilledSeconds, settledAt: now },
+      const settled = await this.balances.settleActive(tx, reservation, {
+        status: "CONFIRMED",
+        actualSeconds,
+        chargedSeconds: confirmation.chargedSeconds,
+        unbilledSeconds: confirmation.unbilledSeconds,
+        settledAt: now,
       });
+      const note = confirmation.unbilledSeconds > 0 ? `${confirmation.unbilledSeconds} s unbilled: balance ran out` : null;
+      const after = await this.balances.commit(state, confirmation.grants, ledgerMoves(confirmation.moves, { reservationId: reservation.id, note, actor: actorOf(caller) }));
       return succeed({ reservation: settled, balance: { customerId, ...after } });
     });
   }
@@ -117,15 +112,15 @@ export class ReservationsService {
     const invalid = checkText("reason", reason, this.limits.reasonMaxLength, false);
     if (invalid) return fail(invalid);
     return this.settle(caller, reservationId, "Mutation.releaseReservation", async (state, reservation, holds) => {
-      const { customerId, now } = state;
+      const { tx, customerId, now } = state;
       if (reservation.status !== "ACTIVE") return fail({ code: "RESERVATION_SETTLED", status: reservation.status });
       const released = book.release(state.grants, holds, "RELEASE", now);
-      const moves = ledgerMoves(released.moves, { reservationId: reservation.id, note: reason ?? null, actor: actorOf(caller) });
-      const { balance: after, reservation: settled } = await this.balances.commitWithReservation(state, released.grants, moves, {
-        kind: "settle",
-        reservation,
-        settlement: { status: "RELEASED", reason: reason ?? null, settledAt: now },
+      const settled = await this.balances.settleActive(tx, reservation, {
+        status: "RELEASED",
+        reason: reason ?? null,
+        settledAt: now,
       });
+      const after = await this.balances.commit(state, released.grants, ledgerMoves(released.moves, { reservationId: reservation.id, note: reason ?? null, actor: actorOf(caller) }));
       return succeed({ reservation: settled, balance: { customerId, ...after } });
     });
   }
