@@ -70,6 +70,11 @@ const environmentSchema = z
     DATABASE_URL: z.string().url().optional(),
     DATABASE_POOL_SIZE: int(1, 100).default(10),
     DATABASE_LOCK_SESSIONS: int(1, 100).default(10),
+    // After a conflict on a customer, this instance takes that customer's advisory lock before
+    // every transaction for this long, so that instances queue instead of racing on it.
+    CONTENDED_CUSTOMER_LOCK_SECONDS: int(0, 3600).default(30),
+    // Customers remembered as contended at once (the oldest is forgotten first).
+    CONTENDED_CUSTOMERS_MAX: int(1, 1_000_000).default(10_000),
     EMBEDDED_PG_DIR: z.string().min(1).default(".data/postgres"),
     EMBEDDED_PG_PORT: int(1024, 65_535).default(54329),
     EMBEDDED_PG_DATABASE: z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/).default("splice"),
@@ -324,6 +329,8 @@ export interface Config {
     url: string | undefined;
     poolSize: number;
     lockSessions: number;
+    /** Seconds a customer stays locked up front after a conflict, and how many are remembered. */
+    contended: { lockSeconds: number; customersMax: number };
     embedded: { directory: string; port: number; databaseName: string };
   };
   auth: AuthConfig;
@@ -462,6 +469,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
       url: env.DATABASE_URL,
       poolSize: env.DATABASE_POOL_SIZE,
       lockSessions: env.DATABASE_LOCK_SESSIONS,
+      contended: { lockSeconds: env.CONTENDED_CUSTOMER_LOCK_SECONDS, customersMax: env.CONTENDED_CUSTOMERS_MAX },
       embedded: { directory: env.EMBEDDED_PG_DIR, port: env.EMBEDDED_PG_PORT, databaseName: env.EMBEDDED_PG_DATABASE },
     },
     auth: {

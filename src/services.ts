@@ -41,9 +41,15 @@ export function createServices(config: Config, databaseUrl: string, database: Da
   const transactor = new Transactor(database, config.transactions);
   const customerSerializer = new CustomerSerializer(
     databaseUrl,
-    { lockSessions: config.database.lockSessions, lockTimeoutMs: config.transactions.lockTimeoutMs },
+    {
+      lockSessions: config.database.lockSessions,
+      lockTimeoutMs: config.transactions.lockTimeoutMs,
+      contendedLockMs: config.database.contended.lockSeconds * 1000,
+      contendedCustomersMax: config.database.contended.customersMax,
+    },
     (error) => logger.warn({ error: { message: error.message } }, "a customer lock session was lost; the pool opens another when needed"),
     transactor,
+    now,
   );
   const pager = new Pager(config.pagination.cursorSecret, config.limits.pageSizeMax);
   const directory = createCustomerDirectory();

@@ -25,7 +25,7 @@ const knownRoutes = new Set(["/graphql", "/webhooks/stripe", "/.well-known/licen
 /** What the metrics read: platform parts, and the modules' counts (wired in app.ts). */
 export interface MetricSources {
   transactions: TransactionCounters;
-  lockSessions: Pick<CustomerSerializer, "lostSessions" | "sessionCounts" | "lockedRetries">;
+  lockSessions: Pick<CustomerSerializer, "lostSessions" | "sessionCounts" | "lockCounters">;
   outboxWorker: Pick<OutboxWorker, "counters">;
   outbox: Pick<OutboxStore, "pendingCount">;
   activationOutcomes: ReadonlyMap<string, number>;
@@ -70,7 +70,8 @@ export function createMetrics(sources: MetricSources, database: Database, logger
   fromCounter("splice_database_unavailable_total", "Transactions that failed because the database was unreachable", () => counters.unavailable);
   fromCounter("splice_database_connection_errors_total", "Errors reported by pooled database connections (restart, failover, killed backend; one loss may report twice)", () => database.health.connectionErrors);
   fromCounter("splice_database_lock_sessions_lost_total", "Customer lock sessions the database dropped", () => sources.lockSessions.lostSessions);
-  fromCounter("splice_customer_locked_retries_total", "Attempts that conflicted and were tried again under the customer's advisory lock", () => sources.lockSessions.lockedRetries);
+  fromCounter("splice_customer_locked_retries_total", "Attempts that conflicted and were tried again under the customer's advisory lock", () => sources.lockSessions.lockCounters.retriedUnderLock);
+  fromCounter("splice_customer_locked_first_total", "Attempts that took a contended customer's advisory lock before their transaction", () => sources.lockSessions.lockCounters.lockedFirst);
   fromCounter("splice_outbox_delivered_total", "Outbox jobs done", () => sources.outboxWorker.counters.succeeded);
   fromCounter("splice_outbox_failures_total", "Failed outbox attempts (email, Stripe)", () => sources.outboxWorker.counters.failed);
   fromCounter("splice_outbox_dead_total", "Outbox jobs given up after their last attempt", () => sources.outboxWorker.counters.dead);

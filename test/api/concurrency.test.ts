@@ -81,7 +81,7 @@ it("a transaction whose reads went stale before it began is run again from the r
   const versionOf = async () => BigInt((await server.sql.query("SELECT version FROM credit_balance WHERE customer_id = $1", [customer.id])).rows[0].version);
   const readVersions: bigint[] = [];
   const workedOn: bigint[] = [];
-  const before = { conflicts: server.services.transactor.counters.conflicts, locked: server.services.customerSerializer.lockedRetries };
+  const before = { conflicts: server.services.transactor.counters.conflicts, locked: server.services.customerSerializer.lockCounters.retriedUnderLock };
   const outcome = await balances.run(
     customer.id,
     async () => {
@@ -99,7 +99,7 @@ it("a transaction whose reads went stale before it began is run again from the r
   expect(readVersions).toEqual([readVersions[0], readVersions[0]! + 1n]);
   expect(workedOn).toEqual([readVersions[0]! + 1n]);
   expect(server.services.transactor.counters.conflicts - before.conflicts).toBe(1);
-  expect(server.services.customerSerializer.lockedRetries - before.locked).toBe(1);
+  expect(server.services.customerSerializer.lockCounters.retriedUnderLock - before.locked).toBe(1);
 });
 
 it("racing retries with one idempotency key create exactly one reservation", async () => {
@@ -222,13 +222,23 @@ async function waitForLockWaiter(instance: TestServer): Promise<void> {
 it("a serialization failure is retried and the request succeeds", async () => {
   const customer = await server.createCustomer({ initialSeconds: 1000 });
   const conflictsBefore = server.services.transactor.counters.conflicts;
-  const lockedBefore = server.services.customerSerializer.lockedRetries;
+  const locks = server.services.customerSerializer.lockCounters;
+  const lockedBefore = { ...locks };
   const response = await forceOneConflict(server, customer.id, () => reserveFrom(server, customer.token, 100));
   expect(response.errors).toBeUndefined();
   expect(server.services.transactor.counters.conflicts - conflictsBefore).toBe(1);
   // The retry ran under the customer's advisory lock; the first attempt had not taken it.
-  expect(server.services.customerSerializer.lockedRetries - lockedBefore).toBe(1);
-  expect(await expectConsistentLedger(server.sql, customer.id)).toMatchObject({ secondsRemaining: 900, secondsReserved: 100 });
+  expect(locks.retriedUnderLock - lockedBefore.retriedUnderLock).toBe(1);
+  expect(locks.lockedFirst - lockedBefore.lockedFirst).toBe(0);
+  // The customer is now contended: the next operation takes the lock first, until
+  // CONTENDED_CUSTOMER_LOCK_SECONDS have passed; then it goes back to trying without it.
+  expect((await reserveFrom(server, customer.token, 100)).errors).toBeUndefined();
+  expect(locks.lockedFirst - lockedBefore.lockedFirst).toBe(1);
+  server.clock.advanceSeconds(31);
+  expect((await reserveFrom(server, customer.token, 100)).errors).toBeUndefined();
+  expect(locks.lockedFirst - lockedBefore.lockedFirst).toBe(1);
+  expect(locks.retriedUnderLock - lockedBefore.retriedUnderLock).toBe(1);
+  expect(await expectConsistentLedger(server.sql, customer.id)).toMatchObject({ secondsRemaining: 700, secondsReserved: 300 });
 });
 
 it("when retries run out the client gets SERVICE_UNAVAILABLE (503) and nothing is written", async () => {
