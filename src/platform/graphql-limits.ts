@@ -58,7 +58,23 @@ function containsControlCharacter(value: unknown, depth = 0): boolean {
   return Object.values(value).some((nested) => containsControlCharacter(nested, depth + 1));
 }
 
-function documentContainsControlCharacter(document: DocumentNode): boolean {
+/**
+ * What a walk over a document found, once per document: Apollo keeps one parsed, validated
+ * DocumentNode per operation text, so the plugins below walk each text once, not per request.
+ */
+function cachedPerDocument(walk: (document: DocumentNode) => boolean): (document: DocumentNode) => boolean {
+  const found = new WeakMap<DocumentNode, boolean>();
+  return (document) => {
+    let answer = found.get(document);
+    if (answer === undefined) {
+      answer = walk(document);
+      found.set(document, answer);
+    }
+    return answer;
+  };
+}
+
+const documentContainsControlCharacter = cachedPerDocument((document) => {
   let found = false;
   visit(document, {
     [Kind.STRING](node) {
@@ -66,7 +82,7 @@ function documentContainsControlCharacter(document: DocumentNode): boolean {
     },
   });
   return found;
-}
+});
 
 /** Refuses control characters in variables and inline strings before anything runs. */
 export const controlCharacterPolicy: ApolloServerPlugin = {
@@ -81,7 +97,7 @@ export const controlCharacterPolicy: ApolloServerPlugin = {
   },
 };
 
-function isIntrospection(document: DocumentNode): boolean {
+const isIntrospection = cachedPerDocument((document) => {
   let found = false;
   visit(document, {
     Field(node) {
@@ -89,7 +105,7 @@ function isIntrospection(document: DocumentNode): boolean {
     },
   });
   return found;
-}
+});
 
 export function introspectionPolicy(config: Config): ApolloServerPlugin<{ caller: Caller }> {
   return {

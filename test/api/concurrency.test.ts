@@ -241,6 +241,25 @@ it("a serialization failure is retried and the request succeeds", async () => {
   expect(await expectConsistentLedger(server.sql, customer.id)).toMatchObject({ secondsRemaining: 700, secondsReserved: 300 });
 });
 
+it("remembers at most CONTENDED_CUSTOMERS_MAX contended customers, forgetting the oldest", async () => {
+  const forgetful = await startTestServer({ databaseUrl: server.databaseUrl, environment: { CONTENDED_CUSTOMERS_MAX: "1" } });
+  try {
+    const first = await server.createCustomer({ initialSeconds: 1000 });
+    const second = await server.createCustomer({ initialSeconds: 1000 });
+    const locks = forgetful.services.customerSerializer.lockCounters;
+    for (const customer of [first, second]) {
+      expect((await forceOneConflict(forgetful, customer.id, () => reserveFrom(forgetful, customer.token, 100))).errors).toBeUndefined();
+    }
+    expect(locks).toEqual({ retriedUnderLock: 2, lockedFirst: 0 });
+    // The second is remembered, the first forgotten: only the second takes its lock first.
+    expect((await reserveFrom(forgetful, second.token, 100)).errors).toBeUndefined();
+    expect((await reserveFrom(forgetful, first.token, 100)).errors).toBeUndefined();
+    expect(locks).toEqual({ retriedUnderLock: 2, lockedFirst: 1 });
+  } finally {
+    await forgetful.close();
+  }
+});
+
 it("when retries run out the client gets SERVICE_UNAVAILABLE (503) and nothing is written", async () => {
   const impatient = await startTestServer({ databaseUrl: server.databaseUrl, environment: { TX_MAX_ATTEMPTS: "1" } });
   try {
