@@ -76,7 +76,7 @@ const retryableMarkers = new Set(["P2034", "40001", "40P01", "TransactionWriteCo
 const unavailableMarkers = new Set([
   "P1001", "P1002", "P1017", "P2024", "P2028", "ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "EPIPE", "EHOSTUNREACH",
   "ENETUNREACH", "ECONNABORTED", "ENOTFOUND", "EAI_AGAIN", "ENOTCONN", "08000", "08001", "08003", "08004", "08006", "57P01", "57P02", "57P03", "53300",
-  "DatabaseNotReachable", "ConnectionClosed", "TooManyConnections", "SocketTimeout", "ConnectionLost",
+  "DatabaseNotReachable", "ConnectionClosed", "TooManyConnections", "SocketTimeout", "ConnectionLost", "TransactionClosed",
 ]);
 // node-postgres reports a lost or unobtainable connection as a plain Error with no code.
 const unavailableMessages =

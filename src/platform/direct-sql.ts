@@ -45,6 +45,7 @@ function utcText(date: Date): string {
 
 function parameter(value: unknown): unknown {
   if (value instanceof Date) return utcText(value);
+  if (Prisma.Decimal.isDecimal(value)) return value.toFixed();
   if (Array.isArray(value)) return value.map(parameter);
   return value;
 }
@@ -78,11 +79,24 @@ export function poolRunner(pool: pg.Pool): SqlRunner {
   return { rows: (sql) => run(pool, sql) };
 }
 
+/**
+ * A statement for a transaction whose end was already sent: by its work's own mistake, or by
+ * Prisma rolling it back at its timeout (TX_TIMEOUT_MS), which is answered as unavailable.
+ */
+export class TransactionClosedError extends Error {
+  override readonly name = "TransactionClosedError";
+  readonly code = "TransactionClosed";
+
+  constructor() {
+    super("the transaction has ended: a statement cannot run outside it");
+  }
+}
+
 /** Statements on a transaction's own connection, refused once its end has been sent. */
 export function transactionRunner(client: pg.PoolClient, isOpen: () => boolean): SqlRunner {
   return {
     rows: (sql) => {
-      if (!isOpen()) return Promise.reject(new SqlStatementError(new Error("the transaction has ended: a statement cannot run outside it")));
+      if (!isOpen()) return Promise.reject(new SqlStatementError(new TransactionClosedError()));
       return run(client, sql);
     },
   };

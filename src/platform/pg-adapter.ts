@@ -47,7 +47,7 @@ export interface OpeningTransaction {
 
 export const openingTransactions = new AsyncLocalStorage<OpeningTransaction>();
 
-const isolationLevels = new Set(["READ UNCOMMITTED", "READ COMMITTED", "REPEATABLE READ", "SERIALIZABLE", "SNAPSHOT"]);
+const isolationLevels = new Set(["READ UNCOMMITTED", "READ COMMITTED", "REPEATABLE READ", "SERIALIZABLE"]);
 
 export interface PoolSettings {
   url: string;
@@ -170,7 +170,8 @@ export function createPgAdapter(settings: PoolSettings): { adapter: PrismaPg; po
     transactional.startTransaction = async (isolationLevel) => {
       const { transaction, isOpen } = releaseExactlyOnce(await beginTransaction(transactional, pool, isolationLevel, settings.onIdleConnectionError));
       const opening = openingTransactions.getStore();
-      if (opening) opening.runner = transactionRunner(transaction.client, isOpen);
+      // The first transaction opened in the context is the one its caller asked for.
+      if (opening && !opening.runner) opening.runner = transactionRunner(transaction.client, isOpen);
       return transaction;
     };
     return adapter;

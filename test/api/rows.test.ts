@@ -1,6 +1,9 @@
 // Rows are parsed where they enter: a row of another shape fails, naming its query.
 import { z } from "zod";
 import { Prisma } from "../../src/generated/prisma/client";
+import { Transactor } from "../../src/platform/database";
+import { runnerOf } from "../../src/platform/direct-sql";
+import { ServiceUnavailableError } from "../../src/platform/failures";
 import { column, RowShapeError, selectRow, selectRows } from "../../src/platform/rows";
 import { startTestServer, type TestServer } from "../support/test-server";
 
@@ -35,29 +38,36 @@ describe("statements on pg directly (platform/direct-sql.ts)", () => {
     const throughPrisma: unknown[] = await server.database.$queryRaw(kinds);
     const anyRow = z.record(z.string(), z.unknown());
     expect(await selectRows(server.database, "test.kinds", anyRow, kinds)).toEqual(throughPrisma);
-    const inTransaction = await server.services.transactor.serializable((tx) => selectRows(tx, "test.kinds", anyRow, kinds));
+    const inTransaction = await server.services.transactor.serializable((tx) => {
+      expect(runnerOf(tx)).toBeDefined();
+      return selectRows(tx, "test.kinds", anyRow, kinds);
+    });
     expect(inTransaction).toEqual(throughPrisma);
     expect(throughPrisma[0]).toMatchObject({ big: 9007199254740993n, clock: new Date("2026-11-27T03:04:05.678Z"), instant: new Date("2026-11-27T01:04:05.678Z") });
   });
 
-  it("sends dates as UTC clock time, as the driver adapter does", async () => {
+  it("sends dates as UTC clock time, as the driver adapter does, and decimals as numbers", async () => {
     const at = new Date("2026-02-03T04:05:06.007Z");
-    const row = z.object({ clock: column.timestamp, text: column.text });
-    const [read] = await selectRows(server.database, "test.dateParameter", row, Prisma.sql`SELECT ${at}::timestamp(3) AS clock, ${at}::timestamp(3)::text AS text`);
-    expect(read).toEqual({ clock: at, text: "2026-02-03 04:05:06.007" });
+    const row = z.object({ clock: column.timestamp, text: column.text, exact: column.text });
+    const [read] = await selectRows(server.database, "test.parameters", row, Prisma.sql`
+      SELECT ${at}::timestamp(3) AS clock, ${at}::timestamp(3)::text AS text, (${new Prisma.Decimal("12.50")}::numeric * 2)::text AS exact`);
+    expect(read).toEqual({ clock: at, text: "2026-02-03 04:05:06.007", exact: "25.0" });
   });
 
   it("runs a transaction's statements on its own connection, at Serializable", async () => {
-    const row = z.object({ pid: column.int, isolation: column.text, inTransaction: column.boolean });
+    // now() is when the transaction began; a statement inside one began later.
+    const row = z.object({ pid: column.int, isolation: column.text, beganWithThisStatement: column.boolean });
     const probe = Prisma.sql`SELECT pg_backend_pid() AS pid, current_setting('transaction_isolation') AS isolation,
-      now() = statement_timestamp() AS "inTransaction"`;
+      now() = statement_timestamp() AS "beganWithThisStatement"`;
     const seen = await server.services.transactor.serializable(async (tx) => {
+      expect(runnerOf(tx)).toBeDefined();
+      await selectRows(tx, "test.first", z.object({ one: column.int }), Prisma.sql`SELECT 1 AS one`);
       await new Promise((resolve) => setTimeout(resolve, 5));
       const [direct] = await selectRows(tx, "test.probe", row, probe);
       const [prisma] = await tx.$queryRaw<{ pid: number }[]>`SELECT pg_backend_pid() AS pid`;
       return { direct, prismaPid: prisma!.pid };
     });
-    expect(seen.direct).toEqual({ pid: seen.prismaPid, isolation: "serializable", inTransaction: false });
+    expect(seen.direct).toEqual({ pid: seen.prismaPid, isolation: "serializable", beganWithThisStatement: false });
   });
 
   it("refuses a statement on a transaction that has ended", async () => {
@@ -67,5 +77,15 @@ describe("statements on pg directly (platform/direct-sql.ts)", () => {
       return selectRows(tx, "test.inside", z.object({ one: column.int }), Prisma.sql`SELECT 1 AS one`);
     });
     await expect(selectRows(escaped!, "test.after", z.object({ one: column.int }), Prisma.sql`SELECT 1 AS one`)).rejects.toThrow(/transaction has ended/);
+  });
+
+  it("answers unavailable for a statement after Prisma rolled the transaction back at its timeout", async () => {
+    const impatient = new Transactor(server.database, { ...server.config.transactions, timeoutMs: 200 });
+    const late = impatient.serializable(async (tx) => {
+      await new Promise((resolve) => setTimeout(resolve, 400));
+      return selectRows(tx, "test.late", z.object({ one: column.int }), Prisma.sql`SELECT 1 AS one`);
+    });
+    await expect(late).rejects.toBeInstanceOf(ServiceUnavailableError);
+    expect(impatient.counters.unavailable).toBe(1);
   });
 });

@@ -199,6 +199,9 @@ export class BalanceTransactions {
     return this.deps.transactor.once(async (tx) => {
       const state = await this.open(tx, customerId, now, { version, unexpiredActiveCount: 0 });
       if (!state) return fail(customerNotFound);
+      // Another instance settled it all first: writing nothing keeps the version, so that the
+      // customer's requests in flight need not start again.
+      if (expired.length === 0 && state.opening.expiryMoves.length === 0) return succeed(version);
       let grants: readonly Grant[] = state.grants;
       const moves: LedgerMove[] = [];
       for (const reservation of expired) {
