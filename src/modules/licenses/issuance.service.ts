@@ -91,16 +91,13 @@ export class IssuanceService {
     await this.deps.store.appendEvent(tx, { licenseId: license.id, kind: "DELIVERY_QUEUED", actor, reason: null, deviceId: null });
   }
 
-  /** A fresh key: collisions (about 2^-59 each) and generator failures are retried a bounded number of times. */
+  /** A fresh key: collisions (about 2^-59 each) are retried a bounded number of times. */
   private async unusedKey(tx: Transaction): Promise<string> {
     const attempts = this.deps.config.licenses.keyGenerationAttempts;
+    // A failed lookup has aborted the transaction: it goes up to be retried whole, not here.
     for (let attempt = 1; attempt <= attempts; attempt += 1) {
-      try {
-        const key = generateLicenseKey();
-        if (!(await this.deps.store.keyExists(tx, key))) return key;
-      } catch (error) {
-        if (attempt === attempts) throw error;
-      }
+      const key = generateLicenseKey();
+      if (!(await this.deps.store.keyExists(tx, key))) return key;
     }
     throw new Error(`no unused license key after ${attempts} attempts`);
   }
