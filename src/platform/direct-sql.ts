@@ -2,16 +2,16 @@
 //
 // Every raw statement of the service (rows.ts) used to go through Prisma's $queryRaw, which
 // costs about 0.3 ms of CPU each on this version (request serialisation, a call stack capture,
-// the query compiler's wasm, result deserialisation): about a third of the server's CPU on the
-// money path, measured with a CPU profile. Here the same parameterised SQL runs on pg itself:
+// the query compiler's wasm, result deserialisation): a fifth of the server's busy time during
+// reserve+confirm cycles (`npm run bench:profile`). Here the same parameterised SQL runs on pg:
 // on the pool for plain reads, and on the connection of the current Prisma interactive
 // transaction inside one. Prisma still opens, commits, rolls back and times out every
 // transaction; a statement sent after the transaction began to end is refused, so nothing can
 // run outside it by accident.
 //
 // Values come back as Prisma's $queryRaw returns them: timestamps as Dates (those stored as UTC
-// clock time without a zone read as UTC), int8 as BigInt, numeric as Decimal, json parsed. Dates go in as
-// UTC clock time, as the driver adapter sends them.
+// clock time without a zone read as UTC), int8 as BigInt, numeric as Decimal, json parsed.
+// Dates go in as UTC clock time, as the driver adapter sends them; decimals as their digits.
 import pg from "pg";
 import { Prisma } from "../generated/prisma/client";
 
