@@ -5,7 +5,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import path from "node:path";
 import { createDatabase, dropDatabase, migrateDatabase } from "../src/platform/database-admin";
 import { startEmbeddedPostgres } from "../src/platform/embedded-postgres";
-import { waitForReady } from "./server";
+import { percentile, waitForReady } from "./server";
 
 const root = path.resolve(__dirname, "..");
 const port = Number(process.env.BENCH_PORT ?? 4101);
@@ -22,7 +22,6 @@ interface Phase {
   consoleLoads: number;
 }
 
-const percentile = (sorted: number[], fraction: number) => sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * fraction))] ?? Number.NaN;
 
 async function apiClient(until: number, latencies: number[]): Promise<void> {
   while (Date.now() < until) {

@@ -10,7 +10,7 @@ import { loadConfig } from "../src/config";
 import { mintToken } from "../src/platform/auth";
 import { createDatabase, dropDatabase, migrateDatabase } from "../src/platform/database-admin";
 import { startEmbeddedPostgres } from "../src/platform/embedded-postgres";
-import { waitForReady } from "./server";
+import { percentile, waitForReady } from "./server";
 
 const root = path.resolve(__dirname, "..");
 const scenarioSeconds = Number(process.env.BENCH_SECONDS ?? 5);
@@ -48,11 +48,6 @@ interface Result {
 }
 
 const round = (value: number) => Math.round(value * 100) / 100;
-
-function percentile(sortedMs: number[], fraction: number): number {
-  if (sortedMs.length === 0) return 0;
-  return sortedMs[Math.min(sortedMs.length - 1, Math.floor(fraction * sortedMs.length))]!;
-}
 
 /** Runs `cycle` from `concurrency` loops for the scenario's duration; each loop picks its customer. */
 async function drive(concurrency: number, cycle: (worker: number, iteration: number) => Promise<boolean>) {

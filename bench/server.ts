@@ -12,3 +12,9 @@ export async function waitForReady(server: ChildProcess, port: number): Promise<
   }
   throw new Error("server did not become ready");
 }
+
+/** The value at `fraction` of an ascending list (nearest rank); 0 for an empty one. */
+export function percentile(sorted: readonly number[], fraction: number): number {
+  if (sorted.length === 0) return 0;
+  return sorted[Math.min(sorted.length - 1, Math.floor(fraction * sorted.length))]!;
+}

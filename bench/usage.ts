@@ -13,7 +13,7 @@ import type { DatabaseClient } from "../src/platform/database";
 import { mintToken } from "../src/platform/auth";
 import { createDatabase, dropDatabase, migrateDatabase } from "../src/platform/database-admin";
 import { startEmbeddedPostgres } from "../src/platform/embedded-postgres";
-import { waitForReady } from "./server";
+import { percentile, waitForReady } from "./server";
 
 const root = path.resolve(__dirname, "..");
 const reservationCount = Number(process.env.BENCH_USAGE_RESERVATIONS ?? 1_000_000);
@@ -27,10 +27,6 @@ const queries = {
   "366 days by MONTH per endpoint": { granularity: "MONTH", byEndpoint: true, days: 366 },
   "31 days by DAY per endpoint": { granularity: "DAY", byEndpoint: true, days: 31 },
 } as const;
-
-function percentile(sorted: number[], fraction: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor(fraction * sorted.length))]!;
-}
 
 async function seed(sql: pg.Client, customerId: string, to: Date): Promise<void> {
   // Two years of jobs ending at `to`, every one CONFIRMED (charged + unbilled = actual).

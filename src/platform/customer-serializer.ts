@@ -15,7 +15,7 @@
 // unlocked first attempt from one instance could abort the other's retry under the lock, and
 // a customer busy on two instances ran out of retries (measured: 3 answers of 503 in 5 s).
 import type pg from "pg";
-import { isConflictToRetry, type Transactor } from "./database";
+import { isRetryableConflict, type Transactor } from "./database";
 import { ServiceUnavailableError } from "./failures";
 import { KeyedMutex } from "./keyed-mutex";
 import { createPool } from "./pg-adapter";
@@ -93,7 +93,7 @@ export class CustomerSerializer {
       try {
         return await attempt();
       } catch (error) {
-        if (!isConflictToRetry(error)) throw error;
+        if (!isRetryableConflict(error)) throw error;
         this.markContended(customerId);
         this.lockCounters.retriedUnderLock += 1;
         return this.withAdvisoryLock(customerId, () => this.transactor.retrying(attempt, { conflict: error }));

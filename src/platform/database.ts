@@ -101,9 +101,8 @@ function errorMarkers(error: unknown, depth = 0, found = new Set<string>()): Set
 
 const hasAny = (markers: Set<string>, wanted: Set<string>) => [...markers].some((marker) => wanted.has(marker));
 
-export const isRetryableConflict = (error: unknown) => hasAny(errorMarkers(error), retryableMarkers);
-/** A conflict to try again, not one whose retries already ran out (a 503 with the conflict as its cause). */
-export const isConflictToRetry = (error: unknown) => !(error instanceof ServiceUnavailableError) && isRetryableConflict(error);
+/** A conflict to try again; not one whose retries already ran out (a 503 with the conflict as its cause). */
+export const isRetryableConflict = (error: unknown) => !(error instanceof ServiceUnavailableError) && hasAny(errorMarkers(error), retryableMarkers);
 
 /**
  * Thrown inside a transaction that finds what was read before it began no longer current: a
@@ -193,7 +192,7 @@ export class Transactor {
       try {
         return await attempt();
       } catch (error) {
-        if (!isConflictToRetry(error)) throw error;
+        if (!isRetryableConflict(error)) throw error;
         conflict = error;
         made += 1;
       }

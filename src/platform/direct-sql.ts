@@ -83,7 +83,7 @@ export function poolRunner(pool: pg.Pool): SqlRunner {
  * A statement for a transaction whose end was already sent: by its work's own mistake, or by
  * Prisma rolling it back at its timeout (TX_TIMEOUT_MS), which is answered as unavailable.
  */
-export class TransactionClosedError extends Error {
+class TransactionClosedError extends Error {
   override readonly name = "TransactionClosedError";
   readonly code = "TransactionClosed";
 
@@ -96,7 +96,7 @@ export class TransactionClosedError extends Error {
 export function transactionRunner(client: pg.PoolClient, isOpen: () => boolean): SqlRunner {
   return {
     rows: (sql) => {
-      if (!isOpen()) return Promise.reject(new SqlStatementError(new TransactionClosedError()));
+      if (!isOpen()) return Promise.reject(new TransactionClosedError());
       return run(client, sql);
     },
   };

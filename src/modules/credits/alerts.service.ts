@@ -22,7 +22,12 @@ function expiryText(expiry: unknown): string | undefined {
   if (typeof expiry !== "object" || expiry === null) return undefined;
   const { seconds, at } = expiry as { seconds?: unknown; at?: unknown };
   if (typeof seconds !== "number" || typeof at !== "string") return undefined;
-  return `${durationText(seconds)} of it expire at ${at} (UTC) unless used first.`;
+  return expirySentence("it", seconds, at);
+}
+
+/** "1 h of it expire at … (UTC) unless used first.": both emails say it the same way. */
+function expirySentence(of: string, seconds: number, at: string): string {
+  return `${durationText(seconds)} of ${of} expire at ${at} (UTC) unless used first.`;
 }
 /** Seconds for people: "1 h 5 min", "8 min 20 s", "17 s". */
 export function durationText(seconds: number): string {
@@ -131,7 +136,7 @@ export class AlertsService {
       to: await this.emailOf(customerId),
       subject: "Some of your Splice processing time expires soon",
       text: [
-        `${durationText(remainingSeconds)} of your processing time expire at ${expiresAt} (UTC) unless used first.`,
+        expirySentence("your processing time", remainingSeconds, expiresAt),
         "",
         "Processing always spends the hours that expire soonest first.",
       ].join("\n"),

@@ -205,7 +205,7 @@ export class BalanceTransactions {
       let grants: readonly Grant[] = state.grants;
       const moves: LedgerMove[] = [];
       for (const reservation of expired) {
-        const released = book.release(grants, this.holdsOfReservation(reservation, holds), "EXPIRE", now);
+        const released = book.release(grants, this.holdsOfReservation(reservation, holds.get(reservation.id) ?? []), "EXPIRE", now);
         grants = released.grants;
         moves.push(...ledgerMoves(released.moves, { reservationId: reservation.id, note: null, actor: "system" }));
         await this.settleActive(tx, reservation, { status: "EXPIRED", reason: expiryReason, settledAt: now });
@@ -216,11 +216,10 @@ export class BalanceTransactions {
   }
 
   /** A reservation's holds, checked against what it reserved. */
-  holdsOfReservation(reservation: ReservationRecord, holds: Map<string, Hold[]>): Hold[] {
-    const own = holds.get(reservation.id) ?? [];
-    const heldSeconds = own.reduce((sum, hold) => sum + hold.seconds, 0);
+  holdsOfReservation(reservation: ReservationRecord, holds: Hold[]): Hold[] {
+    const heldSeconds = holds.reduce((sum, hold) => sum + hold.seconds, 0);
     assert(heldSeconds === reservation.reservedSeconds, `reservation ${reservation.id} holds ${heldSeconds} s of ${reservation.reservedSeconds}`);
-    return own;
+    return holds;
   }
 
   /**

@@ -8,11 +8,11 @@ import { Prisma } from "../../generated/prisma/client";
 import { z } from "zod";
 import { assert } from "../../platform/assert";
 import type { DatabaseClient, Transaction } from "../../platform/database";
-import { column, execute, RowShapeError, selectRow, selectRows } from "../../platform/rows";
+import { column, execute, selectRow, selectRows } from "../../platform/rows";
 import type { PageRequest } from "../../platform/pagination";
 import type { Balance, LowBalanceAlert } from "./balance";
 import type { Grant, Hold } from "./grant-book";
-import { grantCountersUpdate, holdsJson, jsonGrants, jsonHolds, liveGrantsJson, type GrantRecord } from "./grants.store";
+import { customerIdRow, grantCountersUpdate, holdsJson, jsonGrants, jsonHolds, liveGrantsJson, pastExpiry, unexpiredGrant, type GrantRecord } from "./grants.store";
 import type { NewLedgerEntry, LedgerEntryRecord } from "./ledger";
 import { type ReservationRecord, type ReservationStatus } from "./reservation";
 
@@ -53,13 +53,6 @@ export type ReservationSettlement =
 
 const reservationColumns = Prisma.sql`id, seq, customer_id, endpoint, reserved_seconds, actual_seconds, charged_seconds,
   unbilled_seconds, status::text AS status, reason, idempotency_key, created_at, expires_at, settled_at, ctid::text AS row_address`;
-
-/**
- * The expiry rule in SQL, the twin of reservation.ts's isPastExpiry: an ACTIVE reservation whose
- * expiry has come counts as expired, whether or not the sweeper has settled it yet.
- */
-const pastExpiry = (now: Date, alias = "credit_reservation") =>
-  Prisma.sql`(${Prisma.raw(alias)}.status = 'ACTIVE' AND ${Prisma.raw(alias)}.expires_at <= ${now})`;
 
 /** Filters on the status clients see, in which an ACTIVE reservation past expiry is EXPIRED. */
 function presentedStatusCondition(status: ReservationStatus | undefined, now: Date): Prisma.Sql {
@@ -136,7 +129,22 @@ export interface ReadBeforeTransaction<Found> {
   found: Found;
 }
 
-const readBeforeRow = z.object({ version: column.bigint, active: z.array(jsonReservation), found: z.unknown() });
+/** A row of readBeforeSql, what `found` selects parsed by `found`. */
+const readBeforeRow = <Found extends z.ZodType>(found: Found) => z.object({ version: column.bigint, active: z.array(jsonReservation), found });
+
+/**
+ * What a balance transaction reads before it begins, in one statement (one snapshot): the
+ * balance version, the customer's ACTIVE reservations, and what `found` selects (json, or
+ * null), correlated with the balance row `b`. No row when the customer has no balance.
+ */
+const readBeforeSql = (customerId: string, found: Prisma.Sql) => Prisma.sql`
+  SELECT b.version,
+         COALESCE((SELECT json_agg(row_to_json(r) ORDER BY r.seq) FROM (
+             SELECT ${reservationColumns} FROM credit_reservation WHERE customer_id = b.customer_id AND status = 'ACTIVE') r),
+           '[]'::json) AS active,
+         ${found} AS found
+  FROM credit_balance b WHERE b.customer_id = ${customerId}::uuid`;
+
 
 const committedRow = z.object({ balances: column.int, grants: column.int, version: column.bigint.nullable() });
 
@@ -198,7 +206,6 @@ const usageRow = z
     }),
   );
 
-const customerIdRow = z.object({ customer_id: column.uuid }).transform((row) => row.customer_id);
 const grantCountRow = z.object({ customer_id: column.uuid, grants: column.int });
 const statusCountRow = z.object({ status: reservationStatus, count: column.int });
 
@@ -265,13 +272,12 @@ export class CreditsStore {
    * returned to their grants (to nothing, for a grant that has expired too).
    */
   async effectiveBalance(db: DatabaseClient, customerId: string, now: Date): Promise<Balance | undefined> {
-    const unexpiredGrant = (grant: Prisma.Sql) => Prisma.sql`(${grant}.expires_at IS NULL OR ${grant}.expires_at > ${now})`;
     return selectRow(db, "credits.effectiveBalance", effectiveBalanceRow, Prisma.sql`
       SELECT COALESCE((SELECT SUM(g.remaining_seconds) FROM credit_grant g
-                       WHERE g.customer_id = b.customer_id AND ${unexpiredGrant(Prisma.sql`g`)}), 0)::int
+                       WHERE g.customer_id = b.customer_id AND ${unexpiredGrant("g", now)}), 0)::int
              + COALESCE((SELECT SUM(h.held_seconds) FROM credit_reservation r
                            JOIN credit_reservation_hold h ON h.reservation_id = r.id JOIN credit_grant g ON g.id = h.grant_id
-                         WHERE r.customer_id = b.customer_id AND ${pastExpiry(now, "r")} AND ${unexpiredGrant(Prisma.sql`g`)}), 0)::int
+                         WHERE r.customer_id = b.customer_id AND ${pastExpiry(now, "r")} AND ${unexpiredGrant("g", now)}), 0)::int
                AS seconds_remaining,
              b.seconds_reserved - COALESCE((SELECT SUM(reserved_seconds) FROM credit_reservation
                                             WHERE customer_id = b.customer_id AND ${pastExpiry(now)}), 0)::int
@@ -284,34 +290,9 @@ export class CreditsStore {
       SELECT ${reservationColumns} FROM credit_reservation WHERE id = ${reservationId}::uuid`);
   }
 
-  /** A reservation with what it holds of each grant (holds are written once, with it). */
-  /**
-   * What a balance transaction reads before it begins, in one statement (one snapshot): the
-   * balance version, the customer's ACTIVE reservations, and what `found` selects (json, or
-   * null), correlated with the balance row `b`. Undefined when the customer has no balance.
-   */
-  private async readBeforeTransaction<Found extends z.ZodType>(
-    db: DatabaseClient,
-    queryName: string,
-    customerId: string,
-    found: { sql: Prisma.Sql; row: Found },
-  ): Promise<ReadBeforeTransaction<z.output<Found>> | undefined> {
-    const row = await selectRow(db, queryName, readBeforeRow, Prisma.sql`
-      SELECT b.version,
-             COALESCE((SELECT json_agg(row_to_json(r) ORDER BY r.seq) FROM (
-                 SELECT ${reservationColumns} FROM credit_reservation WHERE customer_id = b.customer_id AND status = 'ACTIVE') r),
-               '[]'::json) AS active,
-             ${found.sql} AS found
-      FROM credit_balance b WHERE b.customer_id = ${customerId}::uuid`);
-    if (!row) return undefined;
-    const parsed = found.row.safeParse(row.found);
-    if (!parsed.success) throw new RowShapeError(`${queryName}: found does not fit: ${parsed.error.issues[0]?.message}`);
-    return { version: row.version, active: row.active, found: parsed.data };
-  }
-
   /** The customer's ACTIVE reservations and balance version. */
   async readActive(db: DatabaseClient, customerId: string): Promise<ReadBeforeTransaction<null> | undefined> {
-    return this.readBeforeTransaction(db, "credits.readActive", customerId, { sql: Prisma.sql`NULL::json`, row: z.null() });
+    return selectRow(db, "credits.readActive", readBeforeRow(z.null()), readBeforeSql(customerId, Prisma.sql`NULL::json`));
   }
 
   /** Before a reservation: also an earlier one with the same idempotency key. */
@@ -320,7 +301,7 @@ export class CreditsStore {
       ? Prisma.sql`NULL::json`
       : Prisma.sql`(SELECT row_to_json(e) FROM (
           SELECT ${reservationColumns} FROM credit_reservation WHERE customer_id = b.customer_id AND idempotency_key = ${idempotencyKey}) e)`;
-    return this.readBeforeTransaction(db, "credits.readForReserve", customerId, { sql: earlier, row: jsonReservation.nullable() });
+    return selectRow(db, "credits.readForReserve", readBeforeRow(jsonReservation.nullable()), readBeforeSql(customerId, earlier));
   }
 
   /** Before a settlement: also the reservation with its holds, whoever's it is. */
@@ -332,7 +313,7 @@ export class CreditsStore {
     const current = Prisma.sql`(SELECT row_to_json(s) FROM (
         SELECT ${reservationColumns}, ${holdsJson(Prisma.sql`credit_reservation.id`)} AS holds
         FROM credit_reservation WHERE id = ${reservationId}::uuid) s)`;
-    return this.readBeforeTransaction(db, "credits.readForSettle", customerId, { sql: current, row: jsonReservationWithHolds.nullable() });
+    return selectRow(db, "credits.readForSettle", readBeforeRow(jsonReservationWithHolds.nullable()), readBeforeSql(customerId, current));
   }
 
   /** Customers holding ACTIVE reservations past expiry, oldest expiry first. */

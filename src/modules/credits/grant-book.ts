@@ -72,7 +72,7 @@ export function isRetired(grant: Grant): boolean {
 const expiryOrder = (grant: Grant) => grant.expiresAt?.getTime() ?? Number.POSITIVE_INFINITY;
 
 /** Spending order: soonest expiry first, never-expiring last, older (lower seq) first among equals. */
-export function bySpendingOrder(a: Grant, b: Grant): number {
+function bySpendingOrder(a: Grant, b: Grant): number {
   const byExpiry = expiryOrder(a) - expiryOrder(b);
   if (byExpiry !== 0 && !Number.isNaN(byExpiry)) return byExpiry;
   return a.seq < b.seq ? -1 : a.seq > b.seq ? 1 : 0;

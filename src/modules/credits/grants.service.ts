@@ -61,7 +61,7 @@ export class GrantsService {
     const invalid = firstFailure(checkAdjustment(deltaSeconds, this.limits), checkText("note", note, this.limits.noteMaxLength, true));
     if (invalid) return fail(invalid);
     if (expiresAt !== null && deltaSeconds < 0) return badInput("expiresAt", "expiresAt applies to a positive deltaSeconds only");
-    if (expiresAt !== null && expiresAt.getTime() <= this.deps.now().getTime()) return badInput("expiresAt", "expiresAt must be in the future");
+    if (book.isExpiredAt({ expiresAt }, this.deps.now())) return badInput("expiresAt", "expiresAt must be in the future");
     if (!uuidPattern.test(customerId)) return fail(customerNotFound);
     return this.balances.run(customerId, nothingToRead, async (state) => {
       const details = { actor: actorOf(caller), note };
@@ -92,8 +92,8 @@ export class GrantsService {
 
   /**
    * Takes back up to `seconds` from the grants the refunded payment made (by their origins),
-   * as far as they have seconds remaining (never below zero), with REFUND ledger entries. Runs
-   * in the caller's transaction.
+   * what they have remaining now and, as running jobs give them back, what those hold (never
+   * below zero), with REFUND ledger entries. Runs in the caller's transaction.
    */
   async takeBackInTransaction(
     tx: Transaction,
@@ -112,7 +112,7 @@ export class GrantsService {
 
   private async addGrant(state: CustomerTransaction, seconds: number, details: GrantDetails): Promise<Outcome<Balance>> {
     // A grant already expired when it arrives (a payment's event delivered late) adds nothing.
-    const expiredOnArrival = details.expiresAt !== null && details.expiresAt.getTime() <= state.now.getTime();
+    const expiredOnArrival = book.isExpiredAt(details, state.now);
     if (!expiredOnArrival && !arithmetic.fitsBalanceMax(state.balance, seconds, this.limits.balanceMaxSeconds)) {
       return badInput("deltaSeconds", `balance may not exceed ${this.limits.balanceMaxSeconds} seconds`);
     }

@@ -96,14 +96,8 @@ export const jsonGrants = z.array(jsonGrant);
  * are fetched and carry Serializable predicate locks, however many grants the customer had.
  */
 export const liveGrantsJson = (customerId: Prisma.Sql) => Prisma.sql`
-  COALESCE((SELECT json_agg(json_build_object(
-      'id', g.id, 'seq', g.seq, 'customer_id', g.customer_id, 'source', g.source, 'granted_seconds', g.granted_seconds,
-      'remaining_seconds', g.remaining_seconds, 'held_seconds', g.held_seconds, 'charged_seconds', g.charged_seconds,
-      'expired_seconds', g.expired_seconds, 'taken_back_seconds', g.taken_back_seconds,
-      'pending_take_back_seconds', g.pending_take_back_seconds, 'expires_at', g.expires_at,
-      'expiry_settled', g.expiry_settled_at IS NOT NULL, 'origin', g.origin, 'note', g.note, 'created_at', g.created_at) ORDER BY g.seq)
-    FROM credit_grant g
-    WHERE g.customer_id = ${customerId} AND g.retired_at IS NULL), '[]'::json)`;
+  COALESCE((SELECT json_agg(row_to_json(g) ORDER BY g.seq)
+    FROM (SELECT ${grantColumns} FROM credit_grant WHERE customer_id = ${customerId} AND retired_at IS NULL) g), '[]'::json)`;
 
 /**
  * The UPDATE that writes the counters of grants changed in a transaction (and settles their
@@ -135,18 +129,31 @@ const holdRow = z
   .object({ reservation_id: column.uuid, grant_id: column.uuid, held_seconds: column.int })
   .transform((row) => ({ reservationId: row.reservation_id, hold: { grantId: row.grant_id, seconds: row.held_seconds } }));
 
+/**
+ * The expiry rule in SQL, the twin of reservation.ts's isPastExpiry: an ACTIVE reservation whose
+ * expiry has come counts as expired, whether or not the sweeper has settled it yet. (Here, not
+ * in credits.store.ts, which imports this store: both credits stores use it.)
+ */
+export const pastExpiry = (now: Date, alias = "credit_reservation") =>
+  Prisma.sql`(${Prisma.raw(alias)}.status = 'ACTIVE' AND ${Prisma.raw(alias)}.expires_at <= ${now})`;
+
+/** A grant not yet expired at `now`, the twin of grant-book.ts's isExpiredAt. */
+export const unexpiredGrant = (alias: string, now: Date) =>
+  Prisma.sql`(${Prisma.raw(alias)}.expires_at IS NULL OR ${Prisma.raw(alias)}.expires_at > ${now})`;
+
+export const customerIdRow = z.object({ customer_id: column.uuid }).transform((row) => row.customer_id);
+
 /** Per grant, the seconds ACTIVE reservations past their expiry hold of it: already back, for readers. */
 const returningSeconds = (customerId: string, now: Date) => Prisma.sql`
   SELECT h.grant_id, SUM(h.held_seconds)::int AS seconds
   FROM credit_reservation r JOIN credit_reservation_hold h ON h.reservation_id = r.id
-  WHERE r.customer_id = ${customerId}::uuid AND r.status = 'ACTIVE' AND r.expires_at <= ${now}
+  WHERE r.customer_id = ${customerId}::uuid AND ${pastExpiry(now, "r")}
   GROUP BY h.grant_id`;
 
 const presentedGrantRow = z
   .object({ ...grantFields, returning_seconds: column.int })
   .transform((row) => ({ grant: grantRecord(row), returningSeconds: row.returning_seconds }));
 
-const customerIdRow = z.object({ customer_id: column.uuid }).transform((row) => row.customer_id);
 const expiryNoticeRow = z
   .object({ id: column.uuid, customer_id: column.uuid, remaining_seconds: column.int, expires_at: column.timestamp })
   .transform((row): ExpiryNotice => ({ grantId: row.id, customerId: row.customer_id, remainingSeconds: row.remaining_seconds, expiresAt: row.expires_at }));
@@ -186,7 +193,7 @@ export class GrantsStore {
   ): Promise<{ grant: GrantRecord; returningSeconds: number }[]> {
     const live = options.includeSpent
       ? Prisma.sql`TRUE`
-      : Prisma.sql`(g.expires_at IS NULL OR g.expires_at > ${now}) AND (g.remaining_seconds > 0 OR g.held_seconds > 0)`;
+      : Prisma.sql`${unexpiredGrant("g", now)} AND (g.remaining_seconds > 0 OR g.held_seconds > 0)`;
     const orderKey = Prisma.sql`(COALESCE(g.expires_at, 'infinity'::timestamptz), g.seq)`;
     const after =
       options.page?.afterSeq === undefined
@@ -194,10 +201,7 @@ export class GrantsStore {
         : Prisma.sql`${orderKey} > (SELECT COALESCE(expires_at, 'infinity'::timestamptz), seq FROM credit_grant WHERE seq = ${options.page.afterSeq})`;
     const limit = options.page === undefined ? Prisma.sql`` : Prisma.sql`LIMIT ${options.page.first + 1}`;
     return selectRows(db, "credits.listGrants", presentedGrantRow, Prisma.sql`
-      SELECT g.id, g.seq, g.customer_id, g.source::text AS source, g.granted_seconds, g.remaining_seconds, g.held_seconds,
-             g.charged_seconds, g.expired_seconds, g.taken_back_seconds, g.pending_take_back_seconds, g.expires_at,
-             g.expiry_settled_at IS NOT NULL AS expiry_settled,
-             g.origin, g.note, g.created_at, COALESCE(x.seconds, 0)::int AS returning_seconds
+      SELECT ${grantColumns}, COALESCE(x.seconds, 0)::int AS returning_seconds
       FROM credit_grant g LEFT JOIN (${returningSeconds(customerId, now)}) x ON x.grant_id = g.id
       WHERE g.customer_id = ${customerId}::uuid AND ${live} AND ${after}
       ORDER BY ${orderKey} ${limit}`);

@@ -26,7 +26,7 @@ export interface ReservationRecord {
 
 export const expiryReason = "expired";
 
-/** The expiry rule (credits.store.ts's pastExpiry is its SQL twin): ACTIVE, and its expiry has come. */
+/** The expiry rule (grants.store.ts's pastExpiry is its SQL twin): ACTIVE, and its expiry has come. */
 export function isPastExpiry(reservation: Pick<ReservationRecord, "status" | "expiresAt">, now: Date): boolean {
   return reservation.status === "ACTIVE" && reservation.expiresAt.getTime() <= now.getTime();
 }

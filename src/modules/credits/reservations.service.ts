@@ -1,7 +1,7 @@
 // Reservations: reserve seconds before a job, confirm them with its actual duration, or
-// release them. Each decides with the pure arithmetic in balance.ts inside one balance
-// transaction (balance-transactions.ts) that writes the balance, the reservation and its
-// ledger entry together.
+// release them. Each decides with the pure arithmetic in grant-book.ts (which grants hold,
+// are charged, come back) inside one balance transaction (balance-transactions.ts) that writes
+// the reservation, the grants, the balance and one ledger entry per grant moved together.
 import { actorOf, type Caller } from "../../platform/auth";
 import { ownCustomerId, Policy } from "../../platform/authorization";
 import { fail, succeed, type Outcome } from "../../platform/failures";
@@ -169,7 +169,7 @@ export class ReservationsService {
       const notOwner = policy.checkOwner(operation, caller, current.reservation.customerId);
       if (notOwner) return fail(notOwner === "hidden" ? reservationNotFound : notOwner);
       const presented = presentReservation(current.reservation, state.now);
-      const holds = presented.status === "ACTIVE" ? this.balances.holdsOfReservation(presented, new Map([[presented.id, current.holds]])) : [];
+      const holds = presented.status === "ACTIVE" ? this.balances.holdsOfReservation(presented, current.holds) : [];
       return work(state, presented, holds);
     });
   }

@@ -1,5 +1,6 @@
 // charge.refunded: the refunded share of the payment's grant is taken back from that grant
-// only, as far as it has seconds remaining (never below zero).
+// only: what it has remaining now, and what running jobs hold of it as they give it back
+// (never below zero).
 import { succeed } from "../../../platform/failures";
 import { refundDueSeconds } from "../refund-share";
 import { actorOf, idOf, isGrantEffect, waitForPurchase, type EventHandler, type EventOf } from "./shared";
