@@ -10,9 +10,9 @@ const committedContractPath = path.join(__dirname, "contract.graphql");
 const sharedNextContractPath = path.resolve(__dirname, "..", "..", "..", "shared", "contract", "schema.next.graphql");
 const committedNextContractPath = path.join(__dirname, "contract.next.graphql");
 
-// Every v2 part of schema.next.graphql is served (issues 11, 13 and 14 built them), so the next
-// contract is the one checked: v1 plus the v2 parts, unchanged. v1 is still checked on its own,
-// which costs nothing and says which contract a failure breaks.
+// schema.graphql (version 2) is served whole and checked always. schema.next.graphql is version
+// 2 plus the parts marked v3: until every v3 part is served, the only differences it may show
+// are v3 parts not served yet; then it is checked whole like version 2.
 // Changes that only add to the contract; anything else alters what clients were built against.
 const additions = new Set([
   "FIELD_ADDED",
@@ -65,15 +65,46 @@ it("detects a changed contract (the check itself can fail)", async () => {
   expect((await diff(contract, reworded)).some((change) => !isAddition(change))).toBe(true);
 });
 
-it.each([
-  ["v1 (schema.graphql)", contractSdl],
-  ["v2 (schema.next.graphql)", nextContractSdl],
-])("serves every type, field, argument and description of contract %s unchanged", async (_name, sdl) => {
-  const contract = buildSchemaFromSdl(sdl());
+/** What the served schema changes of a contract: everything that is not an addition, and breaking additions. */
+async function departuresFrom(sdl: string): Promise<{ notAdditions: string[]; breakingAdditions: string[] }> {
+  const contract = buildSchemaFromSdl(sdl);
   const served = buildSchemaFromSdl(printSchema(buildSchema()));
   const changes = await diff(contract, served);
-  const notAdditions = changes.filter((change) => !isAddition(change));
-  expect(notAdditions.map((change) => `${change.type}: ${change.message}`)).toEqual([]);
-  const breakingAdditions = changes.filter((change) => change.criticality.level === CriticalityLevel.Breaking);
-  expect(breakingAdditions.map((change) => change.message)).toEqual([]);
+  return {
+    notAdditions: changes.filter((change) => !isAddition(change)).map((change) => `${change.type}: ${change.message}`),
+    breakingAdditions: changes.filter((change) => isAddition(change) && change.criticality.level === CriticalityLevel.Breaking).map((change) => change.message),
+  };
+}
+
+it("serves every type, field, argument and description of contract v2 (schema.graphql) unchanged", async () => {
+  expect(await departuresFrom(contractSdl())).toEqual({ notAdditions: [], breakingAdditions: [] });
+});
+
+/** The coordinates (Type.field, Type.field.argument, Input.field) the next contract marks v3. */
+function v3Coordinates(sdl: string): Set<string> {
+  const schema = buildSchemaFromSdl(sdl);
+  const marked = new Set<string>();
+  const isV3 = (description: string | null | undefined) => description?.startsWith("v3") === true;
+  for (const type of Object.values(schema.getTypeMap())) {
+    if (type.name.startsWith("__")) continue;
+    if (isV3(type.description)) marked.add(type.name);
+    if (!("getFields" in type)) continue;
+    for (const field of Object.values(type.getFields())) {
+      if (isV3(field.description)) marked.add(`${type.name}.${field.name}`);
+      for (const argument of "args" in field ? field.args : []) if (isV3(argument.description)) marked.add(`${type.name}.${field.name}.${argument.name}`);
+    }
+  }
+  return marked;
+}
+
+it("serves contract v3 (schema.next.graphql) except v3 parts not built yet, and whole once they are", async () => {
+  const sdl = nextContractSdl();
+  const pending = v3Coordinates(sdl);
+  expect(pending.size).toBeGreaterThan(0);
+  const contract = buildSchemaFromSdl(sdl);
+  const served = buildSchemaFromSdl(printSchema(buildSchema()));
+  const changes = await diff(contract, served);
+  const unbuilt = changes.filter((change) => !isAddition(change) && change.path !== undefined && pending.has(change.path));
+  const departures = changes.filter((change) => !isAddition(change) && !unbuilt.includes(change));
+  expect(departures.map((change) => `${change.type}: ${change.message}`)).toEqual([]);
 });
