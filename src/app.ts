@@ -6,7 +6,7 @@ import { ApolloServer, type ApolloServerPlugin } from "@apollo/server";
 import { ApolloServerPluginLandingPageDisabled } from "@apollo/server/plugin/disabled";
 import { expressMiddleware } from "@as-integrations/express5";
 import cors from "cors";
-import express, { type Express, type NextFunction, type Request, type Response } from "express";
+import express, { type Express, type NextFunction, type Request, type RequestHandler, type Response } from "express";
 import helmet from "helmet";
 import type { Logger } from "pino";
 import { pinoHttp } from "pino-http";
@@ -16,8 +16,10 @@ import { stripeWebhookRouter } from "./modules/billing";
 import { licenseKeysRouter } from "./modules/licenses";
 import { actorOf, bearerToken, IdentityProviderCoolingDownError, IdentityProviderUnavailableError, isJwtShaped, TokenVerifier, type Caller } from "./platform/auth";
 import { isDatabaseUnavailable, pingDatabase, type Database } from "./platform/database";
+import { withDeadline } from "./platform/deadline";
 import { createErrorFormatter, httpStatusPlugin, serviceUnavailableError } from "./platform/errors";
-import { controlCharacterPolicy, introspectionPolicy, queryLimits } from "./platform/graphql-limits";
+import { ServiceUnavailableError } from "./platform/failures";
+import { controlCharacterPolicy, introspectionPolicy, nestingLimits, queryLimits } from "./platform/graphql-limits";
 import { createMetrics, httpMetricsMiddleware, metricsHandler, operationMetricsPlugin } from "./platform/metrics";
 import { playgroundMiddleware } from "./platform/playground";
 import { buildSchema } from "./schema";
@@ -65,7 +67,11 @@ export async function buildApp(deps: AppDependencies): Promise<App> {
     parseOptions: limits.parseOptions,
     introspection: true,
     formatError: createErrorFormatter(
-      (error) => logger.error({ err: error }, "unexpected error in a GraphQL operation"),
+      {
+        unexpected: (error) => logger.error({ err: error }, "unexpected error in a GraphQL operation"),
+        // Expected during an outage and answered 503: a warning, not an error that pages someone.
+        unavailable: (error) => logger.warn({ err: error }, "a GraphQL operation could not reach the database"),
+      },
       config.transactions.unavailableRetryAfterSeconds,
     ),
     plugins: [
@@ -107,7 +113,7 @@ export async function buildApp(deps: AppDependencies): Promise<App> {
   app.use(helmet());
   app.use(httpMetricsMiddleware(metrics));
 
-  app.use(stripeWebhookRouter(deps.services.webhooks, config.stripe.webhookMaxBytes));
+  app.use(stripeWebhookRouter(deps.services.webhooks, { maxBytes: config.stripe.webhookMaxBytes, deadlineMs: config.transactions.timeoutMs }));
   app.use(licenseKeysRouter(deps.services.licenses));
 
   app.get("/healthz", (_request, response) => {
@@ -138,7 +144,8 @@ export async function buildApp(deps: AppDependencies): Promise<App> {
     }),
     playgroundMiddleware(config.consoleEnabled),
     express.json({ limit: graphqlBodyLimit }),
-    expressMiddleware(apollo, {
+    nestingLimits(config.graphql),
+    withinDeadline(config.transactions.timeoutMs, expressMiddleware(apollo, {
       context: async ({ req, res }) => {
         const caller = await identifyCaller(deps, tokens, req.header("authorization"));
         Object.assign(res.locals.logFields as object, { caller: actorOf(caller), callerRole: caller.kind });
@@ -150,18 +157,34 @@ export async function buildApp(deps: AppDependencies): Promise<App> {
           logFields: res.locals.logFields as Record<string, unknown>,
         };
       },
-    }),
+    })),
   );
 
   app.use((_request: Request, response: Response) => {
     response.status(404).json({ error: "not found" });
   });
   app.use((error: unknown, _request: Request, response: Response, _next: NextFunction) => {
+    // Any route: a database that cannot answer is a 503 to retry, as in GraphQL.
+    if (error instanceof ServiceUnavailableError || isDatabaseUnavailable(error)) {
+      logger.warn({ err: error }, "an HTTP route could not reach the database");
+      response.setHeader("Retry-After", String(config.transactions.unavailableRetryAfterSeconds));
+      response.status(503).json({ error: "service temporarily unavailable, retry later" });
+      return;
+    }
     const status = httpStatusOfBodyError(error);
     if (status === 500) logger.error({ err: error }, "unhandled error in an HTTP route");
     response.status(status).json({ error: status === 500 ? "internal server error" : status === 413 ? "body too large" : "bad request" });
   });
   return { express: app, apollo };
+}
+
+/**
+ * Runs a handler with the request's deadline for waiting on the database (platform/deadline.ts),
+ * once the body has been read: body parsers call `next` from the socket's events, outside any
+ * context set before them.
+ */
+function withinDeadline(budgetMs: number, handler: RequestHandler): RequestHandler {
+  return (request, response, next) => withDeadline(budgetMs, () => handler(request, response, next));
 }
 
 /** Adds the GraphQL operation and its outcome to the request's log line. */

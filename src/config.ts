@@ -70,6 +70,18 @@ const environmentSchema = z
     DATABASE_URL: z.string().url().optional(),
     DATABASE_POOL_SIZE: int(1, 100).default(10),
     DATABASE_LOCK_SESSIONS: int(1, 100).default(10),
+    // Apply missing migrations at start (true), or only check and refuse to start without them
+    // (false: rolling deploys run `npm run migrate` as their own step first).
+    MIGRATE_ON_START: flag.default(true),
+    // PostgreSQL cancels a statement running longer than this (statement_timeout).
+    DATABASE_STATEMENT_TIMEOUT_MS: int(100, 3_600_000).default(5000),
+    // The client gives up on a statement unanswered after this, and discards its connection: the
+    // server may be unreachable without a word (a partition). Longer than the statement timeout,
+    // so that a slow statement is normally cancelled by the server, which keeps the session.
+    DATABASE_QUERY_TIMEOUT_MS: int(100, 3_600_000).default(6000),
+    // PostgreSQL ends a session left idle inside a transaction this long (its client vanished
+    // mid-transaction), releasing its locks (idle_in_transaction_session_timeout).
+    DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS: int(100, 3_600_000).default(10_000),
     // After a conflict on a customer, this instance takes that customer's advisory lock before
     // every transaction for this long, so that instances queue instead of racing on it.
     CONTENDED_CUSTOMER_LOCK_SECONDS: int(0, 3600).default(30),
@@ -184,6 +196,10 @@ const environmentSchema = z
     QUERY_MAX_ALIASES: int(0, 1000).default(20),
     QUERY_MAX_DIRECTIVES: int(0, 1000).default(50),
     QUERY_MAX_TOKENS: int(100, 100_000).default(4000),
+    // Brackets, braces and parentheses inside one another in a document, and levels of objects
+    // and lists in its variables: refused before anything recursive reads them.
+    QUERY_MAX_NESTING: int(4, 1000).default(64),
+    VARIABLES_MAX_NESTING: int(1, 1000).default(32),
     INTROSPECTION: z.enum(["staff", "everyone"]).optional(),
     RESEND_LICENSE_PER_HOUR_MAX: int(1, 1000).default(5),
     CHECKOUT_PER_HOUR_MAX: int(1, 10_000).default(30),
@@ -216,6 +232,15 @@ const environmentSchema = z
     }
     if (env.AUTH_JWKS_URL && env.AUTH_ISSUER === env.AUTH_JWT_ISSUER) {
       context.addIssue({ code: "custom", path: ["AUTH_ISSUER"], message: "must differ from AUTH_JWT_ISSUER, the issuer of tokens this service mints" });
+    }
+    if (env.DATABASE_QUERY_TIMEOUT_MS <= env.DATABASE_STATEMENT_TIMEOUT_MS) {
+      context.addIssue({ code: "custom", path: ["DATABASE_QUERY_TIMEOUT_MS"], message: "must exceed DATABASE_STATEMENT_TIMEOUT_MS (the server cancels a slow statement first)" });
+    }
+    if (env.DATABASE_QUERY_TIMEOUT_MS <= env.TX_LOCK_TIMEOUT_MS) {
+      context.addIssue({ code: "custom", path: ["DATABASE_QUERY_TIMEOUT_MS"], message: "must exceed TX_LOCK_TIMEOUT_MS (the server gives up on a customer's lock first)" });
+    }
+    if (env.DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS <= env.TX_TIMEOUT_MS) {
+      context.addIssue({ code: "custom", path: ["DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS"], message: "must exceed TX_TIMEOUT_MS (a live transaction is never ended by the server)" });
     }
     if (env.TX_BACKOFF_BASE_MS > env.TX_BACKOFF_MAX_MS) {
       context.addIssue({ code: "custom", path: ["TX_BACKOFF_BASE_MS"], message: "must not exceed TX_BACKOFF_MAX_MS" });
@@ -320,6 +345,12 @@ export interface AuthConfig {
 // A bearer token longer than this is refused before any parsing (RS256 tokens with many claims fit).
 const authTokenMaxLength = 8192;
 
+export interface DatabaseTimeouts {
+  statementMs: number;
+  queryMs: number;
+  idleInTransactionMs: number;
+}
+
 export interface Config {
   environment: Environment["NODE_ENV"];
   http: { port: number; host: string };
@@ -329,6 +360,9 @@ export interface Config {
     url: string | undefined;
     poolSize: number;
     lockSessions: number;
+    migrateOnStart: boolean;
+    /** Server statement_timeout, the client's wait for an answer, idle_in_transaction_session_timeout. */
+    timeouts: DatabaseTimeouts;
     /** Seconds a customer stays locked up front after a conflict, and how many are remembered. */
     contended: { lockSeconds: number; customersMax: number };
     embedded: { directory: string; port: number; databaseName: string };
@@ -420,6 +454,8 @@ export interface Config {
     maxAliases: number;
     maxDirectives: number;
     maxTokens: number;
+    maxNesting: number;
+    maxVariablesNesting: number;
     /** Who may introspect: staff only (production default), or everyone (development). */
     introspection: "staff" | "everyone";
   };
@@ -469,6 +505,12 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
       url: env.DATABASE_URL,
       poolSize: env.DATABASE_POOL_SIZE,
       lockSessions: env.DATABASE_LOCK_SESSIONS,
+      migrateOnStart: env.MIGRATE_ON_START,
+      timeouts: {
+        statementMs: env.DATABASE_STATEMENT_TIMEOUT_MS,
+        queryMs: env.DATABASE_QUERY_TIMEOUT_MS,
+        idleInTransactionMs: env.DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS,
+      },
       contended: { lockSeconds: env.CONTENDED_CUSTOMER_LOCK_SECONDS, customersMax: env.CONTENDED_CUSTOMERS_MAX },
       embedded: { directory: env.EMBEDDED_PG_DIR, port: env.EMBEDDED_PG_PORT, databaseName: env.EMBEDDED_PG_DATABASE },
     },
@@ -570,6 +612,8 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
       maxAliases: env.QUERY_MAX_ALIASES,
       maxDirectives: env.QUERY_MAX_DIRECTIVES,
       maxTokens: env.QUERY_MAX_TOKENS,
+      maxNesting: env.QUERY_MAX_NESTING,
+      maxVariablesNesting: env.VARIABLES_MAX_NESTING,
       introspection: env.INTROSPECTION ?? (env.NODE_ENV === "production" ? "staff" : "everyone"),
     },
     callerLimits: {

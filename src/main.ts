@@ -9,8 +9,8 @@ import { buildApp, type App } from "./app";
 import { ConfigError, developmentSecrets, loadConfig, openWithoutProduction, secretsOf, type Config } from "./config";
 import { expirySweeper } from "./modules/credits";
 import { readOrCreateDevelopmentSigningKey } from "./modules/licenses";
-import { closeDatabase, createDatabase } from "./platform/database";
-import { prepareDatabase } from "./platform/database-bootstrap";
+import { closeDatabase, createDatabase, databaseSettingsOf } from "./platform/database";
+import { MigrationsPendingError, prepareDatabase } from "./platform/database-bootstrap";
 import { EmbeddedPostgresError } from "./platform/embedded-postgres";
 import { Lifecycle } from "./platform/lifecycle";
 import { WorkerSet } from "./platform/workers";
@@ -42,7 +42,7 @@ async function main(): Promise<void> {
     return;
   }
   // While stopping, PostgreSQL ending the last sessions is expected, not worth a warning.
-  const database = createDatabase(prepared.url, config.database.poolSize, config.transactions.maxWaitMs, (error) => {
+  const database = createDatabase(prepared.url, databaseSettingsOf(config), (error) => {
     if (!owner.isStopping) logger.warn({ error: describeConnectionError(error) }, "a database connection was lost; the pool opens another when needed");
   });
   owner.own("database pool", () => closeDatabase(database));
@@ -150,7 +150,7 @@ function stopWhenOrphaned(stop: () => void): void {
 main().catch(async (error: unknown) => {
   // Whatever was started before the failure (PostgreSQL above all) is stopped before exiting.
   await lifecycle?.closeAll();
-  const expected = error instanceof ConfigError || error instanceof EmbeddedPostgresError || error instanceof ListenError;
+  const expected = error instanceof ConfigError || error instanceof EmbeddedPostgresError || error instanceof ListenError || error instanceof MigrationsPendingError;
   const message = expected ? error.message : error instanceof Error ? error.stack : String(error);
   process.stderr.write(`Splice API failed to start: ${message}\n`);
   process.exit(1);

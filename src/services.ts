@@ -44,6 +44,8 @@ export function createServices(config: Config, databaseUrl: string, database: Da
     {
       lockSessions: config.database.lockSessions,
       lockTimeoutMs: config.transactions.lockTimeoutMs,
+      queryTimeoutMs: config.database.timeouts.queryMs,
+      heldSessionTimeoutMs: config.database.timeouts.idleInTransactionMs,
       contendedLockMs: config.database.contended.lockSeconds * 1000,
       contendedCustomersMax: config.database.contended.customersMax,
     },

@@ -16,6 +16,7 @@
 // a customer busy on two instances ran out of retries (measured: 3 answers of 503 in 5 s).
 import type pg from "pg";
 import { isRetryableConflict, type Transactor } from "./database";
+import { boundedByDeadline } from "./deadline";
 import { ServiceUnavailableError } from "./failures";
 import { KeyedMutex } from "./keyed-mutex";
 import { createPool } from "./pg-adapter";
@@ -25,6 +26,10 @@ export interface CustomerSerializerLimits {
   lockSessions: number;
   /** How long to wait for a lock session, or for the lock itself. */
   lockTimeoutMs: number;
+  /** How long the client waits for any answer on a lock session (longer than lockTimeoutMs). */
+  queryTimeoutMs: number;
+  /** A lock session silent this long is ended by the server (its client is gone). */
+  heldSessionTimeoutMs: number;
   /** How long after a conflict every attempt on the customer takes the lock first. */
   contendedLockMs: number;
   /** Contended customers remembered at once; the one contended longest ago is forgotten first. */
@@ -52,7 +57,7 @@ export class CustomerSerializer {
   constructor(
     url: string,
     private readonly limits: CustomerSerializerLimits,
-    private readonly onSessionError: (error: Error) => void,
+    onSessionError: (error: Error) => void,
     private readonly transactor: Pick<Transactor, "retrying">,
     private readonly now: () => Date,
   ) {
@@ -60,8 +65,13 @@ export class CustomerSerializer {
       url,
       size: limits.lockSessions,
       acquireTimeoutMs: limits.lockTimeoutMs,
-      sessionOptions: `-c lock_timeout=${limits.lockTimeoutMs}`,
-      onIdleConnectionError: (error) => {
+      queryTimeoutMs: limits.queryTimeoutMs,
+      idleTimeoutMs: limits.heldSessionTimeoutMs / 2,
+      // A session whose client vanished while holding a lock (a partition) is ended by the
+      // server after heldSessionTimeoutMs of silence, and the lock with it; the pool closes its
+      // idle sessions well before that.
+      sessionOptions: `-c lock_timeout=${limits.lockTimeoutMs} -c idle_session_timeout=${limits.heldSessionTimeoutMs}`,
+      onConnectionError: (error) => {
         this.lostSessionCount += 1;
         onSessionError(error);
       },
@@ -121,19 +131,20 @@ export class CustomerSerializer {
     await this.sessions.end();
   }
 
+  private async unlock(session: pg.PoolClient, key: string): Promise<void> {
+    const timeoutMs = boundedByDeadline(this.limits.queryTimeoutMs, "the customer's unlock");
+    await session.query({ text: "SELECT pg_advisory_unlock(hashtextextended($1, 0))", values: [key], query_timeout: timeoutMs } as pg.QueryConfig);
+  }
+
   private async withAdvisoryLock<T>(customerId: string, work: () => Promise<T>): Promise<T> {
     const key = lockNamespace + customerId;
     let session: pg.PoolClient;
-    // A held session is no longer watched by the pool: a server restart or a killed backend
-    // would emit 'error' on it with no listener and end the process. The lock went with the
-    // session; the work's own Serializable transaction still keeps it correct.
+    // A session lost while held (reported by the pool's own listener) is discarded, not reused.
+    // The lock went with the session; the work's own Serializable transaction still keeps it
+    // correct.
     let lost: Error | undefined;
     const onLost = (error: Error) => {
-      // pg may report one lost connection twice (the server's message, then the socket's end).
-      if (lost) return;
-      lost = error;
-      this.lostSessionCount += 1;
-      this.onSessionError(error);
+      lost ??= error;
     };
     try {
       session = await this.sessions.connect();
@@ -145,23 +156,30 @@ export class CustomerSerializer {
       session.removeListener("error", onLost);
       session.release(error ?? lost);
     };
+    let lockTimeoutMs: number;
     try {
-      await session.query("SELECT pg_advisory_lock(hashtextextended($1, 0))", [key]);
+      lockTimeoutMs = boundedByDeadline(this.limits.queryTimeoutMs, "the customer's lock");
+    } catch (error) {
+      release();
+      throw error;
+    }
+    try {
+      await session.query({ text: "SELECT pg_advisory_lock(hashtextextended($1, 0))", values: [key], query_timeout: lockTimeoutMs } as pg.QueryConfig);
     } catch (error) {
       release(error as Error);
       throw new ServiceUnavailableError("could not take the customer's lock in time", { cause: error });
     }
+    let succeeded = false;
     try {
-      return await work();
+      const value = await work();
+      succeeded = true;
+      return value;
     } finally {
-      // Ending the session releases the lock too; a failed unlock therefore discards it.
-      if (lost) release();
-      else {
-        await session.query("SELECT pg_advisory_unlock(hashtextextended($1, 0))", [key]).then(
-          () => release(),
-          (error: unknown) => release(error as Error),
-        );
-      }
+      // Ending the session releases the lock too. After a failed attempt (the database may be
+      // out of reach) or a lost session it is discarded rather than unlocked, so that the answer
+      // does not wait on one more statement.
+      if (lost || !succeeded) release(lost ?? new Error("discarded after a failed attempt"));
+      else await this.unlock(session, key).then(() => release(), (error: unknown) => release(error as Error));
     }
   }
 }

@@ -1,6 +1,8 @@
 // Creating databases and applying migrations: used by `npm start`, the test setup and the
 // tooling scripts, never by request handling.
 import { execFile } from "node:child_process";
+import crypto from "node:crypto";
+import fs from "node:fs";
 import path from "node:path";
 import { promisify } from "node:util";
 import pg from "pg";
@@ -25,8 +27,12 @@ export function databaseNameOf(url: string): string {
   return decodeURIComponent(new URL(url).pathname.replace(/^\//, ""));
 }
 
-async function withAdminClient<T>(url: string, work: (client: pg.Client) => Promise<T>): Promise<T> {
-  const client = new pg.Client({ connectionString: withDatabase(url) });
+function withAdminClient<T>(url: string, work: (client: pg.Client) => Promise<T>): Promise<T> {
+  return withClient(withDatabase(url), work);
+}
+
+async function withClient<T>(url: string, work: (client: pg.Client) => Promise<T>): Promise<T> {
+  const client = new pg.Client({ connectionString: url });
   // A server that goes away mid-command fails the command, which reports it; without a
   // listener the client would also emit an 'error' that ends the process.
   client.on("error", () => undefined);
@@ -62,6 +68,43 @@ export async function dropDatabase(url: string): Promise<void> {
   const name = databaseNameOf(url);
   assertDatabaseName(name);
   await withAdminClient(url, (client) => client.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`));
+}
+
+const migrationsDirectory = path.join(projectRoot, "prisma", "migrations");
+
+/** The committed migrations, by name, with the checksum Prisma records for each (sha256 of its SQL). */
+function committedMigrations(): Map<string, string> {
+  const names = fs.readdirSync(migrationsDirectory, { withFileTypes: true }).filter((entry) => entry.isDirectory()).map((entry) => entry.name);
+  return new Map(names.map((name) => [name, crypto.createHash("sha256").update(fs.readFileSync(path.join(migrationsDirectory, name, "migration.sql"))).digest("hex")]));
+}
+
+/**
+ * The committed migrations the database has not applied (or applied from another text), in one
+ * query on one connection: all of them when it has no migration table yet. Migrations the
+ * database has and this release does not know (a newer release's) are not its business.
+ */
+export async function pendingMigrations(url: string): Promise<string[]> {
+  const committed = committedMigrations();
+  const applied = await withClient(url, async (client) => {
+    const table = await client.query<{ present: boolean }>("SELECT to_regclass('public._prisma_migrations') IS NOT NULL AS present");
+    if (!table.rows[0]!.present) return new Map<string, string>();
+    const rows = await client.query<{ migration_name: string; checksum: string }>(
+      "SELECT migration_name, checksum FROM _prisma_migrations WHERE finished_at IS NOT NULL AND rolled_back_at IS NULL",
+    );
+    return new Map(rows.rows.map((row) => [row.migration_name, row.checksum]));
+  });
+  return [...committed].filter(([name, checksum]) => applied.get(name) !== checksum).map(([name]) => name).sort();
+}
+
+/**
+ * Applies the committed migrations unless the database already has them all: the check is one
+ * query (milliseconds), `prisma migrate deploy` a child process of seconds, so a restart on an
+ * up-to-date database does not pay for it. Says whether anything was applied.
+ */
+export async function migrateIfPending(url: string): Promise<{ applied: string[] }> {
+  const pending = await pendingMigrations(url);
+  if (pending.length > 0) await migrateDatabase(url);
+  return { applied: pending };
 }
 
 /** Applies every committed migration with `prisma migrate deploy` (offline WASM engine). */

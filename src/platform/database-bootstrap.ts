@@ -1,8 +1,10 @@
 // Where the database comes from: DATABASE_URL when given, otherwise a real PostgreSQL
-// embedded under .data/. Either way the committed migrations are applied before serving.
+// embedded under .data/. Either way the committed migrations are in place before serving:
+// applied at start when some are missing (MIGRATE_ON_START, the default), or, for rolling
+// deploys that run `npm run migrate` as their own step, checked and the start refused.
 import type { Logger } from "pino";
 import type { Config } from "../config";
-import { createDatabase, migrateDatabase } from "./database-admin";
+import { createDatabase, migrateIfPending, pendingMigrations } from "./database-admin";
 import { startEmbeddedPostgres } from "./embedded-postgres";
 
 export interface PreparedDatabase {
@@ -15,10 +17,30 @@ export interface PreparedDatabase {
 
 const embeddedCredentials = { user: "splice", password: "splice" };
 
-export async function prepareDatabase(config: Config, logger: Logger): Promise<PreparedDatabase> {
+/** MIGRATE_ON_START=false and the database lacks migrations of this release. */
+export class MigrationsPendingError extends Error {
+  override readonly name = "MigrationsPendingError";
+
+  constructor(pending: string[]) {
+    super(`the database lacks ${pending.length} migration${pending.length === 1 ? "" : "s"} of this release (${pending.join(", ")}): run \`npm run migrate\` first, or start with MIGRATE_ON_START=true`);
+  }
+}
+
+/** Brings the schema up to this release (or refuses to), as configured. */
+async function ensureMigrated(url: string, config: Config, logger: Logger): Promise<void> {
+  if (!config.database.migrateOnStart) {
+    const pending = await pendingMigrations(url);
+    if (pending.length > 0) throw new MigrationsPendingError(pending);
+    return;
+  }
+  const { applied } = await migrateIfPending(url);
+  if (applied.length > 0) logger.info({ applied }, "migrations applied");
+}
+
+export async function prepareDatabase(config: Config, logger: Logger, options: { migrate?: "as-configured" | "always" } = {}): Promise<PreparedDatabase> {
+  const migrationConfig = options.migrate === "always" ? { ...config, database: { ...config.database, migrateOnStart: true } } : config;
   if (config.database.url) {
-    await migrateDatabase(config.database.url);
-    logger.info("migrations applied to the database at DATABASE_URL");
+    await ensureMigrated(config.database.url, migrationConfig, logger);
     return { url: config.database.url, stop: async () => undefined, stopNow: () => undefined };
   }
   const { directory, port, databaseName } = config.database.embedded;
@@ -32,11 +54,11 @@ export async function prepareDatabase(config: Config, logger: Logger): Promise<P
   const url = cluster.urlFor(databaseName);
   try {
     await createDatabase(url);
-    await migrateDatabase(url);
+    await ensureMigrated(url, migrationConfig, logger);
   } catch (error) {
     await cluster.stop();
     throw error;
   }
-  logger.info({ directory, port, database: databaseName }, "embedded PostgreSQL started and migrated");
+  logger.info({ directory, port, database: databaseName }, "embedded PostgreSQL started");
   return { url, stop: () => cluster.stop(), stopNow: () => cluster.stopNow() };
 }

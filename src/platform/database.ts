@@ -3,7 +3,8 @@
 // deadlocks with exponential backoff and full jitter, a bounded number of attempts.
 import type pg from "pg";
 import { PrismaClient, Prisma } from "../generated/prisma/client";
-import type { Config } from "../config";
+import type { Config, DatabaseTimeouts } from "../config";
+import { boundedByDeadline } from "./deadline";
 import { ServiceUnavailableError, isFailedOutcome, type Failure } from "./failures";
 import { bindRunner, poolRunner } from "./direct-sql";
 import { createPgAdapter, openingTransactions, type OpeningTransaction } from "./pg-adapter";
@@ -25,23 +26,38 @@ export type Transaction = Prisma.TransactionClient;
  * other. Index scans lock only the index pages and rows they read. A query with no index to
  * use still scans. Sessions are in UTC: the driver adapter sends and reads timestamps as UTC
  * clock time without a zone, so SQL date arithmetic (usage periods) must not depend on the
- * server's TimeZone setting.
+ * server's TimeZone setting. The server's own timeouts end a statement that runs too long and a
+ * session whose client left it inside a transaction (its locks with it).
  */
-const indexScanSessionOptions = "-c enable_seqscan=off -c enable_bitmapscan=off -c TimeZone=UTC";
+function sessionOptions(timeouts: DatabaseTimeouts): string {
+  return [
+    "-c enable_seqscan=off -c enable_bitmapscan=off -c TimeZone=UTC",
+    `-c statement_timeout=${timeouts.statementMs}`,
+    `-c idle_in_transaction_session_timeout=${timeouts.idleInTransactionMs}`,
+  ].join(" ");
+}
 
-export function createDatabase(
-  url: string,
-  poolSize: number,
-  acquireTimeoutMs: number,
-  onConnectionError: (error: Error) => void = () => undefined,
-): Database {
+export interface DatabaseSettings {
+  poolSize: number;
+  /** Waiting for a pooled connection (TX_MAX_WAIT_MS). */
+  acquireTimeoutMs: number;
+  timeouts: DatabaseTimeouts;
+}
+
+/** The service's pool settings from its configuration. */
+export function databaseSettingsOf(config: Pick<Config, "database" | "transactions">): DatabaseSettings {
+  return { poolSize: config.database.poolSize, acquireTimeoutMs: config.transactions.maxWaitMs, timeouts: config.database.timeouts };
+}
+
+export function createDatabase(url: string, settings: DatabaseSettings, onConnectionError: (error: Error) => void = () => undefined): Database {
   const health = { connectionErrors: 0 };
   const { adapter, pool } = createPgAdapter({
     url,
-    size: poolSize,
-    acquireTimeoutMs,
-    sessionOptions: indexScanSessionOptions,
-    onIdleConnectionError: (error) => {
+    size: settings.poolSize,
+    acquireTimeoutMs: settings.acquireTimeoutMs,
+    queryTimeoutMs: settings.timeouts.queryMs,
+    sessionOptions: sessionOptions(settings.timeouts),
+    onConnectionError: (error) => {
       health.connectionErrors += 1;
       onConnectionError(error);
     },
@@ -49,7 +65,7 @@ export function createDatabase(
   // "minimal": no call stack captured on every query to decorate an error message nobody sees
   // (errors are logged and translated, never shown to clients as Prisma words them).
   const client = Object.assign(new PrismaClient({ adapter, errorFormat: "minimal" }), { pool, health });
-  bindRunner(client, poolRunner(pool));
+  bindRunner(client, poolRunner(pool, settings.timeouts.queryMs));
   return client;
 }
 
@@ -77,10 +93,13 @@ const unavailableMarkers = new Set([
   "P1001", "P1002", "P1017", "P2024", "P2028", "ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "EPIPE", "EHOSTUNREACH",
   "ENETUNREACH", "ECONNABORTED", "ENOTFOUND", "EAI_AGAIN", "ENOTCONN", "08000", "08001", "08003", "08004", "08006", "57P01", "57P02", "57P03", "53300",
   "DatabaseNotReachable", "ConnectionClosed", "TooManyConnections", "SocketTimeout", "ConnectionLost", "TransactionClosed",
+  // A statement the server cancelled at statement_timeout, a session it ended for idling in a
+  // transaction, and a request whose deadline passed while it waited for the database.
+  "57014", "25P03", "DeadlineExceeded",
 ]);
 // node-postgres reports a lost or unobtainable connection as a plain Error with no code.
 const unavailableMessages =
-  /Connection terminated|not queryable|timeout exceeded when trying to connect|Cannot use a pool after calling end|terminating connection due to administrator command|the database system is (starting up|shutting down|in recovery mode)/i;
+  /Connection terminated|Query read timeout|not queryable|timeout exceeded when trying to connect|Cannot use a pool after calling end|terminating connection due to administrator command|the database system is (starting up|shutting down|in recovery mode)/i;
 const markerSearchDepth = 4;
 
 /** Error codes and pg's connection messages found on an error and the causes Prisma and pg nest inside it. */
@@ -159,8 +178,8 @@ export class Transactor {
       return await openingTransactions.run(opening, () =>
         this.database.$transaction(failOnFailure, {
           isolationLevel: Prisma.TransactionIsolationLevel.Serializable,
-          maxWait: this.limits.maxWaitMs,
-          timeout: this.limits.timeoutMs,
+          maxWait: boundedByDeadline(this.limits.maxWaitMs, "a database connection"),
+          timeout: boundedByDeadline(this.limits.timeoutMs, "a transaction"),
         }),
       );
     } catch (error) {
@@ -187,7 +206,7 @@ export class Transactor {
           this.counters.exhausted += 1;
           throw new ServiceUnavailableError(`transaction still conflicting after ${made} attempts`, { cause: conflict });
         }
-        await sleep(this.backoffMs(made));
+        await sleep(boundedByDeadline(this.backoffMs(made), "a retry after a conflict"));
       }
       try {
         return await attempt();

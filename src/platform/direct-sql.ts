@@ -14,6 +14,7 @@
 // Dates go in as UTC clock time, as the driver adapter sends them; decimals as their digits.
 import pg from "pg";
 import { Prisma } from "../generated/prisma/client";
+import { boundedByDeadline, DeadlineExceededError, remainingMs } from "./deadline";
 
 /** Runs one parameterised statement and returns its rows. */
 export interface SqlRunner {
@@ -65,18 +66,82 @@ export class SqlStatementError extends Error {
   }
 }
 
-async function run(queryable: pg.Pool | pg.PoolClient, sql: Prisma.Sql): Promise<unknown[]> {
+const sqlStatePattern = /^[0-9A-Z]{5}$/;
+
+/** The SQLSTATE PostgreSQL answered with, as the adapter reports it; none for a lost connection. */
+function sqlStateOf(error: unknown): string | undefined {
+  const candidates = [error, (error as { cause?: unknown } | null)?.cause];
+  for (const candidate of candidates) {
+    const code = (candidate as { originalCode?: unknown; code?: unknown } | null)?.originalCode ?? (candidate as { code?: unknown } | null)?.code;
+    if (typeof code === "string" && sqlStatePattern.test(code)) return code;
+  }
+  return undefined;
+}
+
+/** Whether a session that failed a statement can be reused: PostgreSQL answered, and not to say it is going away. */
+export function sessionSurvived(error: unknown): boolean {
+  const sqlState = sqlStateOf(error);
+  return sqlState !== undefined && !sqlState.startsWith("08") && !sqlState.startsWith("57P");
+}
+
+/**
+ * Runs one statement, waiting for its answer at most `queryTimeoutMs` and no later than the
+ * request's deadline (pg fails it with "Query read timeout"); `onNoAnswer` hears of a statement
+ * that failed without an answer from PostgreSQL.
+ */
+async function run(queryable: pg.Pool | pg.PoolClient, sql: Prisma.Sql, queryTimeoutMs: number, onNoAnswer?: (error: Error) => void): Promise<unknown[]> {
+  const timeoutMs = boundedByDeadline(queryTimeoutMs, "a database statement");
   try {
-    const result = await queryable.query({ text: sql.text, values: sql.values.map(parameter), types });
+    const result = await queryable.query({ text: sql.text, values: sql.values.map(parameter), types, query_timeout: timeoutMs } as pg.QueryConfig);
     return result.rows;
   } catch (error) {
-    throw new SqlStatementError(error);
+    const failure = new SqlStatementError(error);
+    if (!sessionSurvived(error)) onNoAnswer?.(failure);
+    throw failure;
   }
 }
 
-/** Statements on the pool: each on whichever connection is free, outside any transaction. */
-export function poolRunner(pool: pg.Pool): SqlRunner {
-  return { rows: (sql) => run(pool, sql) };
+/**
+ * A pooled connection, waited for no later than the request's deadline (the pool's own
+ * acquire timeout applies too). One that arrives after the deadline goes back to the pool.
+ */
+export async function connectWithinDeadline(pool: pg.Pool): Promise<pg.PoolClient> {
+  const leftMs = remainingMs();
+  if (leftMs === undefined) return pool.connect();
+  if (leftMs <= 0) throw new DeadlineExceededError("a database connection");
+  const connecting = pool.connect();
+  let timer: NodeJS.Timeout | undefined;
+  const expired = new Promise<never>((_resolve, reject) => {
+    timer = setTimeout(() => reject(new DeadlineExceededError("a database connection")), leftMs);
+  });
+  try {
+    return await Promise.race([connecting, expired]);
+  } catch (error) {
+    if (error instanceof DeadlineExceededError) connecting.then((late) => late.release(), () => undefined);
+    throw error;
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/**
+ * Statements on the pool: each on whichever connection is free, outside any transaction. A
+ * connection whose statement failed without an answer is discarded, not reused.
+ */
+export function poolRunner(pool: pg.Pool, queryTimeoutMs: number): SqlRunner {
+  return {
+    rows: async (sql) => {
+      const client = await connectWithinDeadline(pool).catch((error: unknown) => {
+        throw error instanceof DeadlineExceededError ? error : new SqlStatementError(error);
+      });
+      let lost: Error | undefined;
+      try {
+        return await run(client, sql, queryTimeoutMs, (error) => (lost = error));
+      } finally {
+        client.release(lost);
+      }
+    },
+  };
 }
 
 /**
@@ -92,12 +157,15 @@ class TransactionClosedError extends Error {
   }
 }
 
-/** Statements on a transaction's own connection, refused once its end has been sent. */
-export function transactionRunner(client: pg.PoolClient, isOpen: () => boolean): SqlRunner {
+/**
+ * Statements on a transaction's own connection, refused once its end has been sent. One that
+ * fails without an answer (timed out, connection lost) discards the connection at once.
+ */
+export function transactionRunner(client: pg.PoolClient, isOpen: () => boolean, discard: (error: Error) => void, queryTimeoutMs: number): SqlRunner {
   return {
     rows: (sql) => {
       if (!isOpen()) return Promise.reject(new TransactionClosedError());
-      return run(client, sql);
+      return run(client, sql, queryTimeoutMs, discard);
     },
   };
 }

@@ -100,14 +100,18 @@ const clientErrorCodes = new Set([
   "PERSISTED_QUERY_NOT_SUPPORTED",
 ]);
 
-export type UnexpectedErrorReporter = (error: unknown) => void;
+/** Where errors worth a log line go: a bug (unexpected), or the database out of reach (unavailable). */
+export interface ErrorReporters {
+  unexpected: (error: unknown) => void;
+  unavailable: (error: unknown) => void;
+}
 
 /**
  * Apollo's formatError: our translated failures pass through; request errors (parse,
  * validation, variable coercion) become BAD_USER_INPUT; database outages SERVICE_UNAVAILABLE;
  * anything else is reported and masked as INTERNAL_SERVER_ERROR.
  */
-export function createErrorFormatter(report: UnexpectedErrorReporter, unavailableRetryAfterSeconds: number) {
+export function createErrorFormatter(report: ErrorReporters, unavailableRetryAfterSeconds: number) {
   return (formatted: GraphQLFormattedError, error: unknown): GraphQLFormattedError => {
     const original = unwrapResolverError(error);
     const base = { message: formatted.message, locations: formatted.locations, path: formatted.path };
@@ -116,7 +120,7 @@ export function createErrorFormatter(report: UnexpectedErrorReporter, unavailabl
       return { ...base, extensions };
     }
     if (original instanceof ServiceUnavailableError || isDatabaseUnavailable(original)) {
-      report(original);
+      report.unavailable(original);
       return {
         ...base,
         message: defaultMessages.SERVICE_UNAVAILABLE,
@@ -127,7 +131,7 @@ export function createErrorFormatter(report: UnexpectedErrorReporter, unavailabl
     if (clientErrorCodes.has(code) && original instanceof GraphQLError) {
       return { ...base, extensions: { code: "BAD_USER_INPUT" } };
     }
-    report(original);
+    report.unexpected(original);
     return { ...base, message: defaultMessages.INTERNAL_SERVER_ERROR, extensions: { code: "INTERNAL_SERVER_ERROR" } };
   };
 }

@@ -4,11 +4,13 @@
 // not count `__typename`), control characters in string inputs; batched requests off; and
 // introspection for staff only where configured so (403).
 import type { ApolloServerPlugin } from "@apollo/server";
+import type { Request, RequestHandler } from "express";
 import { ApolloArmor } from "@escape.tech/graphql-armor";
 import { GraphQLError, Kind, visit, type ASTVisitor, type DocumentNode, type ValidationContext } from "graphql";
 import type { Config } from "../config";
 import type { Caller } from "./auth";
 import { toGraphQLError, withHttpStatus } from "./errors";
+import { textNestingDepth, valueNestingDepth } from "./nesting";
 
 export function queryLimits(config: Config) {
   const limits = config.graphql;
@@ -26,6 +28,33 @@ export function queryLimits(config: Config) {
     validationRules: [...protection.validationRules, maxAliasesRule(limits.maxAliases)],
     parseOptions: { maxTokens: limits.maxTokens },
   };
+}
+
+/**
+ * Before Apollo: refuses a document or variables nested past the limits with 400 and a message
+ * that names the limit. graphql-js parses and coerces recursively, and a few thousand levels
+ * overflow the stack ("Maximum call stack size exceeded"), which says nothing useful.
+ */
+export function nestingLimits(limits: Pick<Config["graphql"], "maxNesting" | "maxVariablesNesting">): RequestHandler {
+  return (request, response, next) => {
+    const problem = nestingProblem(request, limits);
+    if (problem === undefined) return next();
+    response.status(400).json({ errors: [{ message: problem, extensions: { code: "BAD_USER_INPUT" } }] });
+  };
+}
+
+function nestingProblem(request: Request, limits: Pick<Config["graphql"], "maxNesting" | "maxVariablesNesting">): string | undefined {
+  const source: unknown = request.method === "GET" ? request.query : request.body;
+  if (source === null || typeof source !== "object" || Array.isArray(source)) return undefined;
+  const { query, variables } = source as Record<string, unknown>;
+  if (typeof query === "string" && textNestingDepth(query) > limits.maxNesting) {
+    return `The document nests brackets, braces and parentheses more than ${limits.maxNesting} levels deep (QUERY_MAX_NESTING)`;
+  }
+  const variablesDepth = typeof variables === "string" ? textNestingDepth(variables) : valueNestingDepth(variables);
+  if (variablesDepth > limits.maxVariablesNesting) {
+    return `Variables nest objects and lists more than ${limits.maxVariablesNesting} levels deep (VARIABLES_MAX_NESTING)`;
+  }
+  return undefined;
 }
 
 /** Every alias in the document counts, `__typename` ones included. */

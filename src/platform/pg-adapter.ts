@@ -18,7 +18,8 @@
 import { AsyncLocalStorage } from "node:async_hooks";
 import { PrismaPg } from "@prisma/adapter-pg";
 import pg from "pg";
-import { transactionRunner, type SqlRunner } from "./direct-sql";
+import { DeadlineExceededError } from "./deadline";
+import { connectWithinDeadline, sessionSurvived, transactionRunner, type SqlRunner } from "./direct-sql";
 
 interface AdapterQuery {
   sql: string;
@@ -27,8 +28,8 @@ interface AdapterQuery {
 /** The parts of the adapter's transaction (PgTransaction in @prisma/adapter-pg 7.10) used here. */
 interface AdapterTransaction {
   client: pg.PoolClient;
-  cleanup?: () => void;
   executeRaw(query: AdapterQuery & { args: unknown[]; argTypes: unknown[] }): Promise<number>;
+  queryRaw(query: AdapterQuery & { args: unknown[]; argTypes: unknown[] }): Promise<unknown>;
   commit(): Promise<void>;
   rollback(): Promise<void>;
 }
@@ -54,46 +55,37 @@ export interface PoolSettings {
   size: number;
   /** Waiting for a pooled connection, or for a new one to open, fails after this. */
   acquireTimeoutMs: number;
-  /** Server settings for every session (planner choices that keep predicate locks narrow). */
+  /**
+   * A statement whose answer has not arrived after this fails on the client's side, and its
+   * connection is discarded: the server may be gone without a word (a partition, a frozen host).
+   */
+  queryTimeoutMs: number;
+  /** An idle connection is closed after this (pg's default: 10 s). */
+  idleTimeoutMs?: number;
+  /** Server settings for every session (planner choices, the server's own timeouts). */
   sessionOptions?: string;
-  onIdleConnectionError: (error: Error) => void;
+  /** A connection the server or the network dropped, idle or in use: reported, never thrown. */
+  onConnectionError: (error: Error) => void;
 }
 
 const endingStatements = new Set(["COMMIT", "ROLLBACK"]);
-const sqlStatePattern = /^[0-9A-Z]{5}$/;
-
-/** The SQLSTATE PostgreSQL answered with, as the adapter reports it; none for a lost connection. */
-function sqlStateOf(error: unknown): string | undefined {
-  const candidates = [error, (error as { cause?: unknown } | null)?.cause];
-  for (const candidate of candidates) {
-    const code = (candidate as { originalCode?: unknown; code?: unknown } | null)?.originalCode ?? (candidate as { code?: unknown } | null)?.code;
-    if (typeof code === "string" && sqlStatePattern.test(code)) return code;
-  }
-  return undefined;
-}
-
-/** Whether a session that failed a statement can be reused: PostgreSQL answered, and not to say it is going away. */
-function sessionSurvived(error: unknown): boolean {
-  const sqlState = sqlStateOf(error);
-  return sqlState !== undefined && !sqlState.startsWith("08") && !sqlState.startsWith("57P");
-}
-
 /**
  * Gives the connection back exactly once, and tells whether the transaction is still open:
  * closed from the moment its COMMIT or ROLLBACK is sent.
  */
-function releaseExactlyOnce(transaction: AdapterTransaction): { transaction: AdapterTransaction; isOpen: () => boolean } {
+function releaseExactlyOnce(transaction: AdapterTransaction): { transaction: AdapterTransaction; isOpen: () => boolean; discard: (error: Error) => void } {
   let released = false;
   let ending = false;
   const release = (error?: Error) => {
     ending = true;
     if (released) return;
     released = true;
-    transaction.cleanup?.();
     // With an error, pg's pool destroys the connection instead of reusing it.
     transaction.client.release(error);
   };
   const executeRaw = transaction.executeRaw.bind(transaction);
+  const queryRaw = transaction.queryRaw.bind(transaction);
+  const asError = (error: unknown) => (error instanceof Error ? error : new Error(String(error)));
   transaction.commit = async () => release();
   transaction.rollback = async () => release();
   transaction.executeRaw = async (query) => {
@@ -102,11 +94,23 @@ function releaseExactlyOnce(transaction: AdapterTransaction): { transaction: Ada
     try {
       return await executeRaw(query);
     } catch (error) {
-      if (endsTransaction) release(sessionSurvived(error) ? undefined : error instanceof Error ? error : new Error(String(error)));
+      if (endsTransaction) release(sessionSurvived(error) ? undefined : asError(error));
+      else if (!sessionSurvived(error)) release(asError(error));
       throw error;
     }
   };
-  return { transaction, isOpen: () => !ending };
+  // A statement that failed without PostgreSQL's answer (timed out, connection lost) leaves the
+  // connection unusable: it is discarded at once, so that the ROLLBACK Prisma sends next fails
+  // at once too instead of queueing behind the statement that never answered.
+  transaction.queryRaw = async (query) => {
+    try {
+      return await queryRaw(query);
+    } catch (error) {
+      if (!sessionSurvived(error)) release(asError(error));
+      throw error;
+    }
+  };
+  return { transaction, isOpen: () => !ending, discard: release };
 }
 
 /**
@@ -114,19 +118,18 @@ function releaseExactlyOnce(transaction: AdapterTransaction): { transaction: Ada
  * isolation level. The transaction is the adapter itself on that one connection (its
  * statements, type mapping and error conversion are the adapter's own).
  */
-async function beginTransaction(adapter: TransactionalAdapter, pool: pg.Pool, isolationLevel: string | undefined, onConnectionError: (error: Error) => void): Promise<AdapterTransaction> {
+async function beginTransaction(adapter: TransactionalAdapter, pool: pg.Pool, isolationLevel: string | undefined): Promise<AdapterTransaction> {
   if (isolationLevel !== undefined && !isolationLevels.has(isolationLevel)) throw new Error(`unknown isolation level ${isolationLevel}`);
   let connection: pg.PoolClient;
   try {
-    connection = await pool.connect();
+    connection = await connectWithinDeadline(pool);
   } catch (error) {
+    if (error instanceof DeadlineExceededError) throw error;
     return adapter.onError(error);
   }
-  connection.on("error", onConnectionError);
   const transaction = Object.create(adapter, {
     client: { value: connection },
     options: { value: { usePhantomQuery: false } },
-    cleanup: { value: () => connection.removeListener("error", onConnectionError) },
   }) as AdapterTransaction;
   const savepoint = (statement: string) => async (name: string) => {
     await transaction.executeRaw({ sql: `${statement} ${name}`, args: [], argTypes: [] });
@@ -135,7 +138,6 @@ async function beginTransaction(adapter: TransactionalAdapter, pool: pg.Pool, is
   try {
     await transaction.executeRaw({ sql: isolationLevel ? `BEGIN ISOLATION LEVEL ${isolationLevel}` : "BEGIN", args: [], argTypes: [] });
   } catch (error) {
-    transaction.cleanup?.();
     connection.release(error as Error);
     throw error;
   }
@@ -144,34 +146,52 @@ async function beginTransaction(adapter: TransactionalAdapter, pool: pg.Pool, is
 
 const keepAliveInitialDelayMs = 10_000;
 
+/**
+ * pg's Client with an 'error' listener from the moment it exists. pg-pool listens to a client
+ * only while it is idle, and a listener added after `await pool.connect()` comes too late when
+ * the server's FATAL arrives in the same read as the new connection's ReadyForQuery: pg parses
+ * both in one tick, resolving connect() and then emitting 'error' before the caller's
+ * continuation runs, and an 'error' without a listener ends the process.
+ */
+function listenedClient(onConnectionError: (error: Error) => void): typeof pg.Client {
+  return class ListenedClient extends pg.Client {
+    constructor(config?: string | pg.ClientConfig) {
+      super(config);
+      this.on("error", onConnectionError);
+    }
+  };
+}
+
 export function createPool(settings: PoolSettings): pg.Pool {
   const pool = new pg.Pool({
+    Client: listenedClient(settings.onConnectionError),
     connectionString: settings.url,
     max: settings.size,
     connectionTimeoutMillis: settings.acquireTimeoutMs,
+    query_timeout: settings.queryTimeoutMs,
+    idleTimeoutMillis: settings.idleTimeoutMs,
     // A peer that vanished without closing is probed after 10 s idle instead of the OS's 2 hours.
     keepAlive: true,
     keepAliveInitialDelayMillis: keepAliveInitialDelayMs,
     options: settings.sessionOptions,
   });
-  // An idle connection dropped by the server must not crash the process; the pool discards it
-  // and opens another when next needed.
-  pool.on("error", settings.onIdleConnectionError);
+  // The pool re-emits an idle client's error; the client's own listener already reported it.
+  pool.on("error", () => undefined);
   return pool;
 }
 
 export function createPgAdapter(settings: PoolSettings): { adapter: PrismaPg; pool: pg.Pool } {
   const pool = createPool(settings);
-  const factory = new PrismaPg(pool, { onConnectionError: settings.onIdleConnectionError });
+  const factory = new PrismaPg(pool);
   const connect = factory.connect.bind(factory);
   factory.connect = async () => {
     const adapter = await connect();
     const transactional = adapter as unknown as TransactionalAdapter;
     transactional.startTransaction = async (isolationLevel) => {
-      const { transaction, isOpen } = releaseExactlyOnce(await beginTransaction(transactional, pool, isolationLevel, settings.onIdleConnectionError));
+      const { transaction, isOpen, discard } = releaseExactlyOnce(await beginTransaction(transactional, pool, isolationLevel));
       const opening = openingTransactions.getStore();
       // The first transaction opened in the context is the one its caller asked for.
-      if (opening && !opening.runner) opening.runner = transactionRunner(transaction.client, isOpen);
+      if (opening && !opening.runner) opening.runner = transactionRunner(transaction.client, isOpen, discard, settings.queryTimeoutMs);
       return transaction;
     };
     return adapter;

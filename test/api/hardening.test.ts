@@ -51,6 +51,35 @@ describe("a production-configured server", () => {
     await refusedFor(`{ me { id ${"@include(if: true) ".repeat(60)} } }`, /directive/i);
   });
 
+  it("refuses documents and variables nested thousands of levels deep with 400 and the limit that was hit", async () => {
+    const post = async (body: string) => {
+      const response = await fetch(`${server.baseUrl}/graphql`, { method: "POST", headers: { "content-type": "application/json", authorization: `Bearer ${server.staffToken}` }, body });
+      return { status: response.status, body: (await response.json()) as { errors: { message: string; extensions: { code: string } }[] } };
+    };
+    const search = "query($q: String!) { searchCustomers(query: $q) { edges { node { id } } } }";
+    const deepVariables = `{"a":`.repeat(20_000) + `"x"` + "}".repeat(20_000);
+    expect(await post(`{"query":${JSON.stringify(search)},"variables":{"q":${deepVariables}}}`)).toEqual({
+      status: 400,
+      body: { errors: [{ message: "Variables nest objects and lists more than 32 levels deep (VARIABLES_MAX_NESTING)", extensions: { code: "BAD_USER_INPUT" } }] },
+    });
+    const deepLiteral = `{ searchCustomers(query: ${"[".repeat(2000)}"x"${"]".repeat(2000)}) { edges { node { id } } } }`;
+    expect(await post(JSON.stringify({ query: deepLiteral }))).toEqual({
+      status: 400,
+      body: { errors: [{ message: "The document nests brackets, braces and parentheses more than 64 levels deep (QUERY_MAX_NESTING)", extensions: { code: "BAD_USER_INPUT" } }] },
+    });
+    const deepInUrl = `{"a":`.repeat(100) + `"x"` + "}".repeat(100);
+    const get = await fetch(`${server.baseUrl}/graphql?query=${encodeURIComponent(search)}&variables=${encodeURIComponent(`{"q":${deepInUrl}}`)}`, {
+      headers: { authorization: `Bearer ${server.staffToken}`, "apollo-require-preflight": "true" },
+    });
+    expect({ status: get.status, message: ((await get.json()) as { errors: { message: string }[] }).errors[0]!.message }).toEqual({
+      status: 400,
+      message: "Variables nest objects and lists more than 32 levels deep (VARIABLES_MAX_NESTING)",
+    });
+    // Within the limits the same shapes reach GraphQL's own checks.
+    const shallow = await post(JSON.stringify({ query: search, variables: { q: { a: "x" } } }));
+    expect(shallow.body.errors[0]!.message).toMatch(/String cannot represent a non string value/);
+  });
+
   it("refuses batched requests", async () => {
     const response = await fetch(`${server.baseUrl}/graphql`, {
       method: "POST",

@@ -160,7 +160,7 @@ describe("a guest checkout (no Stripe customer)", () => {
     const session = checkoutSession({ customer: null });
     stripe.lineItems.set(session.id, "price_pack10");
     const event = stripeEvent("checkout.session.completed", session);
-    expect((await deliver(event)).status).toBe(500);
+    expect((await deliver(event)).status).toBe(422);
     const stored = await server.sql.query("SELECT status, last_error FROM stripe_event WHERE id = $1", [event.id]);
     expect(stored.rows).toEqual([{ status: "FAILED", last_error: expect.stringContaining("neither a customer nor a usable email") }]);
   });
@@ -463,7 +463,7 @@ describe("refunds and disputes in any delivery order", () => {
     const session = checkoutSession({ customer: stripeCustomer, email: uniqueEmail("disputed"), paymentIntent });
     stripe.lineItems.set(session.id, "price_pack10");
     const early = await deliver(stripeEvent("charge.dispute.created", fromStripeFixture("dispute", { id: stripeId("dp"), charge: stripeId("ch"), payment_intent: paymentIntent, status: "needs_response" }), now + 5));
-    expect(early.status).toBe(500);
+    expect(early.status).toBe(422);
     await deliver(stripeEvent("checkout.session.completed", session, now));
     const [customer] = await customerByStripeId(stripeCustomer);
     const license = await server.sql.query("SELECT status FROM license WHERE customer_id = $1", [customer.id]);
@@ -661,27 +661,55 @@ describe("the webhook route", () => {
     expect(await deliver(event)).toEqual({ status: 200, body: { received: true, status: "IGNORED" } });
   });
 
-  it("records an unknown price as FAILED with a clear error and answers 500", async () => {
+  it("records an unknown price as FAILED with a clear error and answers 422, so that Stripe retries", async () => {
     const session = checkoutSession({ customer: stripeId("cus") });
     stripe.lineItems.set(session.id, "price_unheard_of");
     const event = stripeEvent("checkout.session.completed", session);
-    expect((await deliver(event)).status).toBe(500);
+    expect((await deliver(event)).status).toBe(422);
     const stored = await server.sql.query("SELECT status, last_error FROM stripe_event WHERE id = $1", [event.id]);
     expect(stored.rows[0]).toEqual({ status: "FAILED", last_error: "unknown price price_unheard_of: add it to STRIPE_PLANS" });
   });
 
-  it("answers 500 when processing fails, then succeeds on Stripe's retry", async () => {
+  it("answers 422 when processing fails, then succeeds on Stripe's retry", async () => {
     const stripeCustomer = stripeId("cus");
     const session = checkoutSession({ customer: stripeCustomer, email: uniqueEmail() });
     stripe.lineItems.set(session.id, "price_pack10");
     const event = stripeEvent("checkout.session.completed", session);
     stripe.failNext(1);
-    expect((await deliver(event)).status).toBe(500);
+    expect((await deliver(event)).status).toBe(422);
     const failed = await server.sql.query("SELECT status, attempts FROM stripe_event WHERE id = $1", [event.id]);
     expect(failed.rows[0]).toEqual({ status: "FAILED", attempts: 1 });
     expect(await customerByStripeId(stripeCustomer)).toEqual([]);
     expect((await deliver(event)).status).toBe(200);
     expect((await customerByStripeId(stripeCustomer))[0].seconds_remaining).toBe(10 * hour);
+  });
+
+  it("keeps a signed event it cannot read as FAILED with the reason, answers 200 (a retry cannot help), and lists it for staff", async () => {
+    const malformed = { ...stripeEvent("checkout.session.completed", checkoutSession({ customer: stripeId("cus") })), created: "yesterday" };
+    expect(await deliver(malformed)).toEqual({ status: 200, body: { received: true, status: "FAILED" } });
+    const stored = await server.sql.query("SELECT type, status, last_error FROM stripe_event WHERE id = $1", [malformed.id]);
+    expect(stored.rows).toEqual([{ type: "checkout.session.completed", status: "FAILED", last_error: "unreadable event: created: Invalid input: expected number, received string" }]);
+
+    // Without an id it is kept under a key made from the signed bytes: the same delivery, one row.
+    const anonymous = { object: "event", type: "invoice.paid", created: 1_700_000_000, data: { object: { id: stripeId("in") } } };
+    const { body, signature } = signedDelivery(anonymous, webhookSecret);
+    const post = () => fetch(`${server.baseUrl}/webhooks/stripe`, { method: "POST", headers: { "content-type": "application/json", "stripe-signature": signature }, body });
+    expect((await post()).status).toBe(200);
+    expect((await post()).status).toBe(200);
+    const kept = await server.sql.query("SELECT id, type, status, last_error FROM stripe_event WHERE payload->'data'->'object'->>'id' = $1", [anonymous.data.object.id]);
+    expect(kept.rows).toEqual([{ id: expect.stringMatching(/^unreadable_[0-9a-f]{64}$/), type: "invoice.paid", status: "FAILED", last_error: "unreadable event: id: Invalid input: expected string, received undefined" }]);
+
+    const listed: any = await server.graphql(`{ stripeEvents(status: FAILED, first: 100) { id type lastError } }`, {}, server.staffToken);
+    expect(listed.data.stripeEvents.map((row: any) => row.id)).toEqual(expect.arrayContaining([malformed.id, kept.rows[0].id]));
+    const replayed: any = await server.graphql(`mutation($id: ID!) { replayStripeEvent(id: $id) { status lastError } }`, { id: malformed.id }, server.staffToken);
+    expect(replayed.data.replayStripeEvent).toEqual({ status: "FAILED", lastError: stored.rows[0].last_error });
+  });
+
+  it("records an event of a handled type whose object it cannot use as FAILED and answers 422", async () => {
+    const event = stripeEvent("invoice.paid", { id: stripeId("in"), parent: { subscription_details: { subscription: stripeId("sub") } }, lines: { data: "not a list" } });
+    expect(await deliver(event)).toEqual({ status: 422, body: { received: true, status: "FAILED" } });
+    const stored = await server.sql.query("SELECT status, last_error FROM stripe_event WHERE id = $1", [event.id]);
+    expect(stored.rows).toEqual([{ status: "FAILED", last_error: "lines.filter is not a function" }]);
   });
 
   it("lets staff list events and replay a failed one", async () => {

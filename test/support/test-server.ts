@@ -10,7 +10,7 @@ import { buildApp } from "../../src/app";
 import { loadConfig, type Config } from "../../src/config";
 import type { Tier } from "../../src/modules/customers";
 import { mintToken } from "../../src/platform/auth";
-import { closeDatabase, createDatabase as createPrisma, type Database } from "../../src/platform/database";
+import { closeDatabase, createDatabase as createPrisma, databaseSettingsOf, type Database } from "../../src/platform/database";
 import { createDatabase, dropDatabase, withDatabase } from "../../src/platform/database-admin";
 import { createLogger } from "../../src/platform/logger";
 import type { Mailer } from "../../src/platform/mailer";
@@ -96,7 +96,7 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
     MAIL_DIRECTORY: path.join(os.tmpdir(), "splice-test-mail"),
     ...environment,
   });
-  const database = createPrisma(databaseUrl, config.database.poolSize, config.transactions.maxWaitMs);
+  const database = createPrisma(databaseUrl, databaseSettingsOf(config));
   const clock = new TestClock();
   const logger = options.logger ?? createLogger(config);
   // Configured keys when the test sets LICENSE_SIGNING_KEYS, else this process's test key.

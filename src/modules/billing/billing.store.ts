@@ -15,7 +15,8 @@ export interface StripeEventRecord {
   status: StripeEventStatus;
   attempts: number;
   lastError: string | null;
-  payload: Stripe.Event;
+  /** What Stripe sent, as it was: read with readStripeEvent before use. */
+  payload: unknown;
   receivedAt: Date;
   processedAt: Date | null;
 }
@@ -33,12 +34,6 @@ export interface PaymentEffectRecord extends NewPaymentEffect {
   createdAt: Date;
 }
 
-// The payload was checked against Stripe's signature when it arrived; its envelope is checked
-// here again, and the object inside is Stripe's, typed by the SDK for the event's type.
-const stripeEventPayload = z
-  .looseObject({ id: column.text, type: column.text, created: column.int, data: z.looseObject({ object: z.looseObject({}) }) })
-  .transform((payload) => payload as unknown as Stripe.Event);
-
 const eventRow = z
   .object({
     id: column.text,
@@ -47,7 +42,7 @@ const eventRow = z
     status: z.enum(["RECEIVED", "PROCESSED", "IGNORED", "FAILED"]),
     attempts: column.int,
     last_error: column.text.nullable(),
-    payload: stripeEventPayload,
+    payload: z.unknown(),
     received_at: column.timestamp,
     processed_at: column.timestamp.nullable(),
   })
@@ -103,6 +98,14 @@ export class BillingStore {
     await execute(db, "billing.recordEvent", Prisma.sql`
       INSERT INTO stripe_event (id, type, stripe_created, payload)
       VALUES (${event.id}, ${event.type}, ${new Date(event.created * 1000)}, ${JSON.stringify(event)}::jsonb)
+      ON CONFLICT (id) DO NOTHING`);
+  }
+
+  /** An event whose envelope could not be read: kept, FAILED with the reason. */
+  async recordUnreadableEvent(db: DatabaseClient, event: { id: string; type: string; reason: string; payload: unknown }, now: Date): Promise<void> {
+    await execute(db, "billing.recordUnreadableEvent", Prisma.sql`
+      INSERT INTO stripe_event (id, type, stripe_created, status, attempts, last_error, payload)
+      VALUES (${event.id}, ${event.type}, ${now}, 'FAILED', 1, ${event.reason}, ${JSON.stringify(event.payload)}::jsonb)
       ON CONFLICT (id) DO NOTHING`);
   }
 

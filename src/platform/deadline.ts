@@ -1,0 +1,47 @@
+// A request's bound on waiting for the database.
+//
+// A statement whose connection stops answering (a network partition, a frozen server) would
+// otherwise hold its request, and every request queued behind it for the same customer, until
+// TCP gives up. Each HTTP request runs with a deadline (TX_TIMEOUT_MS after it arrived); every
+// wait on the database inside it (a queue for the customer, a statement, a retry's backoff)
+// ends by then, and the request is answered 503 with Retry-After. Work outside a request (the
+// sweeper, the outbox, the audit) has no deadline: its statements are bounded by the pool's
+// statement timeouts alone.
+import { AsyncLocalStorage } from "node:async_hooks";
+import { ServiceUnavailableError } from "./failures";
+
+interface Deadline {
+  atMs: number;
+}
+
+const deadlines = new AsyncLocalStorage<Deadline>();
+
+/** Runs `work` with a deadline `budgetMs` from now (a nested call keeps the earlier deadline). */
+export function withDeadline<T>(budgetMs: number, work: () => T): T {
+  const atMs = Date.now() + budgetMs;
+  const outer = deadlines.getStore();
+  return deadlines.run({ atMs: outer ? Math.min(outer.atMs, atMs) : atMs }, work);
+}
+
+/** Milliseconds left before the current deadline; undefined outside a request. */
+export function remainingMs(): number | undefined {
+  const deadline = deadlines.getStore();
+  return deadline === undefined ? undefined : deadline.atMs - Date.now();
+}
+
+/** The database did not answer within the request's deadline: answered 503 like an outage. */
+export class DeadlineExceededError extends ServiceUnavailableError {
+  readonly code = "DeadlineExceeded";
+
+  constructor(waitingFor: string) {
+    super(`the request's deadline passed while waiting for ${waitingFor}`);
+  }
+}
+
+/** `boundMs`, shortened to what the deadline leaves; throws when nothing is left. */
+export function boundedByDeadline(boundMs: number, waitingFor: string): number {
+  const left = remainingMs();
+  if (left === undefined) return boundMs;
+  if (left <= 0) throw new DeadlineExceededError(waitingFor);
+  return Math.min(boundMs, Math.ceil(left));
+}

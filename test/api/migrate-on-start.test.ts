@@ -1,0 +1,96 @@
+// Migrations at start cost one query when the database is up to date (no `prisma migrate
+// deploy` child process), are applied when some are missing, and with MIGRATE_ON_START=false
+// are only checked: the start is refused until `npm run migrate` has run.
+import crypto from "node:crypto";
+import { execFile, spawn } from "node:child_process";
+import path from "node:path";
+import { promisify } from "node:util";
+import pg from "pg";
+import { createDatabase, dropDatabase, pendingMigrations, withDatabase } from "../../src/platform/database-admin";
+import { freePort, serverUrlVariable, templateDatabaseName } from "../support/test-database";
+
+const execFileAsync = promisify(execFile);
+const root = path.resolve(__dirname, "..", "..");
+const startTimeoutMs = 60_000;
+
+const scratchUrl = (label: string) => withDatabase(process.env[serverUrlVariable]!, `splice_${label}_${crypto.randomBytes(4).toString("hex")}`);
+
+async function withScratchDatabase(label: string, template: string | undefined, work: (url: string) => Promise<void>): Promise<void> {
+  const url = scratchUrl(label);
+  await createDatabase(url, template);
+  try {
+    await work(url);
+  } finally {
+    await dropDatabase(url);
+  }
+}
+
+/** Starts src/main.ts and waits until it serves /readyz or exits; then stops it. */
+async function start(url: string, environment: Record<string, string>): Promise<{ ready: boolean; exitCode: number | null; output: string }> {
+  const port = await freePort();
+  const child = spawn(process.execPath, ["--import", "tsx", path.join(root, "src", "main.ts")], {
+    cwd: root,
+    env: { ...process.env, NODE_ENV: "test", DATABASE_URL: url, PORT: String(port), HOST: "127.0.0.1", LOG_LEVEL: "info", SWEEPER_ENABLED: "false", OUTBOX_ENABLED: "false", ...environment },
+  });
+  let output = "";
+  child.stdout!.on("data", (chunk) => (output += chunk));
+  child.stderr!.on("data", (chunk) => (output += chunk));
+  const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
+  let exitCode: number | null | undefined;
+  void exited.then((code) => (exitCode = code));
+  const deadline = Date.now() + startTimeoutMs;
+  let ready = false;
+  while (!ready && exitCode === undefined && Date.now() < deadline) {
+    ready = await fetch(`http://127.0.0.1:${port}/readyz`).then((response) => response.ok, () => false);
+    if (!ready) await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  if (exitCode === undefined) child.kill("SIGTERM");
+  return { ready, exitCode: await exited, output };
+}
+
+it("knows which migrations a database lacks, by name and by checksum", async () => {
+  await withScratchDatabase("pending", templateDatabaseName, async (url) => {
+    expect(await pendingMigrations(url)).toEqual([]);
+    const sql = new pg.Client({ connectionString: url });
+    sql.on("error", () => undefined);
+    await sql.connect();
+    try {
+      const newest = await sql.query<{ migration_name: string }>("SELECT migration_name FROM _prisma_migrations ORDER BY migration_name DESC LIMIT 1");
+      const name = newest.rows[0]!.migration_name;
+      await sql.query("UPDATE _prisma_migrations SET checksum = 'edited' WHERE migration_name = $1", [name]);
+      expect(await pendingMigrations(url)).toEqual([name]);
+    } finally {
+      await sql.end();
+    }
+  });
+  await withScratchDatabase("empty", undefined, async (url) => {
+    expect((await pendingMigrations(url)).length).toBeGreaterThan(10);
+  });
+});
+
+it("starts on an up-to-date database without running prisma migrate deploy", async () => {
+  await withScratchDatabase("uptodate", templateDatabaseName, async (url) => {
+    const { ready, output } = await start(url, {});
+    expect(ready).toBe(true);
+    expect(output).not.toContain("migrations applied");
+  });
+});
+
+it("with MIGRATE_ON_START=false refuses a database that lacks migrations, and starts once npm run migrate applied them", async () => {
+  await withScratchDatabase("rolling", undefined, async (url) => {
+    const refused = await start(url, { MIGRATE_ON_START: "false" });
+    expect(refused.ready).toBe(false);
+    expect(refused.exitCode).toBe(1);
+    expect(refused.output).toMatch(/Splice API failed to start: the database lacks \d+ migrations of this release \(.*\): run `npm run migrate` first/);
+
+    const { stdout } = await execFileAsync(process.execPath, ["--import", "tsx", path.join(root, "scripts", "migrate.ts")], {
+      cwd: root,
+      env: { ...process.env, NODE_ENV: "test", DATABASE_URL: url, LOG_LEVEL: "warn" },
+    });
+    expect(stdout).toContain("migrations: the database has every migration of this release");
+    expect(await pendingMigrations(url)).toEqual([]);
+
+    const started = await start(url, { MIGRATE_ON_START: "false" });
+    expect(started.ready).toBe(true);
+  });
+});
