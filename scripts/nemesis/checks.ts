@@ -91,11 +91,13 @@ interface StoredReservation {
   reserved_seconds: number;
   actual_seconds: number | null;
   charged_seconds: number | null;
+  /** ACTIVE past its expiry: the service presents it as EXPIRED until the sweeper settles it. */
+  past_expiry: boolean;
 }
 
 async function reservationsOf(sql: pg.Pool, customerIds: string[]): Promise<Map<string, StoredReservation>> {
   const result = await sql.query<StoredReservation>(
-    "SELECT id, customer_id, status, idempotency_key, reserved_seconds, actual_seconds, charged_seconds FROM credit_reservation WHERE customer_id = ANY($1::uuid[])",
+    "SELECT id, customer_id, status, idempotency_key, reserved_seconds, actual_seconds, charged_seconds, expires_at <= now() AS past_expiry FROM credit_reservation WHERE customer_id = ANY($1::uuid[])",
     [customerIds],
   );
   return new Map(result.rows.map((row) => [row.id, row]));
@@ -156,7 +158,10 @@ function mismatchOf(record: RequestRecord, reservations: Map<string, StoredReser
     }
     return "";
   }
-  if (record.code === "RESERVATION_SETTLED") return stored?.status === record.settledStatus ? "" : `answered settled as ${record.settledStatus}, stored ${stored?.status}`;
+  if (record.code === "RESERVATION_SETTLED") {
+    const presented = stored?.status === "ACTIVE" && stored.past_expiry ? "EXPIRED" : stored?.status;
+    return presented === record.settledStatus ? "" : `answered settled as ${record.settledStatus}, stored ${stored?.status}`;
+  }
   return undefined;
 }
 
@@ -187,8 +192,13 @@ function idempotencyKeysMadeOneReservation(log: RunLog, reservations: Map<string
 function racesHadOneWinner(log: RunLog, raced: ReadonlySet<string>): CheckResult {
   const failures: string[] = [];
   const winners = { confirm: 0, release: 0, none: 0 };
+  const successes = new Map<string, RequestRecord[]>();
+  for (const record of log.requests) {
+    if (!raced.has(String(record.subject.reservationId)) || !isOk(record)) continue;
+    successes.set(String(record.subject.reservationId), [...(successes.get(String(record.subject.reservationId)) ?? []), record]);
+  }
   for (const reservationId of raced) {
-    const records = log.requests.filter((record) => record.subject.reservationId === reservationId && isOk(record));
+    const records = successes.get(reservationId) ?? [];
     const confirmed = records.some((record) => record.operation === "confirm");
     const released = records.some((record) => record.operation === "release");
     if (confirmed && released) failures.push(`reservation ${reservationId}: both confirm and release answered success`);

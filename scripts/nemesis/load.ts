@@ -21,7 +21,8 @@ const backoffMaxMs = 2000;
 /** A 503's Retry-After is honoured up to this, so a long outage does not idle the load. */
 const retryAfterCapMs = 2000;
 const thinkMs = { min: 20, max: 80 };
-const activationThinkMs = { min: 100, max: 300 };
+/** Slow enough that an hour stays under CERTIFICATE_CHECKOUTS_PER_DEVICE_PER_HOUR (1000) per machine. */
+const activationThinkMs = { min: 200, max: 600 };
 const estimatedSeconds = { min: 5, max: 60 };
 const fingerprintsPerLicense = 4;
 /** After the load, undelivered payments are sent again (as Stripe retries) this often. */
