@@ -19,6 +19,8 @@ const pgCtlTimeoutSeconds = 30;
 /** Settings beyond the defaults: loopback only; fsync off because only processes die here, never the machine. */
 const serverSettings = ["listen_addresses=127.0.0.1", "unix_socket_directories=''", "max_connections=150", "fsync=off", "idle_in_transaction_session_timeout=60000"];
 const watchdogPollSeconds = 1;
+/** Polls of 0.2 s for the server to exit after SIGQUIT before its directory is removed anyway. */
+const watchdogShutdownPolls = 100;
 export const databaseUser = "splice";
 export const databaseName = "splice";
 
@@ -146,7 +148,9 @@ function watchOverHarness(dataDirectory: string): void {
   const script = [
     `while kill -0 ${process.pid} 2>/dev/null; do sleep ${watchdogPollSeconds}; done`,
     `pid=$(head -n 1 "$1/postmaster.pid" 2>/dev/null)`,
-    `if [ -n "$pid" ]; then pkill -CONT -P "$pid"; kill -CONT "$pid"; kill -QUIT "$pid"; sleep ${watchdogPollSeconds}; fi`,
+    `if [ -n "$pid" ]; then pkill -CONT -P "$pid"; kill -CONT "$pid"; kill -QUIT "$pid"; fi`,
+    // Removed only once the server is gone, or its last writes would refill the directory.
+    `tries=0; while [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null && [ $tries -lt ${watchdogShutdownPolls} ]; do sleep 0.2; tries=$((tries + 1)); done`,
     `rm -rf "$1"`,
   ].join("\n");
   const watchdog = spawn("sh", ["-c", script, "nemesis-watchdog", dataDirectory], { detached: true, stdio: "ignore" });

@@ -72,7 +72,8 @@ export function formatSummary(summary: Summary): string {
     }
   }
   parts.push(table(["window (fault when sent)", "answer (operation status code)", "count", "max ms", ""], answerRows));
-  parts.push(
+  if (summary.checks.length === 0) parts.push("cancelled before the checks: none ran");
+  else parts.push(
     table(
       ["check", "result", "numbers"],
       summary.checks.map((result) => [result.name, result.passed ? "pass" : "FAIL", Object.entries(result.numbers).map(([name, value]) => `${name}=${value}`).join(" ")]),
