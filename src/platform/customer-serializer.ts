@@ -16,7 +16,8 @@
 // a customer busy on two instances ran out of retries (measured: 3 answers of 503 in 5 s).
 import type pg from "pg";
 import { isRetryableConflict, type Transactor } from "./database";
-import { boundedByDeadline } from "./deadline";
+import { boundedByDeadline, DeadlineExceededError } from "./deadline";
+import { connectWithinDeadline } from "./direct-sql";
 import { ServiceUnavailableError } from "./failures";
 import { KeyedMutex } from "./keyed-mutex";
 import { createPool } from "./pg-adapter";
@@ -147,8 +148,9 @@ export class CustomerSerializer {
       lost ??= error;
     };
     try {
-      session = await this.sessions.connect();
+      session = await connectWithinDeadline(this.sessions);
     } catch (error) {
+      if (error instanceof DeadlineExceededError) throw error;
       throw new ServiceUnavailableError("could not open a session for the customer's lock", { cause: error });
     }
     session.on("error", onLost);

@@ -45,3 +45,12 @@ export function boundedByDeadline(boundMs: number, waitingFor: string): number {
   if (left <= 0) throw new DeadlineExceededError(waitingFor);
   return Math.min(boundMs, Math.ceil(left));
 }
+
+/**
+ * `boundMs`, shortened to what the deadline leaves, at least 1 ms: for a statement sent by code
+ * that cannot take a thrown error (Prisma's adapter), which then times out at once instead.
+ */
+export function timeoutWithinDeadline(boundMs: number): number {
+  const left = remainingMs();
+  return left === undefined ? boundMs : Math.max(1, Math.min(boundMs, Math.ceil(left)));
+}

@@ -18,7 +18,7 @@
 import { AsyncLocalStorage } from "node:async_hooks";
 import { PrismaPg } from "@prisma/adapter-pg";
 import pg from "pg";
-import { DeadlineExceededError } from "./deadline";
+import { DeadlineExceededError, timeoutWithinDeadline } from "./deadline";
 import { connectWithinDeadline, sessionSurvived, transactionRunner, type SqlRunner } from "./direct-sql";
 
 interface AdapterQuery {
@@ -89,18 +89,25 @@ function releaseExactlyOnce(transaction: AdapterTransaction): { transaction: Ada
   transaction.commit = async () => release();
   transaction.rollback = async () => release();
   transaction.executeRaw = async (query) => {
-    const endsTransaction = endingStatements.has(query.sql.trim().toUpperCase());
+    const statement = query.sql.trim().toUpperCase();
+    const endsTransaction = endingStatements.has(statement);
     if (endsTransaction) ending = true;
+    // A discarded connection's transaction is over: PostgreSQL rolls back a session that ends.
+    if (statement === "ROLLBACK" && released) return 0;
     try {
       return await executeRaw(query);
     } catch (error) {
       if (endsTransaction) release(sessionSurvived(error) ? undefined : asError(error));
       else if (!sessionSurvived(error)) release(asError(error));
+      // A ROLLBACK fails only with its connection, which ends the transaction as surely. Prisma
+      // sends it from a timer at TX_TIMEOUT_MS, where a rejection would go unhandled and end
+      // the process.
+      if (statement === "ROLLBACK") return 0;
       throw error;
     }
   };
   // A statement that failed without PostgreSQL's answer (timed out, connection lost) leaves the
-  // connection unusable: it is discarded at once, so that the ROLLBACK Prisma sends next fails
+  // connection unusable: it is discarded at once, so that the ROLLBACK Prisma sends next ends
   // at once too instead of queueing behind the statement that never answered.
   transaction.queryRaw = async (query) => {
     try {
@@ -118,7 +125,17 @@ function releaseExactlyOnce(transaction: AdapterTransaction): { transaction: Ada
  * isolation level. The transaction is the adapter itself on that one connection (its
  * statements, type mapping and error conversion are the adapter's own).
  */
-async function beginTransaction(adapter: TransactionalAdapter, pool: pg.Pool, isolationLevel: string | undefined): Promise<AdapterTransaction> {
+/**
+ * The transaction's connection as the adapter sees it: every statement it sends (BEGIN, COMMIT,
+ * ROLLBACK, Prisma's own queries) waits for its answer no longer than the request's deadline.
+ */
+function deadlineBoundClient(connection: pg.PoolClient, queryTimeoutMs: number): pg.PoolClient {
+  const query = (config: pg.QueryConfig & { query_timeout?: number }, ...rest: unknown[]) =>
+    (connection.query as (...args: unknown[]) => unknown)({ ...config, query_timeout: config.query_timeout ?? timeoutWithinDeadline(queryTimeoutMs) }, ...rest);
+  return { query, release: (error?: Error | boolean) => connection.release(error) } as unknown as pg.PoolClient;
+}
+
+async function beginTransaction(adapter: TransactionalAdapter, pool: pg.Pool, isolationLevel: string | undefined, queryTimeoutMs: number): Promise<AdapterTransaction> {
   if (isolationLevel !== undefined && !isolationLevels.has(isolationLevel)) throw new Error(`unknown isolation level ${isolationLevel}`);
   let connection: pg.PoolClient;
   try {
@@ -128,7 +145,7 @@ async function beginTransaction(adapter: TransactionalAdapter, pool: pg.Pool, is
     return adapter.onError(error);
   }
   const transaction = Object.create(adapter, {
-    client: { value: connection },
+    client: { value: deadlineBoundClient(connection, queryTimeoutMs) },
     options: { value: { usePhantomQuery: false } },
   }) as AdapterTransaction;
   const savepoint = (statement: string) => async (name: string) => {
@@ -188,7 +205,7 @@ export function createPgAdapter(settings: PoolSettings): { adapter: PrismaPg; po
     const adapter = await connect();
     const transactional = adapter as unknown as TransactionalAdapter;
     transactional.startTransaction = async (isolationLevel) => {
-      const { transaction, isOpen, discard } = releaseExactlyOnce(await beginTransaction(transactional, pool, isolationLevel));
+      const { transaction, isOpen, discard } = releaseExactlyOnce(await beginTransaction(transactional, pool, isolationLevel, settings.queryTimeoutMs));
       const opening = openingTransactions.getStore();
       // The first transaction opened in the context is the one its caller asked for.
       if (opening && !opening.runner) opening.runner = transactionRunner(transaction.client, isOpen, discard, settings.queryTimeoutMs);

@@ -5,7 +5,11 @@
 // waiting out the one before), webhooks too, and the pools recover when the partition ends.
 import fs from "node:fs";
 import path from "node:path";
+import { z } from "zod";
+import { Prisma } from "../../src/generated/prisma/client";
+import { closeDatabase, createDatabase as createPrisma, Transactor } from "../../src/platform/database";
 import { createDatabase } from "../../src/platform/database-admin";
+import { selectRows } from "../../src/platform/rows";
 import { ApiProcess, metricValue, type Answer } from "../support/api-process";
 import { signedDelivery, stripeEvent, stripeId } from "../support/fake-stripe";
 import { StallingProxy } from "../support/stalling-proxy";
@@ -25,13 +29,14 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 let postgres: StandalonePostgres;
 let proxy: StallingProxy;
 let api: ApiProcess;
+let directUrl: string;
 let hotCustomer: string;
 let otherCustomer: string;
 
 beforeAll(async () => {
   postgres = await StandalonePostgres.create();
   await postgres.start();
-  const directUrl = postgres.urlFor("splice");
+  directUrl = postgres.urlFor("splice");
   await createDatabase(directUrl);
   proxy = await StallingProxy.start(postgres.port);
   api = await ApiProcess.start(proxy.urlFor(directUrl), {
@@ -151,6 +156,32 @@ it(
 
     fs.mkdirSync(path.dirname(figuresFile), { recursive: true });
     fs.writeFileSync(figuresFile, `${JSON.stringify({ txTimeoutMs, answers, healMs }, null, 2)}\n`);
+  },
+  testTimeoutMs,
+);
+
+it(
+  "a transaction cut off past Prisma's timeout, outside any request, fails as unavailable without an unhandled rejection",
+  async () => {
+    const unhandled: unknown[] = [];
+    const onUnhandled = (reason: unknown) => unhandled.push(reason);
+    process.on("unhandledRejection", onUnhandled);
+    const database = createPrisma(proxy.urlFor(directUrl), { poolSize: 2, acquireTimeoutMs: 1000, timeouts: { statementMs: 1000, queryMs: 1500, idleInTransactionMs: 3000 } });
+    const transactor = new Transactor(database, { maxAttempts: 1, backoffBaseMs: 1, backoffMaxMs: 1, maxWaitMs: 1000, timeoutMs: 300, lockTimeoutMs: 1000, unavailableRetryAfterSeconds: 1 });
+    try {
+      // Prisma rolls back at 300 ms from a timer, while the statement waits for its 1.5 s bound.
+      const stuck = transactor.once(async (tx) => {
+        proxy.stall();
+        return selectRows(tx, "test.stuck", z.unknown(), Prisma.sql`SELECT 1`);
+      });
+      await expect(stuck).rejects.toThrow(/database unavailable/);
+      await sleep(500);
+      expect(unhandled).toEqual([]);
+    } finally {
+      proxy.resume();
+      process.off("unhandledRejection", onUnhandled);
+      await closeDatabase(database);
+    }
   },
   testTimeoutMs,
 );
