@@ -6,6 +6,7 @@ import path from "node:path";
 import { createDatabase, dropDatabase, migrateDatabase } from "../src/platform/database-admin";
 import { startEmbeddedPostgres } from "../src/platform/embedded-postgres";
 import { percentile, waitForReady } from "./server";
+import { buildServer, serverArguments } from "../scripts/server-command";
 
 const root = path.resolve(__dirname, "..");
 const port = Number(process.env.BENCH_PORT ?? 4101);
@@ -58,6 +59,7 @@ async function phase(withConsoleLoads: boolean): Promise<Phase> {
 }
 
 async function main(): Promise<void> {
+  buildServer();
   const cluster = await startEmbeddedPostgres({ dataDirectory: path.join(root, ".data", "bench-console-postgres"), port: pgPort, user: "splice", password: "splice" });
   const databaseUrl = cluster.urlFor("splice_bench_console");
   let server: ChildProcess | undefined;
@@ -66,7 +68,7 @@ async function main(): Promise<void> {
     await createDatabase(databaseUrl);
     await migrateDatabase(databaseUrl);
     const environment = { ...process.env, NODE_ENV: "development", DATABASE_URL: databaseUrl, PORT: String(port), LOG_LEVEL: "warn" };
-    server = spawn(process.execPath, ["--import", "tsx", path.join(root, "src", "main.ts")], { cwd: root, env: environment, stdio: "inherit" });
+    server = spawn(process.execPath, serverArguments(), { cwd: root, env: environment, stdio: "inherit" });
     await waitForReady(server, port);
     // The first load builds and compresses the page; that one-off cost is not what is measured.
     await fetch(`http://127.0.0.1:${port}/graphql`, { headers: { accept: "text/html", "accept-encoding": "gzip" } }).then((response) => response.arrayBuffer());

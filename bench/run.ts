@@ -11,6 +11,7 @@ import { mintToken } from "../src/platform/auth";
 import { createDatabase, dropDatabase, migrateDatabase } from "../src/platform/database-admin";
 import { startEmbeddedPostgres } from "../src/platform/embedded-postgres";
 import { percentile, waitForReady } from "./server";
+import { buildServer, serverArguments } from "../scripts/server-command";
 
 const root = path.resolve(__dirname, "..");
 const scenarioSeconds = Number(process.env.BENCH_SECONDS ?? 5);
@@ -199,6 +200,7 @@ async function printStatementCounts(databaseUrl: string, cycles: number): Promis
 }
 
 async function main(): Promise<void> {
+  buildServer();
   const cluster = await startEmbeddedPostgres({
     dataDirectory: path.join(root, ".data", "bench-postgres"),
     port: pgPort,
@@ -218,7 +220,7 @@ async function main(): Promise<void> {
       ACTIVE_RESERVATIONS_PER_CUSTOMER_MAX: "100" };
     const config = loadConfig(environment);
     const profiling = profileDirectory ? ["--cpu-prof", `--cpu-prof-dir=${path.resolve(profileDirectory)}`] : [];
-    server = spawn(process.execPath, [...profiling, "--import", "tsx", path.join(root, "src", "main.ts")], { cwd: root, env: environment, stdio: "inherit" });
+    server = spawn(process.execPath, serverArguments(profiling), { cwd: root, env: environment, stdio: "inherit" });
     await waitForReady(server, port);
 
     const staff = mintToken(config.auth, "staff", "bench", 3600);

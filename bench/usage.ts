@@ -14,6 +14,7 @@ import { mintToken } from "../src/platform/auth";
 import { createDatabase, dropDatabase, migrateDatabase } from "../src/platform/database-admin";
 import { startEmbeddedPostgres } from "../src/platform/embedded-postgres";
 import { percentile, waitForReady } from "./server";
+import { buildServer, serverArguments } from "../scripts/server-command";
 
 const root = path.resolve(__dirname, "..");
 const reservationCount = Number(process.env.BENCH_USAGE_RESERVATIONS ?? 1_000_000);
@@ -89,6 +90,7 @@ async function planOf(sql: pg.Client, customerId: string, to: Date): Promise<str
 }
 
 async function main(): Promise<void> {
+  buildServer();
   const cluster = await startEmbeddedPostgres({ dataDirectory: path.join(root, ".data", "bench-usage-postgres"), port: pgPort, user: "splice", password: "splice" });
   const databaseUrl = cluster.urlFor("splice_bench_usage");
   let server: ChildProcess | undefined;
@@ -100,7 +102,7 @@ async function main(): Promise<void> {
     await migrateDatabase(databaseUrl);
     const environment = { ...process.env, NODE_ENV: "development", DATABASE_URL: databaseUrl, PORT: String(port), LOG_LEVEL: "warn", SWEEPER_ENABLED: "false" };
     const config = loadConfig(environment);
-    server = spawn(process.execPath, ["--import", "tsx", path.join(root, "src", "main.ts")], { cwd: root, env: environment, stdio: "inherit" });
+    server = spawn(process.execPath, serverArguments(), { cwd: root, env: environment, stdio: "inherit" });
     await waitForReady(server, port);
     await sql.connect();
     // One statement: a customer may not be committed without its balance row.

@@ -13,7 +13,7 @@ import { healGiveUpMs } from "./faults";
 const execFileAsync = promisify(execFile);
 const root = path.resolve(__dirname, "..", "..");
 /** Every request must be answered within the service's transaction lifetime plus this margin. */
-export const latencyMarginMs = 3000;
+export const latencyMarginMs = 1000;
 export const latencyLimitMs = txTimeoutMs + latencyMarginMs;
 /** The documented refusals each operation may answer, with their HTTP status. */
 const expectedRefusals: Record<RequestRecord["operation"], Record<string, number>> = {

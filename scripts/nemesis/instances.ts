@@ -4,6 +4,7 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
+import { serverArguments } from "../server-command";
 
 const root = path.resolve(__dirname, "..", "..");
 /** An instance must answer /readyz within this after its spawn. */
@@ -102,7 +103,7 @@ export class Instance {
   private spawnChild(): ChildProcess {
     this.ready = false;
     const output = fs.openSync(this.logFile, "a");
-    const child = spawn(process.execPath, ["--import", "tsx", path.join(root, "src", "main.ts")], {
+    const child = spawn(process.execPath, serverArguments(), {
       cwd: root,
       env: { ...process.env, ...this.environment, PORT: String(this.port), HOST: "127.0.0.1" },
       // Its own process group: Ctrl-C reaches the harness, which stops the instances itself.

@@ -15,6 +15,7 @@ import { sleep } from "./postgres";
 import { Random } from "./random";
 import { formatSummary, summarize, type Summary } from "./report";
 import { buildSchedule, describeFault } from "./schedule";
+import { buildServer } from "../server-command";
 
 export const defaultInstances = 2;
 export const artifactsRoot = path.resolve(__dirname, "..", "..", "test-artifacts", "nemesis");
@@ -37,6 +38,7 @@ export async function runNemesis(options: NemesisOptions): Promise<Summary> {
   fs.mkdirSync(artifactsDirectory, { recursive: true });
   const log = new RunLog(path.join(artifactsDirectory, "requests.jsonl"));
   const schedule = buildSchedule(options.seed, options.loadDurationMs, instanceCount);
+  buildServer();
   print(`schedule: ${schedule.map(describeFault).join("; ")}`);
   const cancelled = () => options.signal?.aborted === true;
   const unexpectedExits: InstanceExit[] = [];

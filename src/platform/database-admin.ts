@@ -4,11 +4,11 @@ import { execFile } from "node:child_process";
 import crypto from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
+import { projectRoot } from "./project-root";
 import { promisify } from "node:util";
 import pg from "pg";
 
 const execFileAsync = promisify(execFile);
-const projectRoot = path.resolve(__dirname, "..", "..");
 const migrateTimeoutMs = 120_000;
 const databaseNamePattern = /^[a-z_][a-z0-9_]{0,62}$/;
 

@@ -6,7 +6,6 @@
 import crypto from "node:crypto";
 import { promisify } from "node:util";
 import zlib from "node:zlib";
-import { renderGraphiQL } from "@graphql-yoga/render-graphiql";
 import type { NextFunction, Request, Response } from "express";
 
 const gzip = promisify(zlib.gzip);
@@ -36,7 +35,9 @@ const tokenPlaceholder = JSON.stringify({ Authorization: "Bearer <paste a staff 
 // staff token for this tab only, gone when the tab closes.
 const tabScopedStorage = `<script>try{Object.defineProperty(window,"localStorage",{value:window.sessionStorage,configurable:true})}catch(e){}</script>`;
 
-export function playgroundPage(): string {
+/** The console's page. Its renderer (about 9 MB of GraphiQL) loads on the first request, not at every start. */
+async function playgroundPage(): Promise<string> {
+  const { renderGraphiQL } = await import("@graphql-yoga/render-graphiql");
   const page = renderGraphiQL({
     title: "Splice support console",
     endpoint: "/graphql",
@@ -55,7 +56,7 @@ interface ConsoleAssets {
 }
 
 async function buildAssets(): Promise<ConsoleAssets> {
-  const plain = Buffer.from(playgroundPage());
+  const plain = Buffer.from(await playgroundPage());
   const gzipped = await gzip(plain, { level: zlib.constants.Z_BEST_COMPRESSION });
   return { etag: crypto.createHash("sha256").update(plain).digest("base64url").slice(0, 27), gzipped, plain };
 }

@@ -3,8 +3,8 @@
 // repository's own text files once at start (production only) and names each secret found.
 import fs from "node:fs";
 import path from "node:path";
+import { projectRoot } from "./project-root";
 
-const projectRoot = path.resolve(__dirname, "..", "..");
 const searchedEntries = ["src", "test", "scripts", "bench", "prisma", ".ci", "README.md", "ARCHITECTURE.md", "codegen.yml", "package.json"];
 const skippedDirectories = new Set(["node_modules", "generated", ".data", ".git", "dist"]);
 const textFile = /\.(ts|js|cjs|mjs|json|md|sql|prisma|graphql|yml|yaml|sh|txt)$|^run$/;

@@ -8,6 +8,7 @@ import { promisify } from "node:util";
 import pg from "pg";
 import { createDatabase, dropDatabase, pendingMigrations, withDatabase } from "../../src/platform/database-admin";
 import { freePort, serverUrlVariable, templateDatabaseName } from "../support/test-database";
+import { serverArguments } from "../../scripts/server-command";
 
 const execFileAsync = promisify(execFile);
 const root = path.resolve(__dirname, "..", "..");
@@ -28,7 +29,7 @@ async function withScratchDatabase(label: string, template: string | undefined, 
 /** Starts src/main.ts and waits until it serves /readyz or exits; then stops it. */
 async function start(url: string, environment: Record<string, string>): Promise<{ ready: boolean; exitCode: number | null; output: string }> {
   const port = await freePort();
-  const child = spawn(process.execPath, ["--import", "tsx", path.join(root, "src", "main.ts")], {
+  const child = spawn(process.execPath, serverArguments(), {
     cwd: root,
     env: { ...process.env, NODE_ENV: "test", DATABASE_URL: url, PORT: String(port), HOST: "127.0.0.1", LOG_LEVEL: "info", SWEEPER_ENABLED: "false", OUTBOX_ENABLED: "false", ...environment },
   });

@@ -7,6 +7,7 @@ import { mintToken } from "../../src/platform/auth";
 import { loadConfig } from "../../src/config";
 import { createDatabase, dropDatabase, withDatabase } from "../../src/platform/database-admin";
 import { serverUrlVariable, templateDatabaseName } from "../support/test-database";
+import { serverArguments } from "../../scripts/server-command";
 
 const root = path.resolve(__dirname, "..", "..");
 const port = 4000 + 1000 + (process.pid % 1000);
@@ -15,7 +16,7 @@ it("finishes in-flight requests on SIGTERM and exits 0", async () => {
   const databaseUrl = withDatabase(process.env[serverUrlVariable]!, `splice_shutdown_${process.pid}`);
   await createDatabase(databaseUrl, templateDatabaseName);
   const environment = { ...process.env, NODE_ENV: "test", DATABASE_URL: databaseUrl, PORT: String(port), HOST: "127.0.0.1", LOG_LEVEL: "info" };
-  const server: ChildProcess = spawn(process.execPath, ["--import", "tsx", path.join(root, "src", "main.ts")], { cwd: root, env: environment });
+  const server: ChildProcess = spawn(process.execPath, serverArguments(), { cwd: root, env: environment });
   let output = "";
   server.stdout!.on("data", (chunk) => (output += chunk));
   server.stderr!.on("data", (chunk) => (output += chunk));

@@ -7,6 +7,7 @@ import net from "node:net";
 import path from "node:path";
 import { createDatabase, dropDatabase, withDatabase } from "../../src/platform/database-admin";
 import { serverUrlVariable, templateDatabaseName } from "../support/test-database";
+import { serverArguments } from "../../scripts/server-command";
 
 const root = path.resolve(__dirname, "..", "..");
 
@@ -17,7 +18,7 @@ it("exits 1 with a clear message when its port is taken", async () => {
   await new Promise<void>((resolve) => holder.listen(0, "127.0.0.1", resolve));
   const port = (holder.address() as net.AddressInfo).port;
   try {
-    const server = spawn(process.execPath, ["--import", "tsx", path.join(root, "src", "main.ts")], {
+    const server = spawn(process.execPath, serverArguments(), {
       cwd: root,
       env: { ...process.env, NODE_ENV: "test", DATABASE_URL: databaseUrl, PORT: String(port), HOST: "127.0.0.1", LOG_LEVEL: "info" },
     });
@@ -36,7 +37,7 @@ it("exits 1 with a clear message when its port is taken", async () => {
 });
 
 it("refuses to start in production with secrets published in this repository, naming them", async () => {
-  const server = spawn(process.execPath, ["--import", "tsx", path.join(root, "src", "main.ts")], {
+  const server = spawn(process.execPath, serverArguments(), {
     cwd: root,
     env: {
       ...process.env,

@@ -9,6 +9,7 @@ import pg from "pg";
 import { loadConfig } from "../../src/config";
 import { mintToken } from "../../src/platform/auth";
 import { freePort } from "../support/test-database";
+import { serverArguments } from "../../scripts/server-command";
 
 const root = path.resolve(__dirname, "..", "..");
 const lifecycleTimeoutMs = 120_000;
@@ -35,14 +36,14 @@ interface Started {
   exited: Promise<number | null>;
 }
 
-/** `node --import tsx src/main.ts` (what `npm start` execs), or `npm start` itself. */
+/** `node dist/src/main.js` (what `npm start` execs), or `npm start` itself. */
 async function start(how: "node" | "npm", waitUntilReady = true): Promise<Started> {
   const port = await freePort();
   const environment: NodeJS.ProcessEnv = { ...process.env, NODE_ENV: "test", PORT: String(port), HOST: "127.0.0.1", LOG_LEVEL: "info", EMBEDDED_PG_DIR: dataDirectory, EMBEDDED_PG_PORT: String(postgresPort) };
   delete environment.DATABASE_URL;
   const child =
     how === "node"
-      ? spawn(process.execPath, ["--import", "tsx", path.join(root, "src", "main.ts")], { cwd: root, env: environment })
+      ? spawn(process.execPath, serverArguments(), { cwd: root, env: environment })
       : spawn("npm", ["start", "--silent"], { cwd: root, env: environment });
   let output = "";
   child.stdout!.on("data", (chunk) => (output += chunk));

@@ -5,6 +5,7 @@ import path from "node:path";
 import { loadConfig } from "../../src/config";
 import { mintToken } from "../../src/platform/auth";
 import { freePort } from "./test-database";
+import { serverArguments } from "../../scripts/server-command";
 
 const root = path.resolve(__dirname, "..", "..");
 const startTimeoutMs = 60_000;
@@ -31,7 +32,7 @@ export class ApiProcess {
 
   static async start(databaseUrl: string, environment: Record<string, string> = {}): Promise<ApiProcess> {
     const port = await freePort();
-    const child = spawn(process.execPath, ["--import", "tsx", path.join(root, "src", "main.ts")], {
+    const child = spawn(process.execPath, serverArguments(), {
       cwd: root,
       env: { ...process.env, NODE_ENV: "test", DATABASE_URL: databaseUrl, PORT: String(port), HOST: "127.0.0.1", LOG_LEVEL: "warn", ...environment },
     });

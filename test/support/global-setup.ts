@@ -1,10 +1,14 @@
-// Once per `npm test`: start (or reach) PostgreSQL and build a migrated template database.
+// Once per `npm test`: compile the server, start (or reach) PostgreSQL and build a migrated
+// template database.
 // Every test file then copies the template, which takes milliseconds instead of migrating.
 import { createDatabase, dropDatabase, migrateDatabase, withDatabase } from "../../src/platform/database-admin";
 import { startEmbeddedPostgres } from "../../src/platform/embedded-postgres";
+import { buildServer } from "../../scripts/server-command";
 import { embeddedTestDirectory, embeddedTestPort, serverUrlVariable, templateDatabaseName } from "./test-database";
 
 export default async function globalSetup(): Promise<void> {
+  // Tests start the server as `npm start` does: compiled, from dist/.
+  buildServer();
   let serverUrl = process.env.TEST_DATABASE_URL;
   if (!serverUrl) {
     const cluster = await startEmbeddedPostgres({
