@@ -24,7 +24,7 @@ function layerOf(url: string, functionName: string): string {
   if (packageMatch) return packageMatch[1]!;
   if (url.startsWith("node:")) return "node: core";
   const own = /\/src\/(generated\/[^/]+|modules\/[^/]+|platform\/[^/]+|[^/]+)/.exec(url);
-  if (own) return `src/${own[1]!.replace(/\.ts$/, "")}`;
+  if (own) return `src/${own[1]!.replace(/\.(ts|js)$/, "")}`;
   return url;
 }
 

@@ -1,14 +1,18 @@
 // npm run bench: reserve+confirm cycles over real HTTP against the real server (a separate
-// process, on its own embedded PostgreSQL), at several concurrencies, spread over many
-// customers and all on one; then, in the same run, the same cycle as one SQL statement with
-// `pg` as the physical limit. Prints a table and writes bench/results/latest.json.
+// process, run as production runs it, on its own embedded PostgreSQL), at several
+// concurrencies, spread over many customers and all on one; then, in the same sitting, the
+// same cycles against the design's floor (bench/floor-server.ts, the smallest server of the
+// same design, on its own database of the same schema) and as one SQL statement through `pg`;
+// then an open-loop scenario (a fixed arrival rate) against both servers, and the activation
+// storms. Prints tables and writes bench/results/latest.json.
 import { spawn, type ChildProcess } from "node:child_process";
+import crypto from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
 import pg from "pg";
 import { loadConfig } from "../src/config";
 import { mintToken } from "../src/platform/auth";
-import { createDatabase, dropDatabase, migrateDatabase } from "../src/platform/database-admin";
+import { createDatabase, dropDatabase, migrateDatabase, withDatabase } from "../src/platform/database-admin";
 import { startEmbeddedPostgres } from "../src/platform/embedded-postgres";
 import { percentile, waitForReady } from "./server";
 import { buildServer, serverArguments } from "../scripts/server-command";
@@ -18,20 +22,38 @@ const scenarioSeconds = Number(process.env.BENCH_SECONDS ?? 5);
 const concurrencies = (process.env.BENCH_CONCURRENCY ?? "1,16,64").split(",").map(Number);
 const spreadCustomers = Number(process.env.BENCH_CUSTOMERS ?? 1000);
 const port = Number(process.env.BENCH_PORT ?? 4100);
+const floorPort = Number(process.env.BENCH_FLOOR_PORT ?? 4101);
 const pgPort = Number(process.env.BENCH_PG_PORT ?? 54349);
+const openRatePerSecond = Number(process.env.BENCH_OPEN_RATE ?? 100);
+const openSeconds = Number(process.env.BENCH_OPEN_SECONDS ?? 10);
 // Set: the server writes a V8 CPU profile there on exit (`npm run bench:profile -- <dir>` sums it by layer).
 const profileDirectory = process.env.BENCH_PROFILE_DIR;
-// Set: PostgreSQL counts every statement (pg_stat_statements); the top ones by total time are printed.
-const countStatements = process.env.BENCH_PG_STATEMENTS === "1";
+// Set: the top statements by PostgreSQL's total time over the API scenarios are printed.
+const printStatements = process.env.BENCH_PG_STATEMENTS === "1";
 // The server's WEB_CONCURRENCY.
 const serverWorkers = Number(process.env.BENCH_WORKERS ?? 1);
 const clockTicksPerSecond = 100;
 const customerSeconds = 100_000_000;
 const reservedSeconds = 60;
 const actualSeconds = 45;
+// An open-loop request still waiting after this is counted as an error.
+const openCycleTimeoutMs = 30_000;
+
+type TargetName = "api" | "floor" | "sql";
+
+/** A server under test: the service, or the floor. */
+interface Target {
+  name: Exclude<TargetName, "sql">;
+  process: ChildProcess;
+  baseUrl: string;
+  databaseName: string;
+  tokens: string[];
+  /** Transactions it retried after a conflict, so far. */
+  conflicts(): Promise<number>;
+}
 
 interface Result {
-  target: "api" | "sql";
+  target: TargetName;
   spread: string;
   concurrency: number;
   cycles: number;
@@ -42,10 +64,13 @@ interface Result {
   p95Ms: number;
   p99Ms: number;
   retriesPerCycle: number | null;
-  /** API: the server's CPU per cycle (its processes, as the kernel counts them); SQL: the bench client's own. */
-  cpuMsPerCycle?: number;
-  /** API: PostgreSQL's and the load generator's CPU per cycle, and the cores all three kept busy. */
-  cpuShares?: { postgresMsPerCycle: number; clientMsPerCycle: number; coresBusy: number };
+  /** Servers: their own processes' CPU per cycle, as the kernel counts it; SQL: the bench client's. */
+  cpuMsPerCycle: number;
+  /** Servers: PostgreSQL's (ended backends included) and the load generator's CPU per cycle. */
+  postgresCpuMsPerCycle: number | null;
+  clientCpuMsPerCycle: number | null;
+  /** Servers: statements PostgreSQL ran per cycle in their database (pg_stat_statements). */
+  statementsPerCycle: number | null;
 }
 
 const round = (value: number) => Math.round(value * 100) / 100;
@@ -71,8 +96,41 @@ async function drive(concurrency: number, cycle: (worker: number, iteration: num
   return { cycles: latenciesMs.length, errors, seconds, latenciesMs };
 }
 
-async function graphql(token: string, query: string, variables: Record<string, unknown>): Promise<any> {
-  const response = await fetch(`http://127.0.0.1:${port}/graphql`, {
+/**
+ * Open loop: a cycle starts every 1/rate seconds whatever the ones before are doing, so that a
+ * slow answer does not slow the arrivals (no coordinated omission); a latency counts from the
+ * cycle's scheduled start.
+ */
+async function driveOpen(ratePerSecond: number, seconds: number, cycle: (index: number) => Promise<boolean>) {
+  const latenciesMs: number[] = [];
+  let errors = 0;
+  const started = performance.now();
+  const total = Math.round(ratePerSecond * seconds);
+  const inFlight: Promise<void>[] = [];
+  for (let index = 0; index < total; index += 1) {
+    const scheduledMs = started + (index * 1000) / ratePerSecond;
+    const waitMs = scheduledMs - performance.now();
+    if (waitMs > 0) await new Promise((resolve) => setTimeout(resolve, waitMs));
+    inFlight.push(
+      withTimeout(cycle(index), openCycleTimeoutMs).then((ok) => {
+        if (ok) latenciesMs.push(performance.now() - scheduledMs);
+        else errors += 1;
+      }),
+    );
+  }
+  await Promise.all(inFlight);
+  latenciesMs.sort((a, b) => a - b);
+  return { cycles: latenciesMs.length, errors, seconds: (performance.now() - started) / 1000, latenciesMs };
+}
+
+function withTimeout(work: Promise<boolean>, timeoutMs: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const expired = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), timeoutMs)));
+  return Promise.race([work.catch(() => false), expired]).finally(() => clearTimeout(timer));
+}
+
+async function graphql(baseUrl: string, token: string, query: string, variables: Record<string, unknown>): Promise<any> {
+  const response = await fetch(`${baseUrl}/graphql`, {
     method: "POST",
     headers: { "content-type": "application/json", ...(token ? { authorization: `Bearer ${token}` } : {}) },
     body: JSON.stringify({ query, variables }),
@@ -83,11 +141,11 @@ async function graphql(token: string, query: string, variables: Record<string, u
 const reserveMutation = `mutation R($input: ReserveCreditsInput!) { reserveCredits(input: $input) { reservation { id } } }`;
 const confirmMutation = `mutation C($input: ConfirmReservationInput!) { confirmReservation(input: $input) { balance { secondsRemaining } } }`;
 
-async function apiCycle(token: string): Promise<boolean> {
-  const reserved = await graphql(token, reserveMutation, { input: { estimatedSeconds: reservedSeconds, endpoint: "bench" } });
+async function apiCycle(baseUrl: string, token: string): Promise<boolean> {
+  const reserved = await graphql(baseUrl, token, reserveMutation, { input: { estimatedSeconds: reservedSeconds, endpoint: "bench" } });
   const id = reserved.data?.reserveCredits?.reservation?.id;
   if (!id) return false;
-  const confirmed = await graphql(token, confirmMutation, { input: { reservationId: id, actualSeconds } });
+  const confirmed = await graphql(baseUrl, token, confirmMutation, { input: { reservationId: id, actualSeconds } });
   return Boolean(confirmed.data?.confirmReservation);
 }
 
@@ -108,13 +166,14 @@ const sqlCycle = `
   CROSS JOIN (VALUES ('RESERVE', -$3::int), ('CONFIRM', $3::int - $2::int)) AS k(kind, delta)`;
 
 /**
- * The server's transaction conflicts, summed over its workers: each worker's /metrics counts its
+ * The service's transaction conflicts, summed over its workers: each worker's /metrics counts its
  * own (and names its pid), so fresh connections are opened until every worker has answered.
  */
-async function scrapeConflicts(): Promise<number> {
+async function scrapeConflicts(baseUrl: string, metricsToken: string): Promise<number> {
   const byPid = new Map<string, number>();
   for (let attempt = 0; attempt < 20 * serverWorkers && byPid.size < serverWorkers; attempt += 1) {
-    const text = await (await fetch(`http://127.0.0.1:${port}/metrics`, { headers: { connection: "close" } })).text();
+    const response = await fetch(`${baseUrl}/metrics`, { headers: { connection: "close", authorization: `Bearer ${metricsToken}` } });
+    const text = await response.text();
     const pid = /^splice_process_info\{pid="(\d+)"\} 1$/m.exec(text)?.[1] ?? "unknown";
     byPid.set(pid, Number(/^splice_transaction_conflicts_total (\d+)$/m.exec(text)?.[1] ?? Number.NaN));
   }
@@ -148,7 +207,7 @@ function postgresCpuSeconds(): number {
   return ticks / clockTicksPerSecond;
 }
 
-/** CPU seconds (user + system) the kernel counted for the server: its process and its workers. */
+/** CPU seconds (user + system) the kernel counted for a server: its process and its workers. */
 function serverCpuSeconds(serverPid: number): number {
   const ticks = (pid: number) => {
     const fields = fs.readFileSync(`/proc/${pid}/stat`, "utf8").trim().replace(/^.*\) /, "").split(" ");
@@ -178,25 +237,162 @@ async function withClient<T>(databaseUrl: string, work: (client: pg.Client) => P
   }
 }
 
-async function resetStatementCounts(databaseUrl: string): Promise<void> {
-  await withClient(databaseUrl, async (client) => {
-    await client.query("CREATE EXTENSION IF NOT EXISTS pg_stat_statements");
-    await client.query("SELECT pg_stat_statements_reset()");
+/** Statements counted so far in one database (pg_stat_statements, read from the maintenance database). */
+function statementCount(controlUrl: string, databaseName: string): Promise<number> {
+  return withClient(controlUrl, async (client) => {
+    const result = await client.query<{ calls: string | null }>(
+      "SELECT sum(calls)::text AS calls FROM pg_stat_statements WHERE dbid = (SELECT oid FROM pg_database WHERE datname = $1)",
+      [databaseName],
+    );
+    return Number(result.rows[0]?.calls ?? 0);
   });
 }
 
 /** PostgreSQL's own time per statement over the API scenarios, per reserve+confirm cycle. */
-async function printStatementCounts(databaseUrl: string, cycles: number): Promise<void> {
-  const rows = await withClient(databaseUrl, async (client) =>
+async function printStatementCounts(controlUrl: string, databaseName: string, cycles: number): Promise<void> {
+  const rows = await withClient(controlUrl, async (client) =>
     (await client.query(
-      `SELECT calls, total_exec_time, left(regexp_replace(query, '\\s+', ' ', 'g'), 90) AS query
-       FROM pg_stat_statements WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
+      `SELECT calls, total_exec_time, total_plan_time, left(regexp_replace(query, '\\s+', ' ', 'g'), 90) AS query
+       FROM pg_stat_statements WHERE dbid = (SELECT oid FROM pg_database WHERE datname = $1)
        ORDER BY total_exec_time DESC LIMIT 20`,
-    )).rows as { calls: string; total_exec_time: number; query: string }[],
+      [databaseName],
+    )).rows as { calls: string; total_exec_time: number; total_plan_time: number; query: string }[],
   );
   const totalMs = rows.reduce((sum, row) => sum + row.total_exec_time, 0);
   console.log(`\nPostgreSQL statements over the API scenarios (${cycles} cycles; ${(totalMs / cycles).toFixed(2)} ms of execution per cycle in the top 20):`);
-  console.table(rows.map((row) => ({ "calls/cycle": (Number(row.calls) / cycles).toFixed(2), "ms/cycle": (row.total_exec_time / cycles).toFixed(3), "mean ms": (row.total_exec_time / Number(row.calls)).toFixed(3), query: row.query })));
+  console.table(rows.map((row) => ({ "calls/cycle": (Number(row.calls) / cycles).toFixed(2), "exec ms/cycle": (row.total_exec_time / cycles).toFixed(3), "mean ms": (row.total_exec_time / Number(row.calls)).toFixed(3), query: row.query })));
+}
+
+/** What the service needs to start in production, made up for this run (never in the repository). */
+function productionEnvironment(databaseUrl: string): Record<string, string> {
+  const secret = () => crypto.randomBytes(32).toString("base64url");
+  return {
+    NODE_ENV: "production",
+    HOST: "127.0.0.1",
+    PORT: String(port),
+    DATABASE_URL: databaseUrl,
+    AUTH_JWT_SECRET: secret(),
+    METRICS_TOKEN: secret(),
+    STRIPE_SECRET_KEY: `sk_test_${secret()}`,
+    STRIPE_WEBHOOK_SECRET: `whsec_${secret()}`,
+    // Never reached: the outbox is off, and nothing else mails during the bench.
+    SMTP_URL: `smtp://bench-${secret()}@127.0.0.1:1`,
+    LICENSE_SIGNING_KEYS: crypto.generateKeyPairSync("ed25519").privateKey.export({ format: "pem", type: "pkcs8" }).toString(),
+    SWEEPER_ENABLED: "false",
+    OUTBOX_ENABLED: "false",
+    WEB_CONCURRENCY: String(serverWorkers),
+    // 64 clients on one customer hold up to 64 reservations at once; the default limit is 50.
+    ACTIVE_RESERVATIONS_PER_CUSTOMER_MAX: "100",
+  };
+}
+
+/** The service as production runs it: compiled, NODE_ENV=production, its log lines written (to /dev/null). */
+async function startService(databaseUrl: string): Promise<{ target: Target; staff: string; environment: Record<string, string> }> {
+  const environment = productionEnvironment(databaseUrl);
+  const config = loadConfig(environment);
+  const profiling = profileDirectory ? ["--cpu-prof", `--cpu-prof-dir=${path.resolve(profileDirectory)}`] : [];
+  const logSink = fs.openSync("/dev/null", "w");
+  const child = spawn(process.execPath, serverArguments(profiling), { cwd: root, env: { ...process.env, ...environment }, stdio: ["ignore", logSink, "inherit"] });
+  await waitForReady(child, port);
+  const baseUrl = `http://127.0.0.1:${port}`;
+  const staff = mintToken(config.auth, "staff", "bench", 3600);
+  const customerIds: string[] = [];
+  for (let batch = 0; batch < spreadCustomers; batch += 50) {
+    const created = await Promise.all(
+      Array.from({ length: Math.min(50, spreadCustomers - batch) }, (_, index) =>
+        graphql(baseUrl, staff, `mutation N($input: CreateCustomerInput!) { createCustomer(input: $input) { id } }`, {
+          input: { email: `bench-${batch + index}@example.com`, initialSeconds: customerSeconds },
+        }),
+      ),
+    );
+    customerIds.push(...created.map((response) => response.data.createCustomer.id as string));
+  }
+  const tokens = customerIds.map((id) => mintToken(config.auth, "customer", id, 3600));
+  const conflicts = () => scrapeConflicts(baseUrl, environment.METRICS_TOKEN!);
+  return { target: { name: "api", process: child, baseUrl, databaseName: new URL(databaseUrl).pathname.slice(1), tokens, conflicts }, staff, environment };
+}
+
+/** The floor on a database of its own (same migrations, fillfactor 70 on the balances), with as many customers. */
+async function startFloor(databaseUrl: string, environment: Record<string, string>): Promise<Target> {
+  await dropDatabase(databaseUrl);
+  await createDatabase(databaseUrl);
+  await migrateDatabase(databaseUrl);
+  const customerIds = await withClient(databaseUrl, async (client) => {
+    await client.query("ALTER TABLE credit_balance SET (fillfactor = 70)");
+    await client.query("BEGIN");
+    const created = await client.query<{ customer_id: string }>(
+      `WITH created AS (INSERT INTO customer (email) SELECT 'floor-' || n || '@example.com' FROM generate_series(1, $1::int) AS n RETURNING id)
+       INSERT INTO credit_balance (customer_id, seconds_remaining) SELECT id, $2 FROM created RETURNING customer_id`,
+      [spreadCustomers, customerSeconds],
+    );
+    await client.query("COMMIT");
+    return created.rows.map((row) => row.customer_id);
+  });
+  const child = spawn(process.execPath, ["--import", "tsx", path.join(__dirname, "floor-server.ts")], {
+    cwd: root,
+    env: { ...process.env, FLOOR_DATABASE_URL: databaseUrl, FLOOR_PORT: String(floorPort), FLOOR_JWT_SECRET: environment.AUTH_JWT_SECRET },
+    stdio: "inherit",
+  });
+  await waitForReady(child, floorPort);
+  const baseUrl = `http://127.0.0.1:${floorPort}`;
+  const config = loadConfig(environment);
+  const tokens = customerIds.map((id) => mintToken(config.auth, "customer", id, 3600));
+  const conflicts = async () => ((await (await fetch(`${baseUrl}/counters`)).json()) as { conflicts: number }).conflicts;
+  return { name: "floor", process: child, baseUrl, databaseName: new URL(databaseUrl).pathname.slice(1), tokens, conflicts };
+}
+
+interface Sitting {
+  controlUrl: string;
+  spreads: string[];
+}
+
+const pickToken = (tokens: string[], spread: string) => (worker: number, iteration: number) =>
+  spread === "1 customer" ? tokens[0]! : tokens[(worker * 7919 + iteration * 104_729) % tokens.length]!;
+
+/** One closed-loop scenario against a server, with its CPU, statements and retries per cycle. */
+async function measureServer(target: Target, sitting: Sitting, spread: string, concurrency: number): Promise<Result> {
+  const pick = pickToken(target.tokens, spread);
+  const conflictsBefore = await target.conflicts();
+  const statementsBefore = await statementCount(sitting.controlUrl, target.databaseName);
+  const cpuBefore = { server: serverCpuSeconds(target.process.pid!), postgres: postgresCpuSeconds(), client: process.cpuUsage() };
+  const run = await drive(concurrency, (worker, iteration) => apiCycle(target.baseUrl, pick(worker, iteration)));
+  const client = process.cpuUsage(cpuBefore.client);
+  const serverSeconds = serverCpuSeconds(target.process.pid!) - cpuBefore.server;
+  const postgresSeconds = postgresCpuSeconds() - cpuBefore.postgres;
+  const statements = (await statementCount(sitting.controlUrl, target.databaseName)) - statementsBefore;
+  const conflicts = (await target.conflicts()) - conflictsBefore;
+  const perCycle = (value: number) => round(value / Math.max(1, run.cycles));
+  return {
+    ...summarise(target.name, spread, concurrency, run, perCycle(conflicts)),
+    cpuMsPerCycle: perCycle(serverSeconds * 1000),
+    postgresCpuMsPerCycle: perCycle(postgresSeconds * 1000),
+    clientCpuMsPerCycle: perCycle(((client.user + client.system) / 1e6) * 1000),
+    statementsPerCycle: perCycle(statements),
+  };
+}
+
+async function measureSql(pool: pg.Pool, customerIds: string[], spread: string, concurrency: number): Promise<Result> {
+  const pick = (worker: number, iteration: number) => (spread === "1 customer" ? customerIds[0]! : customerIds[(worker * 7919 + iteration * 104_729) % customerIds.length]!);
+  const cpuBefore = process.cpuUsage();
+  const run = await drive(concurrency, async (worker, iteration) => (await pool.query(sqlCycle, [pick(worker, iteration), actualSeconds, reservedSeconds])).rowCount === 2);
+  const cpu = process.cpuUsage(cpuBefore);
+  return { ...summarise("sql", spread, concurrency, run, null), cpuMsPerCycle: round((cpu.user + cpu.system) / 1000 / Math.max(1, run.cycles)), postgresCpuMsPerCycle: null, clientCpuMsPerCycle: null, statementsPerCycle: 1 };
+}
+
+/** The open-loop scenario against a server: p50 and p99 at a steady arrival rate. */
+async function measureOpenLoop(target: Target, sitting: Sitting): Promise<Result> {
+  const spread = sitting.spreads[0]!;
+  const pick = pickToken(target.tokens, spread);
+  const cpuBefore = { server: serverCpuSeconds(target.process.pid!), postgres: postgresCpuSeconds() };
+  const run = await driveOpen(openRatePerSecond, openSeconds, (index) => apiCycle(target.baseUrl, pick(index % 997, index)));
+  const perCycle = (seconds: number) => round((seconds * 1000) / Math.max(1, run.cycles));
+  return {
+    ...summarise(target.name, `${spread}, open loop ${openRatePerSecond}/s`, 0, run, null),
+    cpuMsPerCycle: perCycle(serverCpuSeconds(target.process.pid!) - cpuBefore.server),
+    postgresCpuMsPerCycle: perCycle(postgresCpuSeconds() - cpuBefore.postgres),
+    clientCpuMsPerCycle: null,
+    statementsPerCycle: null,
+  };
 }
 
 async function main(): Promise<void> {
@@ -206,102 +402,63 @@ async function main(): Promise<void> {
     port: pgPort,
     user: "splice",
     password: "splice",
-    settings: countStatements ? ["shared_preload_libraries=pg_stat_statements", "pg_stat_statements.track=all"] : [],
+    settings: ["shared_preload_libraries=pg_stat_statements", "pg_stat_statements.track=top"],
   });
   const databaseUrl = cluster.urlFor("splice_bench");
-  let server: ChildProcess | undefined;
+  const sitting: Sitting = { controlUrl: cluster.urlFor("postgres"), spreads: [`${spreadCustomers} customers`, "1 customer"] };
+  let service: Awaited<ReturnType<typeof startService>> | undefined;
+  let floor: Target | undefined;
   try {
     await dropDatabase(databaseUrl);
     await createDatabase(databaseUrl);
     await migrateDatabase(databaseUrl);
-    const environment = { ...process.env, NODE_ENV: "development", DATABASE_URL: databaseUrl, PORT: String(port), LOG_LEVEL: "warn", SWEEPER_ENABLED: "false",
-      WEB_CONCURRENCY: String(serverWorkers),
-      // 64 clients on one customer hold up to 64 reservations at once; the default limit is 50.
-      ACTIVE_RESERVATIONS_PER_CUSTOMER_MAX: "100" };
-    const config = loadConfig(environment);
-    const profiling = profileDirectory ? ["--cpu-prof", `--cpu-prof-dir=${path.resolve(profileDirectory)}`] : [];
-    server = spawn(process.execPath, serverArguments(profiling), { cwd: root, env: environment, stdio: "inherit" });
-    await waitForReady(server, port);
-
-    const staff = mintToken(config.auth, "staff", "bench", 3600);
-    const customerIds: string[] = [];
-    for (let batch = 0; batch < spreadCustomers; batch += 50) {
-      const created = await Promise.all(
-        Array.from({ length: Math.min(50, spreadCustomers - batch) }, (_, index) =>
-          graphql(staff, `mutation N($input: CreateCustomerInput!) { createCustomer(input: $input) { id } }`, {
-            input: { email: `bench-${batch + index}@example.com`, initialSeconds: customerSeconds },
-          }),
-        ),
-      );
-      customerIds.push(...created.map((response) => response.data.createCustomer.id as string));
-    }
-    const tokens = customerIds.map((id) => mintToken(config.auth, "customer", id, 3600));
-    const hotToken = tokens[0]!;
-
-    if (countStatements) await resetStatementCounts(databaseUrl);
+    await withClient(sitting.controlUrl, (client) => client.query("CREATE EXTENSION IF NOT EXISTS pg_stat_statements"));
+    service = await startService(databaseUrl);
+    floor = await startFloor(withDatabase(databaseUrl, "splice_bench_floor"), service.environment);
     const results: Result[] = [];
-    const spreads = [`${spreadCustomers} customers`, "1 customer"];
-    for (const spread of spreads) {
+    for (const spread of sitting.spreads) {
       for (const concurrency of concurrencies) {
-        const pick = (worker: number, iteration: number) =>
-          spread === "1 customer" ? hotToken : tokens[(worker * 7919 + iteration * 104_729) % tokens.length]!;
-        const conflictsBefore = await scrapeConflicts();
-        const cpuBefore = { server: serverCpuSeconds(server.pid!), postgres: postgresCpuSeconds(), client: process.cpuUsage() };
-        const run = await drive(concurrency, (worker, iteration) => apiCycle(pick(worker, iteration)));
-        const client = process.cpuUsage(cpuBefore.client);
-        const cpuSeconds = serverCpuSeconds(server.pid!) - cpuBefore.server;
-        const postgresSeconds = postgresCpuSeconds() - cpuBefore.postgres;
-        const result = summarise("api", spread, concurrency, run, (await scrapeConflicts()) - conflictsBefore);
-        const perCycle = (seconds: number) => round((seconds * 1000) / Math.max(1, run.cycles));
-        result.cpuMsPerCycle = perCycle(cpuSeconds);
-        // Where the machine's cores went: the server, PostgreSQL, and this load generator.
-        result.cpuShares = {
-          postgresMsPerCycle: perCycle(postgresSeconds),
-          clientMsPerCycle: perCycle((client.user + client.system) / 1e6),
-          coresBusy: round((cpuSeconds + postgresSeconds + (client.user + client.system) / 1e6) / run.seconds),
-        };
-        results.push(result);
+        results.push(await measureServer(service.target, sitting, spread, concurrency));
+        results.push(await measureServer(floor, sitting, spread, concurrency));
       }
     }
-
-    if (countStatements) await printStatementCounts(databaseUrl, results.reduce((sum, result) => sum + result.cycles, 0));
-    const sqlPool = new pg.Pool({ connectionString: databaseUrl, max: Math.max(...concurrencies) });
-    try {
-      for (const spread of spreads) {
-        for (const concurrency of concurrencies) {
-          const pick = (worker: number, iteration: number) =>
-            spread === "1 customer" ? customerIds[0]! : customerIds[(worker * 7919 + iteration * 104_729) % customerIds.length]!;
-          const cpuBefore = process.cpuUsage();
-          const run = await drive(concurrency, async (worker, iteration) => {
-            const result = await sqlPool.query(sqlCycle, [pick(worker, iteration), actualSeconds, reservedSeconds]);
-            return result.rowCount === 2;
-          });
-          const cpu = process.cpuUsage(cpuBefore);
-          const result = summarise("sql", spread, concurrency, run, null);
-          result.cpuMsPerCycle = round((cpu.user + cpu.system) / 1000 / Math.max(1, run.cycles));
-          results.push(result);
-        }
-      }
-    } finally {
-      await sqlPool.end();
-    }
-    const rows = report(results);
-    save(rows, results, await activationStorms(staff, customerIds));
+    if (printStatements) await printStatementCounts(sitting.controlUrl, service.target.databaseName, results.filter((result) => result.target === "api").reduce((sum, result) => sum + result.cycles, 0));
+    results.push(...(await sqlBaseline(databaseUrl, service.target.tokens, sitting)));
+    const openLoop = [await measureOpenLoop(service.target, sitting), await measureOpenLoop(floor, sitting)];
+    const rows = report(results, openLoop);
+    save(rows, results, openLoop, await activationStorms(service.target.baseUrl, service.staff));
   } finally {
-    server?.kill("SIGINT");
-    // The server drains and exits; a CPU profile is written as it does.
-    await new Promise((resolve) => (server && server.exitCode === null ? server.once("exit", resolve) : resolve(undefined)));
+    await stopServers([service?.target.process, floor?.process]);
     await cluster.stop();
   }
 }
 
-function summarise(
-  target: Result["target"],
-  spread: Result["spread"],
-  concurrency: number,
-  run: Awaited<ReturnType<typeof drive>>,
-  retries: number | null,
-): Result {
+/** The SQL statement's cycles on the service's database, for the customers of its tokens. */
+async function sqlBaseline(databaseUrl: string, tokens: string[], sitting: Sitting): Promise<Result[]> {
+  const customerIds = tokens.map((token) => (JSON.parse(Buffer.from(token.split(".")[1]!, "base64url").toString()) as { sub: string }).sub);
+  const pool = new pg.Pool({ connectionString: databaseUrl, max: Math.max(...concurrencies) });
+  try {
+    const results: Result[] = [];
+    for (const spread of sitting.spreads) for (const concurrency of concurrencies) results.push(await measureSql(pool, customerIds, spread, concurrency));
+    return results;
+  } finally {
+    await pool.end();
+  }
+}
+
+async function stopServers(servers: (ChildProcess | undefined)[]): Promise<void> {
+  await Promise.all(
+    servers.map(async (server) => {
+      if (!server || server.exitCode !== null) return;
+      // The service drains and exits; a CPU profile is written as it does.
+      const exited = new Promise((resolve) => server.once("exit", resolve));
+      server.kill("SIGINT");
+      await exited;
+    }),
+  );
+}
+
+function summarise(target: TargetName, spread: string, concurrency: number, run: Awaited<ReturnType<typeof drive>>, retriesPerCycle: number | null) {
   return {
     target,
     spread,
@@ -313,82 +470,101 @@ function summarise(
     p50Ms: round(percentile(run.latenciesMs, 0.5)),
     p95Ms: round(percentile(run.latenciesMs, 0.95)),
     p99Ms: round(percentile(run.latenciesMs, 0.99)),
-    retriesPerCycle: retries === null ? null : round(retries / Math.max(1, run.cycles)),
+    retriesPerCycle,
   };
 }
 
-function report(results: Result[]) {
+/** One row per scenario: the service beside the floor and the SQL statement. */
+function report(results: Result[], openLoop: Result[]) {
+  const find = (target: TargetName, spread: string, concurrency: number) => results.find((result) => result.target === target && result.spread === spread && result.concurrency === concurrency);
   const rows = results
     .filter((result) => result.target === "api")
     .map((api) => {
-      const sql = results.find((result) => result.target === "sql" && result.spread === api.spread && result.concurrency === api.concurrency);
-      const ratio = sql ? Math.round((api.cyclesPerSecond / sql.cyclesPerSecond) * 1000) / 1000 : null;
-      return { ...api, sqlCyclesPerSecond: sql?.cyclesPerSecond ?? null, sqlP99Ms: sql?.p99Ms ?? null, sqlClientCpuMsPerCycle: sql?.cpuMsPerCycle ?? null, apiToSqlRatio: ratio };
+      const floor = find("floor", api.spread, api.concurrency)!;
+      const sql = find("sql", api.spread, api.concurrency);
+      const total = (result: Result) => round(result.cpuMsPerCycle + (result.postgresCpuMsPerCycle ?? 0));
+      return {
+        spread: api.spread,
+        clients: api.concurrency,
+        api: api,
+        floor: floor,
+        sqlCyclesPerSecond: sql?.cyclesPerSecond ?? null,
+        floorRatio: round(api.cyclesPerSecond / floor.cyclesPerSecond),
+        apiToSqlRatio: sql ? Math.round((api.cyclesPerSecond / sql.cyclesPerSecond) * 1000) / 1000 : null,
+        cpuRatioToFloor: round(total(api) / total(floor)),
+      };
     });
-  console.log(`\nreserve+confirm cycles, ${scenarioSeconds} s per scenario (API: two HTTP requests, two Serializable transactions; SQL: one statement)\n`);
+  console.log(`\nreserve+confirm cycles, ${scenarioSeconds} s per scenario: the service (two HTTP requests, two Serializable transactions), the floor (the same, minimal), and one SQL statement\n`);
   console.table(
     rows.map((row) => ({
       spread: row.spread,
-      clients: row.concurrency,
-      "api cycles/s": row.cyclesPerSecond,
-      "p50 ms": row.p50Ms,
-      "p95 ms": row.p95Ms,
-      "p99 ms": row.p99Ms,
-      "retries/cycle": row.retriesPerCycle,
-      "server cpu ms/cycle": row.cpuMsPerCycle,
-      "pg cpu ms/cycle": row.cpuShares?.postgresMsPerCycle,
-      "client cpu ms/cycle": row.cpuShares?.clientMsPerCycle,
-      "cores busy": row.cpuShares?.coresBusy,
-      errors: row.errors,
+      clients: row.clients,
+      "api cycles/s": row.api.cyclesPerSecond,
+      "floor cycles/s": row.floor.cyclesPerSecond,
       "sql cycles/s": row.sqlCyclesPerSecond,
-      "sql p99 ms": row.sqlP99Ms,
-      "sql client cpu ms/cycle": row.sqlClientCpuMsPerCycle,
-      "api/sql": row.apiToSqlRatio,
+      "api/floor": row.floorRatio,
+      "api p99 ms": row.api.p99Ms,
+      "floor p99 ms": row.floor.p99Ms,
+      "cpu ms/cycle api (server+pg+client)": `${row.api.cpuMsPerCycle}+${row.api.postgresCpuMsPerCycle}+${row.api.clientCpuMsPerCycle}`,
+      "cpu ms/cycle floor": `${row.floor.cpuMsPerCycle}+${row.floor.postgresCpuMsPerCycle}+${row.floor.clientCpuMsPerCycle}`,
+      "cpu api/floor": row.cpuRatioToFloor,
+      "statements/cycle api, floor": `${row.api.statementsPerCycle}, ${row.floor.statementsPerCycle}`,
+      "retries/cycle api, floor": `${row.api.retriesPerCycle}, ${row.floor.retriesPerCycle}`,
+      "errors api, floor": `${row.api.errors}, ${row.floor.errors}`,
     })),
   );
+  console.log(`\nopen loop: ${openRatePerSecond} cycles/s offered for ${openSeconds} s over ${spreadCustomers} customers\n`);
+  console.table(openLoop.map((result) => ({ target: result.target, "cycles/s": result.cyclesPerSecond, "p50 ms": result.p50Ms, "p99 ms": result.p99Ms, errors: result.errors, "cpu ms/cycle server+pg": `${result.cpuMsPerCycle}+${result.postgresCpuMsPerCycle}` })));
   return rows;
 }
 
 type ReportRow = ReturnType<typeof report>[number];
 type StormRow = Awaited<ReturnType<typeof activationStorms>>[number];
 
-/** The run in bench/results/latest.json, with the figures issue 15 tracks named at the top. */
-function save(rows: ReportRow[], results: Result[], storms: StormRow[]): void {
-  const api = (spread: string, concurrency: number) => rows.find((row) => row.spread === spread && row.concurrency === concurrency);
-  const spread64 = api(`${spreadCustomers} customers`, 64);
-  const hot64 = api("1 customer", 64);
+/** The run in bench/results/latest.json, with the tracked figures named at the top. */
+function save(rows: ReportRow[], results: Result[], openLoop: Result[], storms: StormRow[]): void {
+  const row = (spread: string, concurrency: number) => rows.find((candidate) => candidate.spread === spread && candidate.clients === concurrency);
+  const spread64 = row(`${spreadCustomers} customers`, 64);
+  const hot64 = row("1 customer", 64);
+  const totalCpu = (result: Result | undefined) => (result ? round(result.cpuMsPerCycle + (result.postgresCpuMsPerCycle ?? 0)) : null);
   const summary = {
     workers: serverWorkers,
     api_sql_ratio_64_spread: spread64?.apiToSqlRatio ?? null,
-    hot_vs_spread_64: spread64 && hot64 ? round(hot64.cyclesPerSecond / spread64.cyclesPerSecond) : null,
-    server_cpu_ms_per_cycle: spread64?.cpuMsPerCycle ?? null,
-    p99_ms_64_spread: spread64?.p99Ms ?? null,
+    hot_vs_spread_64: spread64 && hot64 ? round(hot64.api.cyclesPerSecond / spread64.api.cyclesPerSecond) : null,
+    server_cpu_ms_per_cycle: spread64?.api.cpuMsPerCycle ?? null,
+    p99_ms_64_spread: spread64?.api.p99Ms ?? null,
     activation_one_key_p99_ms: storms[0]?.["p99 ms"] ?? null,
-    retries_per_cycle_64_hot: hot64?.retriesPerCycle ?? null,
-    sql_client_cpu_ms_per_cycle_64_spread: spread64?.sqlClientCpuMsPerCycle ?? null,
+    retries_per_cycle_64_hot: hot64?.api.retriesPerCycle ?? null,
+    floor_cpu_ms_per_cycle_64_spread: totalCpu(spread64?.floor),
+    cpu_ms_per_cycle_64_spread: totalCpu(spread64?.api),
+    floor_ratio_64_spread: spread64?.floorRatio ?? null,
+    statements_per_cycle: spread64?.api.statementsPerCycle ?? null,
+    p99_ms_open_100: openLoop.find((result) => result.target === "api")?.p99Ms ?? null,
+    floor_p99_ms_open_100: openLoop.find((result) => result.target === "floor")?.p99Ms ?? null,
   };
   const directory = path.join(root, "bench", "results");
   fs.mkdirSync(directory, { recursive: true });
   const file = path.join(directory, "latest.json");
-  fs.writeFileSync(file, JSON.stringify({ ...summary, measuredAt: new Date().toISOString(), scenarioSeconds, rows, results, activationStorms: storms }, null, 2));
+  fs.writeFileSync(file, JSON.stringify({ ...summary, measuredAt: new Date().toISOString(), scenarioSeconds, rows, results, openLoop, activationStorms: storms }, null, 2));
   console.log(`\n${JSON.stringify(summary)}\nresults written to ${path.relative(root, file)}`);
 }
 
 const activateMutation = `mutation A($input: ActivateLicenseInput!) { activateLicense(input: $input) { alreadyActivated customerId } }`;
 
-async function activateOnce(input: Record<string, unknown>): Promise<{ ms: number; first: boolean | undefined; error: string | undefined }> {
+async function activateOnce(baseUrl: string, input: Record<string, unknown>): Promise<{ ms: number; first: boolean | undefined; error: string | undefined }> {
   const begun = performance.now();
-  const response = await graphql("", activateMutation, { input });
+  const response = await graphql(baseUrl, "", activateMutation, { input });
   return { ms: performance.now() - begun, first: response.data ? !response.data.activateLicense.alreadyActivated : undefined, error: response.errors?.[0]?.extensions?.code };
 }
 
 /** 100 simultaneous activations of one key, then of 100 keys (each with its own device). */
-async function activationStorms(staff: string, customerIds: string[]) {
+async function activationStorms(baseUrl: string, staff: string) {
   const stormSize = 100;
   const keys: string[] = [];
-  // One key for the first storm, a hundred fresh ones for the second.
-  for (const customerId of customerIds.slice(1, 2 + stormSize)) {
-    const issued = await graphql(staff, `mutation I($id: ID!) { issueLicense(input: { customerId: $id }) { license { key } } }`, { id: customerId });
+  // One key for the first storm, a hundred fresh ones for the second: licenses for new customers.
+  for (let index = 0; index <= stormSize; index += 1) {
+    const created = await graphql(baseUrl, staff, `mutation N($input: CreateCustomerInput!) { createCustomer(input: $input) { id } }`, { input: { email: `storm-${index}@example.com` } });
+    const issued = await graphql(baseUrl, staff, `mutation I($id: ID!) { issueLicense(input: { customerId: $id }) { license { key } } }`, { id: created.data.createCustomer.id });
     keys.push(issued.data.issueLicense.license.key);
   }
   const storms = [
@@ -398,7 +574,7 @@ async function activationStorms(staff: string, customerIds: string[]) {
   const rows = [];
   for (const storm of storms) {
     const started = performance.now();
-    const outcomes = await Promise.all(storm.inputs.map((input) => activateOnce(input)));
+    const outcomes = await Promise.all(storm.inputs.map((input) => activateOnce(baseUrl, input)));
     const seconds = (performance.now() - started) / 1000;
     const latencies = outcomes.map((outcome) => outcome.ms).sort((a, b) => a - b);
     rows.push({

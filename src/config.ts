@@ -82,6 +82,11 @@ const environmentSchema = z
     // PostgreSQL ends a session left idle inside a transaction this long (its client vanished
     // mid-transaction), releasing its locks (idle_in_transaction_session_timeout).
     DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS: int(100, 3_600_000).default(10_000),
+    // Named prepared statements (parsed and planned once per connection); off behind a pooler in
+    // transaction mode that does not carry them between clients (PgBouncer before 1.21).
+    DATABASE_PREPARED_STATEMENTS: flag.default(true),
+    // Distinct statement texts prepared at most; the rest run unnamed.
+    DATABASE_PREPARED_STATEMENTS_MAX: int(1, 10_000).default(500),
     // After a conflict on a customer, this instance takes that customer's advisory lock before
     // every transaction for this long, so that instances queue instead of racing on it.
     CONTENDED_CUSTOMER_LOCK_SECONDS: int(0, 3600).default(30),
@@ -361,6 +366,7 @@ export interface Config {
     poolSize: number;
     lockSessions: number;
     migrateOnStart: boolean;
+    preparedStatements: { enabled: boolean; namesMax: number };
     /** Server statement_timeout, the client's wait for an answer, idle_in_transaction_session_timeout. */
     timeouts: DatabaseTimeouts;
     /** Seconds a customer stays locked up front after a conflict, and how many are remembered. */
@@ -506,6 +512,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
       poolSize: env.DATABASE_POOL_SIZE,
       lockSessions: env.DATABASE_LOCK_SESSIONS,
       migrateOnStart: env.MIGRATE_ON_START,
+      preparedStatements: { enabled: env.DATABASE_PREPARED_STATEMENTS, namesMax: env.DATABASE_PREPARED_STATEMENTS_MAX },
       timeouts: {
         statementMs: env.DATABASE_STATEMENT_TIMEOUT_MS,
         queryMs: env.DATABASE_QUERY_TIMEOUT_MS,

@@ -6,7 +6,7 @@ import { PrismaClient, Prisma } from "../generated/prisma/client";
 import type { Config, DatabaseTimeouts } from "../config";
 import { boundedByDeadline } from "./deadline";
 import { ServiceUnavailableError, isFailedOutcome, type Failure } from "./failures";
-import { bindRunner, poolRunner } from "./direct-sql";
+import { bindRunner, poolRunner, StatementNames } from "./direct-sql";
 import { createPgAdapter, openingTransactions, type OpeningTransaction } from "./pg-adapter";
 
 /**
@@ -42,17 +42,21 @@ export interface DatabaseSettings {
   /** Waiting for a pooled connection (TX_MAX_WAIT_MS). */
   acquireTimeoutMs: number;
   timeouts: DatabaseTimeouts;
+  /** Named prepared statements: whether, and at most how many distinct texts. */
+  preparedStatements: { enabled: boolean; namesMax: number };
 }
 
 /** The service's pool settings from its configuration. */
 export function databaseSettingsOf(config: Pick<Config, "database" | "transactions">): DatabaseSettings {
-  return { poolSize: config.database.poolSize, acquireTimeoutMs: config.transactions.maxWaitMs, timeouts: config.database.timeouts };
+  return { poolSize: config.database.poolSize, acquireTimeoutMs: config.transactions.maxWaitMs, timeouts: config.database.timeouts, preparedStatements: config.database.preparedStatements };
 }
 
 export function createDatabase(url: string, settings: DatabaseSettings, onConnectionError: (error: Error) => void = () => undefined): Database {
   const health = { connectionErrors: 0 };
+  const statementNames = new StatementNames(settings.preparedStatements.enabled, settings.preparedStatements.namesMax);
   const { adapter, pool } = createPgAdapter({
     url,
+    statementNames,
     size: settings.poolSize,
     acquireTimeoutMs: settings.acquireTimeoutMs,
     queryTimeoutMs: settings.timeouts.queryMs,
@@ -65,7 +69,7 @@ export function createDatabase(url: string, settings: DatabaseSettings, onConnec
   // "minimal": no call stack captured on every query to decorate an error message nobody sees
   // (errors are logged and translated, never shown to clients as Prisma words them).
   const client = Object.assign(new PrismaClient({ adapter, errorFormat: "minimal" }), { pool, health });
-  bindRunner(client, poolRunner(pool, settings.timeouts.queryMs));
+  bindRunner(client, poolRunner(pool, { queryTimeoutMs: settings.timeouts.queryMs, names: statementNames }));
   return client;
 }
 

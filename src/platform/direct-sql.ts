@@ -12,6 +12,7 @@
 // Values come back as Prisma's $queryRaw returns them: timestamps as Dates (those stored as UTC
 // clock time without a zone read as UTC), int8 as BigInt, numeric as Decimal, json parsed.
 // Dates go in as UTC clock time, as the driver adapter sends them; decimals as their digits.
+import crypto from "node:crypto";
 import pg from "pg";
 import { Prisma } from "../generated/prisma/client";
 import { boundedByDeadline, DeadlineExceededError, remainingMs } from "./deadline";
@@ -85,14 +86,48 @@ export function sessionSurvived(error: unknown): boolean {
 }
 
 /**
+ * Names for statements, so that each connection has PostgreSQL parse, analyse and plan a text
+ * once and then only binds and executes it (a named prepared statement; PostgreSQL keeps its
+ * plan, and after five executions may keep one generic plan). Bounded: past `namesMax` distinct
+ * texts the others run unnamed, as every statement does when preparing is off (behind a pooler
+ * in transaction mode that does not carry prepared statements between clients, such as
+ * PgBouncer before 1.21).
+ */
+export class StatementNames {
+  private readonly names = new Map<string, string>();
+
+  constructor(
+    private readonly enabled: boolean,
+    private readonly namesMax: number,
+  ) {}
+
+  nameFor(text: string): string | undefined {
+    if (!this.enabled) return undefined;
+    let name = this.names.get(text);
+    if (name === undefined && this.names.size < this.namesMax) {
+      name = `splice_${crypto.createHash("sha256").update(text).digest("hex").slice(0, 24)}`;
+      this.names.set(text, name);
+    }
+    return name;
+  }
+}
+
+/** How a runner sends statements: its wait for an answer, and whether it prepares them. */
+export interface StatementSettings {
+  queryTimeoutMs: number;
+  names: StatementNames;
+}
+
+/**
  * Runs one statement, waiting for its answer at most `queryTimeoutMs` and no later than the
  * request's deadline (pg fails it with "Query read timeout"); `onNoAnswer` hears of a statement
  * that failed without an answer from PostgreSQL.
  */
-async function run(queryable: pg.Pool | pg.PoolClient, sql: Prisma.Sql, queryTimeoutMs: number, onNoAnswer?: (error: Error) => void): Promise<unknown[]> {
-  const timeoutMs = boundedByDeadline(queryTimeoutMs, "a database statement");
+async function run(queryable: pg.Pool | pg.PoolClient, sql: Prisma.Sql, settings: StatementSettings, onNoAnswer?: (error: Error) => void): Promise<unknown[]> {
+  const timeoutMs = boundedByDeadline(settings.queryTimeoutMs, "a database statement");
   try {
-    const result = await queryable.query({ text: sql.text, values: sql.values.map(parameter), types, query_timeout: timeoutMs } as pg.QueryConfig);
+    const name = settings.names.nameFor(sql.text);
+    const result = await queryable.query({ name, text: sql.text, values: sql.values.map(parameter), types, query_timeout: timeoutMs } as pg.QueryConfig);
     return result.rows;
   } catch (error) {
     const failure = new SqlStatementError(error);
@@ -128,7 +163,7 @@ export async function connectWithinDeadline(pool: pg.Pool): Promise<pg.PoolClien
  * Statements on the pool: each on whichever connection is free, outside any transaction. A
  * connection whose statement failed without an answer is discarded, not reused.
  */
-export function poolRunner(pool: pg.Pool, queryTimeoutMs: number): SqlRunner {
+export function poolRunner(pool: pg.Pool, settings: StatementSettings): SqlRunner {
   return {
     rows: async (sql) => {
       const client = await connectWithinDeadline(pool).catch((error: unknown) => {
@@ -136,7 +171,7 @@ export function poolRunner(pool: pg.Pool, queryTimeoutMs: number): SqlRunner {
       });
       let lost: Error | undefined;
       try {
-        return await run(client, sql, queryTimeoutMs, (error) => (lost = error));
+        return await run(client, sql, settings, (error) => (lost = error));
       } finally {
         client.release(lost);
       }
@@ -161,11 +196,11 @@ class TransactionClosedError extends Error {
  * Statements on a transaction's own connection, refused once its end has been sent. One that
  * fails without an answer (timed out, connection lost) discards the connection at once.
  */
-export function transactionRunner(client: pg.PoolClient, isOpen: () => boolean, discard: (error: Error) => void, queryTimeoutMs: number): SqlRunner {
+export function transactionRunner(client: pg.PoolClient, isOpen: () => boolean, discard: (error: Error) => void, settings: StatementSettings): SqlRunner {
   return {
     rows: (sql) => {
       if (!isOpen()) return Promise.reject(new TransactionClosedError());
-      return run(client, sql, queryTimeoutMs, discard);
+      return run(client, sql, settings, discard);
     },
   };
 }

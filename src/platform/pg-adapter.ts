@@ -19,7 +19,7 @@ import { AsyncLocalStorage } from "node:async_hooks";
 import { PrismaPg } from "@prisma/adapter-pg";
 import pg from "pg";
 import { DeadlineExceededError, timeoutWithinDeadline } from "./deadline";
-import { connectWithinDeadline, sessionSurvived, transactionRunner, type SqlRunner } from "./direct-sql";
+import { connectWithinDeadline, sessionSurvived, StatementNames, transactionRunner, type SqlRunner } from "./direct-sql";
 
 interface AdapterQuery {
   sql: string;
@@ -60,6 +60,8 @@ export interface PoolSettings {
    * connection is discarded: the server may be gone without a word (a partition, a frozen host).
    */
   queryTimeoutMs: number;
+  /** Our statements on this pool's connections: named (prepared once per connection) or not. */
+  statementNames?: StatementNames;
   /** An idle connection is closed after this (pg's default: 10 s). */
   idleTimeoutMs?: number;
   /** Server settings for every session (planner choices, the server's own timeouts). */
@@ -199,6 +201,7 @@ export function createPool(settings: PoolSettings): pg.Pool {
 
 export function createPgAdapter(settings: PoolSettings): { adapter: PrismaPg; pool: pg.Pool } {
   const pool = createPool(settings);
+  const statementSettings = { queryTimeoutMs: settings.queryTimeoutMs, names: settings.statementNames ?? new StatementNames(false, 0) };
   const factory = new PrismaPg(pool);
   const connect = factory.connect.bind(factory);
   factory.connect = async () => {
@@ -208,7 +211,7 @@ export function createPgAdapter(settings: PoolSettings): { adapter: PrismaPg; po
       const { transaction, isOpen, discard } = releaseExactlyOnce(await beginTransaction(transactional, pool, isolationLevel, settings.queryTimeoutMs));
       const opening = openingTransactions.getStore();
       // The first transaction opened in the context is the one its caller asked for.
-      if (opening && !opening.runner) opening.runner = transactionRunner(transaction.client, isOpen, discard, settings.queryTimeoutMs);
+      if (opening && !opening.runner) opening.runner = transactionRunner(transaction.client, isOpen, discard, statementSettings);
       return transaction;
     };
     return adapter;

@@ -1,7 +1,7 @@
 // Rows are parsed where they enter: a row of another shape fails, naming its query.
 import { z } from "zod";
 import { Prisma } from "../../src/generated/prisma/client";
-import { Transactor } from "../../src/platform/database";
+import { closeDatabase, createDatabase, databaseSettingsOf, Transactor } from "../../src/platform/database";
 import { runnerOf } from "../../src/platform/direct-sql";
 import { ServiceUnavailableError } from "../../src/platform/failures";
 import { column, RowShapeError, selectRow, selectRows } from "../../src/platform/rows";
@@ -87,5 +87,41 @@ describe("statements on pg directly (platform/direct-sql.ts)", () => {
     });
     await expect(late).rejects.toBeInstanceOf(ServiceUnavailableError);
     expect(impatient.counters.unavailable).toBe(1);
+  });
+});
+
+describe("named prepared statements", () => {
+  const preparedOnThisSession = Prisma.sql`SELECT name, statement FROM pg_prepared_statements ORDER BY name`;
+  const row = z.object({ name: column.text, statement: column.text });
+  const settings = (enabled: boolean, namesMax: number) => ({ ...databaseSettingsOf(server.config), poolSize: 1, preparedStatements: { enabled, namesMax } });
+
+  it("prepares each text once per connection, up to the limit, and reuses it", async () => {
+    const database = createDatabase(server.databaseUrl, settings(true, 2));
+    try {
+      for (let round = 0; round < 3; round += 1) {
+        await selectRows(database, "test.one", z.unknown(), Prisma.sql`SELECT ${round}::int AS n`);
+      }
+      await selectRows(database, "test.listing", row, preparedOnThisSession);
+      // A third text is past the limit of two: it runs, unnamed.
+      expect(await selectRows(database, "test.past", z.unknown(), Prisma.sql`SELECT 'past the limit' AS n`)).toEqual([{ n: "past the limit" }]);
+      const prepared = await selectRows(database, "test.prepared", row, preparedOnThisSession);
+      // Named statements are prepared on the session that runs them: the pool has one.
+      expect(prepared.map((entry) => entry.statement).sort()).toEqual(["SELECT $1::int AS n", "SELECT name, statement FROM pg_prepared_statements ORDER BY name"]);
+      expect(prepared.every((entry) => /^splice_[0-9a-f]{24}$/.test(entry.name))).toBe(true);
+      const inTransaction = await new Transactor(database, server.config.transactions).serializable((tx) => selectRows(tx, "test.prepared", row, preparedOnThisSession));
+      expect(inTransaction.map((entry) => entry.statement).sort()).toEqual(prepared.map((entry) => entry.statement).sort());
+    } finally {
+      await closeDatabase(database);
+    }
+  });
+
+  it("prepares nothing when switched off (behind PgBouncer in transaction mode)", async () => {
+    const database = createDatabase(server.databaseUrl, settings(false, 500));
+    try {
+      await selectRows(database, "test.one", z.unknown(), Prisma.sql`SELECT ${1}::int AS n`);
+      expect(await selectRows(database, "test.prepared", row, preparedOnThisSession)).toEqual([]);
+    } finally {
+      await closeDatabase(database);
+    }
   });
 });
