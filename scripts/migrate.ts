@@ -2,7 +2,7 @@
 // `npm start` uses) and exits; for rolling deploys, before instances started with
 // MIGRATE_ON_START=false serve this release.
 import { loadConfig } from "../src/config";
-import { pendingMigrations } from "../src/platform/database-admin";
+import { migrationState } from "../src/platform/database-admin";
 import { prepareDatabase } from "../src/platform/database-bootstrap";
 import { createLogger } from "../src/platform/logger";
 
@@ -11,7 +11,7 @@ async function main(): Promise<void> {
   const logger = createLogger(config);
   const prepared = await prepareDatabase(config, logger, { migrate: "always" });
   try {
-    const pending = await pendingMigrations(prepared.url);
+    const { pending } = await migrationState(prepared.url);
     if (pending.length > 0) throw new Error(`still pending after migrating: ${pending.join(", ")}`);
     process.stdout.write("migrations: the database has every migration of this release\n");
   } finally {

@@ -17,8 +17,7 @@ import { licenseKeysRouter } from "./modules/licenses";
 import { actorOf, bearerToken, IdentityProviderCoolingDownError, IdentityProviderUnavailableError, isJwtShaped, TokenVerifier, type Caller } from "./platform/auth";
 import { isDatabaseUnavailable, pingDatabase, type Database } from "./platform/database";
 import { withDeadline } from "./platform/deadline";
-import { createErrorFormatter, httpStatusPlugin, serviceUnavailableError } from "./platform/errors";
-import { ServiceUnavailableError } from "./platform/failures";
+import { createErrorFormatter, httpStatusPlugin, isUnavailable, serviceUnavailableError } from "./platform/errors";
 import { controlCharacterPolicy, introspectionPolicy, nestingLimits, queryLimits } from "./platform/graphql-limits";
 import { createMetrics, httpMetricsMiddleware, metricsHandler, operationMetricsPlugin } from "./platform/metrics";
 import { playgroundMiddleware } from "./platform/playground";
@@ -164,14 +163,15 @@ export async function buildApp(deps: AppDependencies): Promise<App> {
     response.status(404).json({ error: "not found" });
   });
   app.use((error: unknown, _request: Request, response: Response, _next: NextFunction) => {
-    // Any route: a database that cannot answer is a 503 to retry, as in GraphQL.
-    if (error instanceof ServiceUnavailableError || isDatabaseUnavailable(error)) {
+    const status = httpStatusOfBodyError(error);
+    // Any route: a database that cannot answer is a 503 to retry, as in GraphQL. (A client that
+    // aborted its upload carries a socket code too: the body parser's 4xx comes first.)
+    if (status === 500 && isUnavailable(error)) {
       logger.warn({ err: error }, "an HTTP route could not reach the database");
       response.setHeader("Retry-After", String(config.transactions.unavailableRetryAfterSeconds));
       response.status(503).json({ error: "service temporarily unavailable, retry later" });
       return;
     }
-    const status = httpStatusOfBodyError(error);
     if (status === 500) logger.error({ err: error }, "unhandled error in an HTTP route");
     response.status(status).json({ error: status === 500 ? "internal server error" : status === 413 ? "body too large" : "bad request" });
   });

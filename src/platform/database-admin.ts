@@ -78,33 +78,37 @@ function committedMigrations(): Map<string, string> {
   return new Map(names.map((name) => [name, crypto.createHash("sha256").update(fs.readFileSync(path.join(migrationsDirectory, name, "migration.sql"))).digest("hex")]));
 }
 
+/** What the database has of this release's migrations. */
+export interface MigrationState {
+  /** Committed migrations it has not applied (none finished, or only rolled back): all of them without a migration table. */
+  pending: string[];
+  /**
+   * Applied from another text than the committed one (edited since, or checked out with other
+   * line endings): `prisma migrate deploy` does not apply them again; worth a warning only.
+   */
+  changed: string[];
+}
+
 /**
- * The committed migrations the database has not applied (or applied from another text), in one
- * query on one connection: all of them when it has no migration table yet. Migrations the
- * database has and this release does not know (a newer release's) are not its business.
+ * The database's migration state in one query on one connection (the migration table is found
+ * on the connection's search_path, as Prisma finds it). Migrations the database has and this
+ * release does not know (a newer release's) are not its business.
  */
-export async function pendingMigrations(url: string): Promise<string[]> {
+export async function migrationState(url: string): Promise<MigrationState> {
   const committed = committedMigrations();
   const applied = await withClient(url, async (client) => {
-    const table = await client.query<{ present: boolean }>("SELECT to_regclass('public._prisma_migrations') IS NOT NULL AS present");
+    const table = await client.query<{ present: boolean }>("SELECT to_regclass('_prisma_migrations') IS NOT NULL AS present");
     if (!table.rows[0]!.present) return new Map<string, string>();
     const rows = await client.query<{ migration_name: string; checksum: string }>(
       "SELECT migration_name, checksum FROM _prisma_migrations WHERE finished_at IS NOT NULL AND rolled_back_at IS NULL",
     );
     return new Map(rows.rows.map((row) => [row.migration_name, row.checksum]));
   });
-  return [...committed].filter(([name, checksum]) => applied.get(name) !== checksum).map(([name]) => name).sort();
-}
-
-/**
- * Applies the committed migrations unless the database already has them all: the check is one
- * query (milliseconds), `prisma migrate deploy` a child process of seconds, so a restart on an
- * up-to-date database does not pay for it. Says whether anything was applied.
- */
-export async function migrateIfPending(url: string): Promise<{ applied: string[] }> {
-  const pending = await pendingMigrations(url);
-  if (pending.length > 0) await migrateDatabase(url);
-  return { applied: pending };
+  const names = [...committed.keys()].sort();
+  return {
+    pending: names.filter((name) => !applied.has(name)),
+    changed: names.filter((name) => applied.has(name) && applied.get(name) !== committed.get(name)),
+  };
 }
 
 /** Applies every committed migration with `prisma migrate deploy` (offline WASM engine). */

@@ -4,7 +4,7 @@
 // deploys that run `npm run migrate` as their own step, checked and the start refused.
 import type { Logger } from "pino";
 import type { Config } from "../config";
-import { createDatabase, migrateIfPending, pendingMigrations } from "./database-admin";
+import { createDatabase, migrateDatabase, migrationState } from "./database-admin";
 import { startEmbeddedPostgres } from "./embedded-postgres";
 
 export interface PreparedDatabase {
@@ -26,15 +26,18 @@ export class MigrationsPendingError extends Error {
   }
 }
 
-/** Brings the schema up to this release (or refuses to), as configured. */
+/**
+ * Brings the schema up to this release (or refuses to), as configured. The check is one query
+ * (milliseconds); `prisma migrate deploy` is a child process of seconds, run only when some
+ * migration is missing, so a restart on an up-to-date database does not pay for it.
+ */
 async function ensureMigrated(url: string, config: Config, logger: Logger): Promise<void> {
-  if (!config.database.migrateOnStart) {
-    const pending = await pendingMigrations(url);
-    if (pending.length > 0) throw new MigrationsPendingError(pending);
-    return;
-  }
-  const { applied } = await migrateIfPending(url);
-  if (applied.length > 0) logger.info({ applied }, "migrations applied");
+  const { pending, changed } = await migrationState(url);
+  if (changed.length > 0) logger.warn({ changed }, "migrations applied from another text than the committed one (not applied again)");
+  if (pending.length === 0) return;
+  if (!config.database.migrateOnStart) throw new MigrationsPendingError(pending);
+  logger.info({ pending }, "running prisma migrate deploy");
+  await migrateDatabase(url);
 }
 
 export async function prepareDatabase(config: Config, logger: Logger, options: { migrate?: "as-configured" | "always" } = {}): Promise<PreparedDatabase> {

@@ -2,31 +2,43 @@
 //
 // A statement whose connection stops answering (a network partition, a frozen server) would
 // otherwise hold its request, and every request queued behind it for the same customer, until
-// TCP gives up. Each HTTP request runs with a deadline (TX_TIMEOUT_MS after it arrived); every
-// wait on the database inside it (a queue for the customer, a statement, a retry's backoff)
-// ends by then, and the request is answered 503 with Retry-After. Work outside a request (the
-// sweeper, the outbox, the audit) has no deadline: its statements are bounded by the pool's
-// statement timeouts alone.
+// TCP gives up. Each HTTP request runs with a deadline (TX_TIMEOUT_MS from when its body has
+// been read); every wait on the database inside it (a queue for the customer, a connection, a
+// statement, a retry's backoff) ends by then, and the request is answered 503 with Retry-After.
+// Two waits are never cut: a COMMIT (cut, its outcome would be unknown: it is not sent at all
+// once the deadline has passed, so a 503 means nothing was written), and everything after one
+// (the reads that fill the answer: a 503 then would tell the client a committed write failed,
+// and its retry would apply it twice). Those, and work outside a request (the sweeper, the
+// outbox, the audit), are bounded by the pool's statement timeouts alone.
 import { AsyncLocalStorage } from "node:async_hooks";
 import { ServiceUnavailableError } from "./failures";
 
 interface Deadline {
   atMs: number;
+  /** A write of this request committed: the deadline no longer cuts anything. */
+  committed: boolean;
 }
 
 const deadlines = new AsyncLocalStorage<Deadline>();
 
-/** Runs `work` with a deadline `budgetMs` from now (a nested call keeps the earlier deadline). */
+/** Runs `work` with a deadline `budgetMs` from now (a nested call keeps an earlier deadline). */
 export function withDeadline<T>(budgetMs: number, work: () => T): T {
   const atMs = Date.now() + budgetMs;
   const outer = deadlines.getStore();
-  return deadlines.run({ atMs: outer ? Math.min(outer.atMs, atMs) : atMs }, work);
+  if (outer && outer.atMs <= atMs) return work();
+  return deadlines.run({ atMs, committed: false }, work);
 }
 
-/** Milliseconds left before the current deadline; undefined outside a request. */
+/** Milliseconds left before the current deadline; undefined outside a request or after its commit. */
 export function remainingMs(): number | undefined {
   const deadline = deadlines.getStore();
-  return deadline === undefined ? undefined : deadline.atMs - Date.now();
+  return deadline === undefined || deadline.committed ? undefined : deadline.atMs - Date.now();
+}
+
+/** The current request committed a write: from now on its waits are not cut by the deadline. */
+export function markCommitted(): void {
+  const deadline = deadlines.getStore();
+  if (deadline) deadline.committed = true;
 }
 
 /** The database did not answer within the request's deadline: answered 503 like an outage. */

@@ -36,6 +36,11 @@ const httpStatusByCode: Partial<Record<ErrorCode, number>> = {
   SERVICE_UNAVAILABLE: 503,
 };
 
+/** A failure to retry later: the database out of reach, conflicts beyond their retries, a deadline passed. */
+export function isUnavailable(error: unknown): boolean {
+  return error instanceof ServiceUnavailableError || isDatabaseUnavailable(error);
+}
+
 /** Marks errors made here, so the mask can tell them from everything else. */
 class TranslatedError extends GraphQLError {}
 
@@ -119,7 +124,7 @@ export function createErrorFormatter(report: ErrorReporters, unavailableRetryAft
       const { http: _http, ...extensions } = original.extensions;
       return { ...base, extensions };
     }
-    if (original instanceof ServiceUnavailableError || isDatabaseUnavailable(original)) {
+    if (isUnavailable(original)) {
       report.unavailable(original);
       return {
         ...base,

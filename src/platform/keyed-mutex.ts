@@ -15,13 +15,17 @@ export class KeyedMutex {
     const mine = new Promise<void>((resolve) => (done = resolve));
     const tail = previous ? previous.then(() => mine) : mine;
     this.tails.set(key, tail);
+    // The key is forgotten once everything queued so far is done, not when this caller leaves:
+    // one that gave up waiting leaves while the work ahead of it still runs.
+    void tail.then(() => {
+      if (this.tails.get(key) === tail) this.tails.delete(key);
+    });
     try {
       if (previous) await waitWithinDeadline(previous);
       return await work();
     } finally {
       // Whoever comes next still waits for `previous` too: giving up never lets it overtake.
       done();
-      if (this.tails.get(key) === tail) this.tails.delete(key);
     }
   }
 

@@ -18,7 +18,7 @@
 import { AsyncLocalStorage } from "node:async_hooks";
 import { PrismaPg } from "@prisma/adapter-pg";
 import pg from "pg";
-import { DeadlineExceededError, timeoutWithinDeadline } from "./deadline";
+import { boundedByDeadline, DeadlineExceededError, markCommitted, timeoutWithinDeadline } from "./deadline";
 import { connectWithinDeadline, sessionSurvived, StatementNames, transactionRunner, type SqlRunner } from "./direct-sql";
 
 interface AdapterQuery {
@@ -97,13 +97,21 @@ function releaseExactlyOnce(transaction: AdapterTransaction): { transaction: Ada
     // A discarded connection's transaction is over: PostgreSQL rolls back a session that ends.
     if (statement === "ROLLBACK" && released) return 0;
     try {
-      return await executeRaw(query);
+      // Past the request's deadline a COMMIT is not sent: the answer is 503 and nothing was
+      // written (the connection is discarded below, which rolls the transaction back).
+      if (statement === "COMMIT") boundedByDeadline(0, "a commit");
+      const count = await executeRaw(query);
+      if (statement === "COMMIT") markCommitted();
+      return count;
     } catch (error) {
-      if (endsTransaction) release(sessionSurvived(error) ? undefined : asError(error));
-      else if (!sessionSurvived(error)) release(asError(error));
-      // A ROLLBACK fails only with its connection, which ends the transaction as surely. Prisma
-      // sends it from a timer at TX_TIMEOUT_MS, where a rejection would go unhandled and end
-      // the process.
+      // A failed ROLLBACK, or any failure of a statement without PostgreSQL's answer, leaves the
+      // session in a state not worth trusting: it is discarded. Only a COMMIT that PostgreSQL
+      // refused (a serialization failure) leaves a sound session.
+      const sound = sessionSurvived(error) && statement !== "ROLLBACK";
+      if (endsTransaction || !sound) release(sound ? undefined : asError(error));
+      // A ROLLBACK fails only when its session is unusable, and discarding the session ends the
+      // transaction as surely. Prisma sends it from a timer at TX_TIMEOUT_MS, where a rejection
+      // would go unhandled and end the process.
       if (statement === "ROLLBACK") return 0;
       throw error;
     }
@@ -128,12 +136,14 @@ function releaseExactlyOnce(transaction: AdapterTransaction): { transaction: Ada
  * statements, type mapping and error conversion are the adapter's own).
  */
 /**
- * The transaction's connection as the adapter sees it: every statement it sends (BEGIN, COMMIT,
- * ROLLBACK, Prisma's own queries) waits for its answer no longer than the request's deadline.
+ * The transaction's connection as the adapter sees it: every statement it sends (BEGIN,
+ * Prisma's own queries) waits for its answer no longer than the request's deadline, except the
+ * statements that end the transaction: a COMMIT cut short would leave its outcome unknown.
  */
 function deadlineBoundClient(connection: pg.PoolClient, queryTimeoutMs: number): pg.PoolClient {
+  const timeoutFor = (text: string) => (endingStatements.has(text.trim().toUpperCase()) ? queryTimeoutMs : timeoutWithinDeadline(queryTimeoutMs));
   const query = (config: pg.QueryConfig & { query_timeout?: number }, ...rest: unknown[]) =>
-    (connection.query as (...args: unknown[]) => unknown)({ ...config, query_timeout: config.query_timeout ?? timeoutWithinDeadline(queryTimeoutMs) }, ...rest);
+    (connection.query as (...args: unknown[]) => unknown)({ ...config, query_timeout: config.query_timeout ?? timeoutFor(config.text) }, ...rest);
   return { query, release: (error?: Error | boolean) => connection.release(error) } as unknown as pg.PoolClient;
 }
 
@@ -176,7 +186,13 @@ function listenedClient(onConnectionError: (error: Error) => void): typeof pg.Cl
   return class ListenedClient extends pg.Client {
     constructor(config?: string | pg.ClientConfig) {
       super(config);
-      this.on("error", onConnectionError);
+      // pg may report one lost connection twice (the server's FATAL, then the socket's end).
+      let reported = false;
+      this.on("error", (error: Error) => {
+        if (reported) return;
+        reported = true;
+        onConnectionError(error);
+      });
     }
   };
 }

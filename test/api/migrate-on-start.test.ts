@@ -6,7 +6,7 @@ import { execFile, spawn } from "node:child_process";
 import path from "node:path";
 import { promisify } from "node:util";
 import pg from "pg";
-import { createDatabase, dropDatabase, pendingMigrations, withDatabase } from "../../src/platform/database-admin";
+import { createDatabase, dropDatabase, migrationState, withDatabase } from "../../src/platform/database-admin";
 import { freePort, serverUrlVariable, templateDatabaseName } from "../support/test-database";
 import { serverArguments } from "../../scripts/server-command";
 
@@ -26,7 +26,7 @@ async function withScratchDatabase(label: string, template: string | undefined, 
   }
 }
 
-/** Starts src/main.ts and waits until it serves /readyz or exits; then stops it. */
+/** Starts the server (dist/src/main.js, as npm start does) and waits until it serves /readyz or exits; then stops it. */
 async function start(url: string, environment: Record<string, string>): Promise<{ ready: boolean; exitCode: number | null; output: string }> {
   const port = await freePort();
   const child = spawn(process.execPath, serverArguments(), {
@@ -49,9 +49,9 @@ async function start(url: string, environment: Record<string, string>): Promise<
   return { ready, exitCode: await exited, output };
 }
 
-it("knows which migrations a database lacks, by name and by checksum", async () => {
+it("knows which migrations a database lacks, and which it applied from another text", async () => {
   await withScratchDatabase("pending", templateDatabaseName, async (url) => {
-    expect(await pendingMigrations(url)).toEqual([]);
+    expect(await migrationState(url)).toEqual({ pending: [], changed: [] });
     const sql = new pg.Client({ connectionString: url });
     sql.on("error", () => undefined);
     await sql.connect();
@@ -59,13 +59,16 @@ it("knows which migrations a database lacks, by name and by checksum", async () 
       const newest = await sql.query<{ migration_name: string }>("SELECT migration_name FROM _prisma_migrations ORDER BY migration_name DESC LIMIT 1");
       const name = newest.rows[0]!.migration_name;
       await sql.query("UPDATE _prisma_migrations SET checksum = 'edited' WHERE migration_name = $1", [name]);
-      expect(await pendingMigrations(url)).toEqual([name]);
+      expect(await migrationState(url)).toEqual({ pending: [], changed: [name] });
+      // One that failed half-way (finished_at unset) is pending: deploy then says why it cannot go on.
+      await sql.query("UPDATE _prisma_migrations SET finished_at = NULL WHERE migration_name = $1", [name]);
+      expect((await migrationState(url)).pending).toEqual([name]);
     } finally {
       await sql.end();
     }
   });
   await withScratchDatabase("empty", undefined, async (url) => {
-    expect((await pendingMigrations(url)).length).toBeGreaterThan(10);
+    expect((await migrationState(url)).pending.length).toBeGreaterThan(10);
   });
 });
 
@@ -73,7 +76,7 @@ it("starts on an up-to-date database without running prisma migrate deploy", asy
   await withScratchDatabase("uptodate", templateDatabaseName, async (url) => {
     const { ready, output } = await start(url, {});
     expect(ready).toBe(true);
-    expect(output).not.toContain("migrations applied");
+    expect(output).not.toContain("running prisma migrate deploy");
   });
 });
 
@@ -89,9 +92,18 @@ it("with MIGRATE_ON_START=false refuses a database that lacks migrations, and st
       env: { ...process.env, NODE_ENV: "test", DATABASE_URL: url, LOG_LEVEL: "warn" },
     });
     expect(stdout).toContain("migrations: the database has every migration of this release");
-    expect(await pendingMigrations(url)).toEqual([]);
+    expect((await migrationState(url)).pending).toEqual([]);
 
     const started = await start(url, { MIGRATE_ON_START: "false" });
     expect(started.ready).toBe(true);
+  });
+});
+
+it("applies missing migrations at start by default", async () => {
+  await withScratchDatabase("fresh", undefined, async (url) => {
+    const { ready, output } = await start(url, {});
+    expect(ready).toBe(true);
+    expect(output).toContain("running prisma migrate deploy");
+    expect((await migrationState(url)).pending).toEqual([]);
   });
 });

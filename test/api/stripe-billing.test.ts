@@ -705,6 +705,13 @@ describe("the webhook route", () => {
     expect(replayed.data.replayStripeEvent).toEqual({ status: "FAILED", lastError: stored.rows[0].last_error });
   });
 
+  it("records an event holding U+0000 in a string (which jsonb refuses) as U+FFFD", async () => {
+    const event = stripeEvent("customer.tax_id.created", { id: stripeId("txi"), value: "nul\u0000here" });
+    expect(await deliver(event)).toEqual({ status: 200, body: { received: true, status: "IGNORED" } });
+    const stored = await server.sql.query("SELECT payload->'data'->'object'->>'value' AS value FROM stripe_event WHERE id = $1", [event.id]);
+    expect(stored.rows).toEqual([{ value: "nul\ufffdhere" }]);
+  });
+
   it("records an event of a handled type whose object it cannot use as FAILED and answers 422", async () => {
     const event = stripeEvent("invoice.paid", { id: stripeId("in"), parent: { subscription_details: { subscription: stripeId("sub") } }, lines: { data: "not a list" } });
     expect(await deliver(event)).toEqual({ status: 422, body: { received: true, status: "FAILED" } });

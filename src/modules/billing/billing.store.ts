@@ -6,6 +6,14 @@ import { Prisma } from "../../generated/prisma/client";
 import type { DatabaseClient, Transaction } from "../../platform/database";
 import { column, selectRow, selectRows, execute } from "../../platform/rows";
 
+/**
+ * JSON text that jsonb accepts: jsonb refuses the character U+0000 (`\u0000`), which a signed
+ * payload may hold in a string; it is kept as U+FFFD, the rest of the event as sent.
+ */
+function jsonbText(value: unknown): string {
+  return JSON.stringify(value).replace(/(?<!\\)((?:\\\\)*)\\u0000/g, "$1\\ufffd");
+}
+
 export type StripeEventStatus = "RECEIVED" | "PROCESSED" | "IGNORED" | "FAILED";
 
 export interface StripeEventRecord {
@@ -97,7 +105,7 @@ export class BillingStore {
   async recordEvent(db: DatabaseClient, event: Stripe.Event): Promise<void> {
     await execute(db, "billing.recordEvent", Prisma.sql`
       INSERT INTO stripe_event (id, type, stripe_created, payload)
-      VALUES (${event.id}, ${event.type}, ${new Date(event.created * 1000)}, ${JSON.stringify(event)}::jsonb)
+      VALUES (${event.id}, ${event.type}, ${new Date(event.created * 1000)}, ${jsonbText(event)}::jsonb)
       ON CONFLICT (id) DO NOTHING`);
   }
 
@@ -105,7 +113,7 @@ export class BillingStore {
   async recordUnreadableEvent(db: DatabaseClient, event: { id: string; type: string; reason: string; payload: unknown }, now: Date): Promise<void> {
     await execute(db, "billing.recordUnreadableEvent", Prisma.sql`
       INSERT INTO stripe_event (id, type, stripe_created, status, attempts, last_error, payload)
-      VALUES (${event.id}, ${event.type}, ${now}, 'FAILED', 1, ${event.reason}, ${JSON.stringify(event.payload)}::jsonb)
+      VALUES (${event.id}, ${event.type}, ${now}, 'FAILED', 1, ${event.reason}, ${jsonbText(event.payload)}::jsonb)
       ON CONFLICT (id) DO NOTHING`);
   }
 

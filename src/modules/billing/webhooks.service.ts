@@ -7,8 +7,9 @@ import type { Logger } from "pino";
 import { Policy } from "../../platform/authorization";
 import { billingPermissions } from "./billing.permissions";
 import type { Caller } from "../../platform/auth";
-import { isDatabaseUnavailable, type Database, type Transactor } from "../../platform/database";
-import { fail, ServiceUnavailableError, succeed, type Outcome } from "../../platform/failures";
+import type { Database, Transactor } from "../../platform/database";
+import { isUnavailable } from "../../platform/errors";
+import { fail, succeed, type Outcome } from "../../platform/failures";
 import type { BillingStore, StripeEventRecord, StripeEventStatus } from "./billing.store";
 import { handlerFor, purchaseDependentEventTypes, type HandlerContext } from "./events";
 import { readStripeEvent, unreadableEventIdentity } from "./stripe-event";
@@ -96,7 +97,7 @@ export class WebhooksService {
       return result;
     } catch (error) {
       // Nothing can be recorded without the database; Stripe's retry brings the event back.
-      if (error instanceof ServiceUnavailableError || isDatabaseUnavailable(error)) throw error;
+      if (isUnavailable(error)) throw error;
       const message = error instanceof Error ? error.message : String(error);
       await this.deps.store.markFailed(this.deps.database, eventId, message);
       if (!(error instanceof EventFailed)) this.deps.logger.error({ err: error, eventId, type: stored.type }, "Stripe event processing failed");

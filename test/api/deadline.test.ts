@@ -1,0 +1,54 @@
+// A request's deadline for the database (platform/deadline.ts) cuts waits, never outcomes: a
+// COMMIT is not sent once it has passed (so a 503 means nothing was written), and once a write
+// has committed, the reads that fill the answer are no longer cut.
+import { z } from "zod";
+import { Prisma } from "../../src/generated/prisma/client";
+import { withDeadline } from "../../src/platform/deadline";
+import { isUnavailable } from "../../src/platform/errors";
+import { column, execute, selectRows } from "../../src/platform/rows";
+import { startTestServer, type TestServer } from "../support/test-server";
+
+let server: TestServer;
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+const probeRow = z.object({ id: column.text });
+
+beforeAll(async () => {
+  server = await startTestServer();
+  await server.sql.query("CREATE TABLE deadline_probe (id text PRIMARY KEY)");
+});
+afterAll(() => server.close());
+
+const written = async (id: string) => (await server.sql.query("SELECT id FROM deadline_probe WHERE id = $1", [id])).rowCount;
+
+it("once a write committed, the request's later reads are not cut by its deadline", async () => {
+  const answer = withDeadline(300, async () => {
+    await server.services.transactor.serializable((tx) => execute(tx, "test.write", Prisma.sql`INSERT INTO deadline_probe (id) VALUES ('committed')`));
+    await sleep(400);
+    return selectRows(server.database, "test.read", probeRow, Prisma.sql`SELECT id FROM deadline_probe WHERE id = 'committed'`);
+  });
+  await expect(answer).resolves.toEqual([{ id: "committed" }]);
+});
+
+it("without a commit, a read after the deadline is refused as unavailable", async () => {
+  const answer = withDeadline(300, async () => {
+    await sleep(400);
+    return selectRows(server.database, "test.read", probeRow, Prisma.sql`SELECT id FROM deadline_probe`);
+  });
+  const error = await answer.then(() => undefined, (failure: unknown) => failure);
+  expect(isUnavailable(error)).toBe(true);
+});
+
+it("past the deadline a transaction's COMMIT is not sent: unavailable, and nothing written", async () => {
+  const answer = withDeadline(200, () =>
+    server.services.transactor.once(async (tx) => {
+      await execute(tx, "test.write", Prisma.sql`INSERT INTO deadline_probe (id) VALUES ('late')`);
+      // The work outlasts the deadline without yielding, so the COMMIT comes before any timer.
+      const untilMs = Date.now() + 250;
+      while (Date.now() < untilMs);
+      return "done";
+    }),
+  );
+  const error = await answer.then(() => undefined, (failure: unknown) => failure);
+  expect(isUnavailable(error)).toBe(true);
+  expect(await written("late")).toBe(0);
+});
