@@ -135,19 +135,7 @@ function releaseExactlyOnce(transaction: AdapterTransaction): { transaction: Ada
  * isolation level. The transaction is the adapter itself on that one connection (its
  * statements, type mapping and error conversion are the adapter's own).
  */
-/**
- * The transaction's connection as the adapter sees it: every statement it sends (BEGIN,
- * Prisma's own queries) waits for its answer no longer than the request's deadline, except the
- * statements that end the transaction: a COMMIT cut short would leave its outcome unknown.
- */
-function deadlineBoundClient(connection: pg.PoolClient, queryTimeoutMs: number): pg.PoolClient {
-  const timeoutFor = (text: string) => (endingStatements.has(text.trim().toUpperCase()) ? queryTimeoutMs : timeoutWithinDeadline(queryTimeoutMs));
-  const query = (config: pg.QueryConfig & { query_timeout?: number }, ...rest: unknown[]) =>
-    (connection.query as (...args: unknown[]) => unknown)({ ...config, query_timeout: config.query_timeout ?? timeoutFor(config.text) }, ...rest);
-  return { query, release: (error?: Error | boolean) => connection.release(error) } as unknown as pg.PoolClient;
-}
-
-async function beginTransaction(adapter: TransactionalAdapter, pool: pg.Pool, isolationLevel: string | undefined, queryTimeoutMs: number): Promise<AdapterTransaction> {
+async function beginTransaction(adapter: TransactionalAdapter, pool: pg.Pool, isolationLevel: string | undefined): Promise<AdapterTransaction> {
   if (isolationLevel !== undefined && !isolationLevels.has(isolationLevel)) throw new Error(`unknown isolation level ${isolationLevel}`);
   let connection: pg.PoolClient;
   try {
@@ -157,7 +145,7 @@ async function beginTransaction(adapter: TransactionalAdapter, pool: pg.Pool, is
     return adapter.onError(error);
   }
   const transaction = Object.create(adapter, {
-    client: { value: deadlineBoundClient(connection, queryTimeoutMs) },
+    client: { value: connection },
     options: { value: { usePhantomQuery: false } },
   }) as AdapterTransaction;
   const savepoint = (statement: string) => async (name: string) => {
@@ -175,14 +163,21 @@ async function beginTransaction(adapter: TransactionalAdapter, pool: pg.Pool, is
 
 const keepAliveInitialDelayMs = 10_000;
 
+type QueryArguments = [config: (pg.QueryConfig & { query_timeout?: number }) | string, ...rest: unknown[]];
+
 /**
- * pg's Client with an 'error' listener from the moment it exists. pg-pool listens to a client
- * only while it is idle, and a listener added after `await pool.connect()` comes too late when
- * the server's FATAL arrives in the same read as the new connection's ReadyForQuery: pg parses
- * both in one tick, resolving connect() and then emitting 'error' before the caller's
- * continuation runs, and an 'error' without a listener ends the process.
+ * pg's Client as every pool here makes them:
+ * - with an 'error' listener from the moment it exists. pg-pool listens to a client only while
+ *   it is idle, and a listener added after `await pool.connect()` comes too late when the
+ *   server's FATAL arrives in the same read as the new connection's ReadyForQuery: pg parses
+ *   both in one tick, resolving connect() and then emitting 'error' before the caller's
+ *   continuation runs, and an 'error' without a listener ends the process;
+ * - waiting for each answer no longer than the request's deadline (platform/deadline.ts), for
+ *   statements that do not set their own wait (Prisma's, in and out of transactions), except
+ *   those that end a transaction: a COMMIT cut short would leave its outcome unknown.
  */
-function listenedClient(onConnectionError: (error: Error) => void): typeof pg.Client {
+function listenedClient(onConnectionError: (error: Error) => void, queryTimeoutMs: number): typeof pg.Client {
+  const timeoutFor = (text: string) => (endingStatements.has(text.trim().toUpperCase()) ? queryTimeoutMs : timeoutWithinDeadline(queryTimeoutMs));
   return class ListenedClient extends pg.Client {
     constructor(config?: string | pg.ClientConfig) {
       super(config);
@@ -193,13 +188,19 @@ function listenedClient(onConnectionError: (error: Error) => void): typeof pg.Cl
         reported = true;
         onConnectionError(error);
       });
+      const query = this.query.bind(this) as (...args: QueryArguments) => unknown;
+      this.query = ((...[config, ...rest]: QueryArguments) => {
+        // A plain config object only: a submittable (a pg Query, a cursor) keeps its own shape.
+        const bounded = typeof config === "object" && Object.getPrototypeOf(config) === Object.prototype && config.query_timeout === undefined && typeof config.text === "string";
+        return query(bounded ? { ...config, query_timeout: timeoutFor(config.text) } : config, ...rest);
+      }) as typeof this.query;
     }
   };
 }
 
 export function createPool(settings: PoolSettings): pg.Pool {
   const pool = new pg.Pool({
-    Client: listenedClient(settings.onConnectionError),
+    Client: listenedClient(settings.onConnectionError, settings.queryTimeoutMs),
     connectionString: settings.url,
     max: settings.size,
     connectionTimeoutMillis: settings.acquireTimeoutMs,
@@ -224,7 +225,7 @@ export function createPgAdapter(settings: PoolSettings): { adapter: PrismaPg; po
     const adapter = await connect();
     const transactional = adapter as unknown as TransactionalAdapter;
     transactional.startTransaction = async (isolationLevel) => {
-      const { transaction, isOpen, discard } = releaseExactlyOnce(await beginTransaction(transactional, pool, isolationLevel, settings.queryTimeoutMs));
+      const { transaction, isOpen, discard } = releaseExactlyOnce(await beginTransaction(transactional, pool, isolationLevel));
       const opening = openingTransactions.getStore();
       // The first transaction opened in the context is the one its caller asked for.
       if (opening && !opening.runner) opening.runner = transactionRunner(transaction.client, isOpen, discard, statementSettings);
