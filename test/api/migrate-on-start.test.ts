@@ -72,11 +72,23 @@ it("knows which migrations a database lacks, and which it applied from another t
   });
 });
 
+/** The advisory lock `prisma migrate deploy` takes first (its schema engine's, fixed). */
+const prismaMigrateLockKey = 72707369;
+
 it("starts on an up-to-date database without running prisma migrate deploy", async () => {
   await withScratchDatabase("uptodate", templateDatabaseName, async (url) => {
-    const { ready, output } = await start(url, {});
-    expect(ready).toBe(true);
-    expect(output).not.toContain("running prisma migrate deploy");
+    // Held here, the lock would stop a deploy for its 10 s timeout and fail the start.
+    const holder = new pg.Client({ connectionString: url });
+    holder.on("error", () => undefined);
+    await holder.connect();
+    try {
+      await holder.query("SELECT pg_advisory_lock($1)", [prismaMigrateLockKey]);
+      const { ready, output } = await start(url, {});
+      expect(ready).toBe(true);
+      expect(output).not.toContain("running prisma migrate deploy");
+    } finally {
+      await holder.end();
+    }
   });
 });
 
