@@ -32,6 +32,8 @@ const profileDirectory = process.env.BENCH_PROFILE_DIR;
 const printStatements = process.env.BENCH_PG_STATEMENTS === "1";
 // The server's WEB_CONCURRENCY.
 const serverWorkers = Number(process.env.BENCH_WORKERS ?? 1);
+// The service's DATABASE_PREPARED_STATEMENTS ("false": every statement parsed and planned anew, as behind PgBouncer 1.18).
+const preparedStatements = process.env.BENCH_PREPARED_STATEMENTS ?? "true";
 const clockTicksPerSecond = 100;
 const customerSeconds = 100_000_000;
 const reservedSeconds = 60;
@@ -281,6 +283,7 @@ function productionEnvironment(databaseUrl: string): Record<string, string> {
     SWEEPER_ENABLED: "false",
     OUTBOX_ENABLED: "false",
     WEB_CONCURRENCY: String(serverWorkers),
+    DATABASE_PREPARED_STATEMENTS: preparedStatements,
     // 64 clients on one customer hold up to 64 reservations at once; the default limit is 50.
     ACTIVE_RESERVATIONS_PER_CUSTOMER_MAX: "100",
   };
@@ -529,6 +532,7 @@ function save(rows: ReportRow[], results: Result[], openLoop: Result[], storms: 
   const totalCpu = (result: Result | undefined) => (result ? round(result.cpuMsPerCycle + (result.postgresCpuMsPerCycle ?? 0)) : null);
   const summary = {
     workers: serverWorkers,
+    prepared_statements: preparedStatements,
     api_sql_ratio_64_spread: spread64?.apiToSqlRatio ?? null,
     hot_vs_spread_64: spread64 && hot64 ? round(hot64.api.cyclesPerSecond / spread64.api.cyclesPerSecond) : null,
     server_cpu_ms_per_cycle: spread64?.api.cpuMsPerCycle ?? null,
