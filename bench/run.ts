@@ -146,7 +146,10 @@ const confirmMutation = `mutation C($input: ConfirmReservationInput!) { confirmR
 async function apiCycle(baseUrl: string, token: string): Promise<boolean> {
   const reserved = await graphql(baseUrl, token, reserveMutation, { input: { estimatedSeconds: reservedSeconds, endpoint: "bench" } });
   const id = reserved.data?.reserveCredits?.reservation?.id;
-  if (!id) return false;
+  if (!id) {
+    if (process.env.BENCH_DEBUG) console.error(JSON.stringify(reserved).slice(0, 300));
+    return false;
+  }
   const confirmed = await graphql(baseUrl, token, confirmMutation, { input: { reservationId: id, actualSeconds } });
   return Boolean(confirmed.data?.confirmReservation);
 }
@@ -294,7 +297,7 @@ async function startService(databaseUrl: string): Promise<{ target: Target; staf
   const environment = productionEnvironment(databaseUrl);
   const config = loadConfig(environment);
   const profiling = profileDirectory ? ["--cpu-prof", `--cpu-prof-dir=${path.resolve(profileDirectory)}`] : [];
-  const logSink = fs.openSync("/dev/null", "w");
+  const logSink = fs.openSync(process.env.BENCH_SERVER_LOG ?? "/dev/null", "w");
   const child = spawn(process.execPath, serverArguments(profiling), { cwd: root, env: { ...process.env, ...environment }, stdio: ["ignore", logSink, "inherit"] });
   await waitForReady(child, port);
   const baseUrl = `http://127.0.0.1:${port}`;
@@ -426,10 +429,12 @@ async function main(): Promise<void> {
       }
     }
     if (printStatements) await printStatementCounts(sitting.controlUrl, service.target.databaseName, results.filter((result) => result.target === "api").reduce((sum, result) => sum + result.cycles, 0));
-    results.push(...(await sqlBaseline(databaseUrl, service.target.tokens, sitting)));
     const openLoop = [await measureOpenLoop(service.target, sitting), await measureOpenLoop(floor, sitting)];
+    const storms = await activationStorms(service.target.baseUrl, service.staff);
+    // Last: the statement changes balances without their grants, which the service refuses to build on.
+    results.push(...(await sqlBaseline(databaseUrl, service.target.tokens, sitting)));
     const rows = report(results, openLoop);
-    save(rows, results, openLoop, await activationStorms(service.target.baseUrl, service.staff));
+    save(rows, results, openLoop, storms);
   } finally {
     await stopServers([service?.target.process, floor?.process]);
     await cluster.stop();
