@@ -189,6 +189,9 @@ const environmentSchema = z
     TX_MAX_WAIT_MS: int(100, 60_000).default(2000),
     TX_TIMEOUT_MS: int(100, 60_000).default(5000),
     TX_LOCK_TIMEOUT_MS: int(100, 60_000).default(5000),
+    // A COMMIT sent close to a request's deadline still waits this long for its answer: cut on a
+    // healthy server, its outcome would be unknown to the client.
+    TX_COMMIT_WAIT_MIN_MS: int(10, 60_000).default(500),
     UNAVAILABLE_RETRY_AFTER_SECONDS: int(1, 3600).default(2),
 
     SWEEPER_ENABLED: flag.default(true),
@@ -243,6 +246,9 @@ const environmentSchema = z
     }
     if (env.DATABASE_QUERY_TIMEOUT_MS <= env.TX_LOCK_TIMEOUT_MS) {
       context.addIssue({ code: "custom", path: ["DATABASE_QUERY_TIMEOUT_MS"], message: "must exceed TX_LOCK_TIMEOUT_MS (the server gives up on a customer's lock first)" });
+    }
+    if (env.TX_COMMIT_WAIT_MIN_MS >= env.DATABASE_QUERY_TIMEOUT_MS) {
+      context.addIssue({ code: "custom", path: ["TX_COMMIT_WAIT_MIN_MS"], message: "must be below DATABASE_QUERY_TIMEOUT_MS" });
     }
     if (env.DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS <= env.TX_TIMEOUT_MS) {
       context.addIssue({ code: "custom", path: ["DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS"], message: "must exceed TX_TIMEOUT_MS (a live transaction is never ended by the server)" });
@@ -449,6 +455,8 @@ export interface Config {
     maxWaitMs: number;
     timeoutMs: number;
     lockTimeoutMs: number;
+    /** The least a COMMIT waits for its answer, near a request's deadline too. */
+    commitWaitMinMs: number;
     /** What a 503 tells clients to wait before trying again (Retry-After, retryAfterSeconds). */
     unavailableRetryAfterSeconds: number;
   };
@@ -609,6 +617,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
       maxWaitMs: env.TX_MAX_WAIT_MS,
       timeoutMs: env.TX_TIMEOUT_MS,
       lockTimeoutMs: env.TX_LOCK_TIMEOUT_MS,
+      commitWaitMinMs: env.TX_COMMIT_WAIT_MIN_MS,
       unavailableRetryAfterSeconds: env.UNAVAILABLE_RETRY_AFTER_SECONDS,
     },
     sweeper: { enabled: env.SWEEPER_ENABLED, intervalMs: env.SWEEPER_INTERVAL_MS, batchSize: env.SWEEPER_BATCH_SIZE },

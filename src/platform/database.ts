@@ -44,11 +44,13 @@ export interface DatabaseSettings {
   timeouts: DatabaseTimeouts;
   /** Named prepared statements: whether, and at most how many distinct texts. */
   preparedStatements: { enabled: boolean; namesMax: number };
+  /** The least a COMMIT waits for its answer (TX_COMMIT_WAIT_MIN_MS). */
+  commitWaitMinMs: number;
 }
 
 /** The service's pool settings from its configuration. */
 export function databaseSettingsOf(config: Pick<Config, "database" | "transactions">): DatabaseSettings {
-  return { poolSize: config.database.poolSize, acquireTimeoutMs: config.transactions.maxWaitMs, timeouts: config.database.timeouts, preparedStatements: config.database.preparedStatements };
+  return { poolSize: config.database.poolSize, acquireTimeoutMs: config.transactions.maxWaitMs, timeouts: config.database.timeouts, preparedStatements: config.database.preparedStatements, commitWaitMinMs: config.transactions.commitWaitMinMs };
 }
 
 export function createDatabase(url: string, settings: DatabaseSettings, onConnectionError: (error: Error) => void = () => undefined): Database {
@@ -60,6 +62,7 @@ export function createDatabase(url: string, settings: DatabaseSettings, onConnec
     size: settings.poolSize,
     acquireTimeoutMs: settings.acquireTimeoutMs,
     queryTimeoutMs: settings.timeouts.queryMs,
+    commitWaitMinMs: settings.commitWaitMinMs,
     sessionOptions: sessionOptions(settings.timeouts),
     onConnectionError: (error) => {
       health.connectionErrors += 1;

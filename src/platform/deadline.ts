@@ -5,11 +5,13 @@
 // TCP gives up. Each HTTP request runs with a deadline (TX_TIMEOUT_MS from when its body has
 // been read); every wait on the database inside it (a queue for the customer, a connection, a
 // statement, a retry's backoff) ends by then, and the request is answered 503 with Retry-After.
-// Two waits are never cut: a COMMIT (cut, its outcome would be unknown: it is not sent at all
-// once the deadline has passed, so a 503 means nothing was written), and everything after one
-// (the reads that fill the answer: a 503 then would tell the client a committed write failed,
-// and its retry would apply it twice). Those, and work outside a request (the sweeper, the
-// outbox, the audit), are bounded by the pool's statement timeouts alone.
+// Commits are treated apart. A COMMIT is not sent at all once the deadline has passed (a 503
+// then means nothing was written), and one sent close to it still waits TX_COMMIT_WAIT_MIN_MS
+// for its answer (cut on a healthy server, its outcome would be unknown). After a commit,
+// nothing of the request is cut (the reads that fill the answer: a 503 then would tell the
+// client a committed write failed, and its retry would apply it twice): those waits, and work
+// outside a request (the sweeper, the outbox, the audit), are bounded by the pool's statement
+// timeouts alone.
 import { AsyncLocalStorage } from "node:async_hooks";
 import { ServiceUnavailableError } from "./failures";
 

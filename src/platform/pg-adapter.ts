@@ -60,6 +60,8 @@ export interface PoolSettings {
    * connection is discarded: the server may be gone without a word (a partition, a frozen host).
    */
   queryTimeoutMs: number;
+  /** The least a COMMIT waits for its answer, whatever the request's deadline leaves (pools that run transactions). */
+  commitWaitMinMs?: number;
   /** Our statements on this pool's connections: named (prepared once per connection) or not. */
   statementNames?: StatementNames;
   /** An idle connection is closed after this (pg's default: 10 s). */
@@ -173,11 +175,16 @@ type QueryArguments = [config: (pg.QueryConfig & { query_timeout?: number }) | s
  *   both in one tick, resolving connect() and then emitting 'error' before the caller's
  *   continuation runs, and an 'error' without a listener ends the process;
  * - waiting for each answer no longer than the request's deadline (platform/deadline.ts), for
- *   statements that do not set their own wait (Prisma's, in and out of transactions), except
- *   those that end a transaction: a COMMIT cut short would leave its outcome unknown.
+ *   statements that do not set their own wait (Prisma's, in and out of transactions). A COMMIT
+ *   is given at least `commitWaitMinMs`: sent close to the deadline, it would otherwise be cut
+ *   on a healthy server and leave its outcome unknown; on a frozen one it is cut that much later.
  */
-function listenedClient(onConnectionError: (error: Error) => void, queryTimeoutMs: number): typeof pg.Client {
-  const timeoutFor = (text: string) => (endingStatements.has(text.trim().toUpperCase()) ? queryTimeoutMs : timeoutWithinDeadline(queryTimeoutMs));
+function listenedClient(settings: Pick<PoolSettings, "onConnectionError" | "queryTimeoutMs" | "commitWaitMinMs">): typeof pg.Client {
+  const { onConnectionError, queryTimeoutMs, commitWaitMinMs = 0 } = settings;
+  const timeoutFor = (text: string) => {
+    const withinDeadline = timeoutWithinDeadline(queryTimeoutMs);
+    return text.trim().toUpperCase() === "COMMIT" ? Math.min(queryTimeoutMs, Math.max(commitWaitMinMs, withinDeadline)) : withinDeadline;
+  };
   return class ListenedClient extends pg.Client {
     constructor(config?: string | pg.ClientConfig) {
       super(config);
@@ -200,7 +207,7 @@ function listenedClient(onConnectionError: (error: Error) => void, queryTimeoutM
 
 export function createPool(settings: PoolSettings): pg.Pool {
   const pool = new pg.Pool({
-    Client: listenedClient(settings.onConnectionError, settings.queryTimeoutMs),
+    Client: listenedClient(settings),
     connectionString: settings.url,
     max: settings.size,
     connectionTimeoutMillis: settings.acquireTimeoutMs,

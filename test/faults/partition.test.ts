@@ -166,8 +166,8 @@ it(
     const unhandled: unknown[] = [];
     const onUnhandled = (reason: unknown) => unhandled.push(reason);
     process.on("unhandledRejection", onUnhandled);
-    const database = createPrisma(proxy.urlFor(directUrl), { poolSize: 2, acquireTimeoutMs: 1000, timeouts: { statementMs: 1000, queryMs: 1500, idleInTransactionMs: 3000 }, preparedStatements: { enabled: true, namesMax: 10 } });
-    const transactor = new Transactor(database, { maxAttempts: 1, backoffBaseMs: 1, backoffMaxMs: 1, maxWaitMs: 1000, timeoutMs: 300, lockTimeoutMs: 1000, unavailableRetryAfterSeconds: 1 });
+    const database = createPrisma(proxy.urlFor(directUrl), { poolSize: 2, acquireTimeoutMs: 1000, timeouts: { statementMs: 1000, queryMs: 1500, idleInTransactionMs: 3000 }, preparedStatements: { enabled: true, namesMax: 10 }, commitWaitMinMs: 100 });
+    const transactor = new Transactor(database, { maxAttempts: 1, backoffBaseMs: 1, backoffMaxMs: 1, maxWaitMs: 1000, timeoutMs: 300, lockTimeoutMs: 1000, commitWaitMinMs: 100, unavailableRetryAfterSeconds: 1 });
     try {
       // Prisma rolls back at 300 ms from a timer, while the statement waits for its 1.5 s bound.
       const stuck = transactor.once(async (tx) => {
