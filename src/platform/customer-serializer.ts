@@ -178,10 +178,11 @@ export class CustomerSerializer {
       return value;
     } finally {
       // Ending the session releases the lock too. After a failed attempt (the database may be
-      // out of reach) or a lost session it is discarded rather than unlocked, so that the answer
-      // does not wait on one more statement.
+      // out of reach) or a lost session it is discarded rather than unlocked. After a success the
+      // unlock runs behind the answer, which must not wait on it: the work has committed, and a
+      // database that froze just then would hold the answer for the unlock's whole timeout.
       if (lost || !succeeded) release(lost ?? new Error("discarded after a failed attempt"));
-      else await this.unlock(session, key).then(() => release(), (error: unknown) => release(error as Error));
+      else void this.unlock(session, key).then(() => release(), (error: unknown) => release(error as Error));
     }
   }
 }
