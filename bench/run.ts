@@ -146,10 +146,7 @@ const confirmMutation = `mutation C($input: ConfirmReservationInput!) { confirmR
 async function apiCycle(baseUrl: string, token: string): Promise<boolean> {
   const reserved = await graphql(baseUrl, token, reserveMutation, { input: { estimatedSeconds: reservedSeconds, endpoint: "bench" } });
   const id = reserved.data?.reserveCredits?.reservation?.id;
-  if (!id) {
-    if (process.env.BENCH_DEBUG) console.error(JSON.stringify(reserved).slice(0, 300));
-    return false;
-  }
+  if (!id) return false;
   const confirmed = await graphql(baseUrl, token, confirmMutation, { input: { reservationId: id, actualSeconds } });
   return Boolean(confirmed.data?.confirmReservation);
 }
@@ -292,7 +289,7 @@ function productionEnvironment(databaseUrl: string): Record<string, string> {
   };
 }
 
-/** The service as production runs it: compiled, NODE_ENV=production, its log lines written (to /dev/null). */
+/** The service as production runs it: compiled, NODE_ENV=production, its log lines written (to BENCH_SERVER_LOG, or /dev/null). */
 async function startService(databaseUrl: string): Promise<{ target: Target; staff: string; environment: Record<string, string> }> {
   const environment = productionEnvironment(databaseUrl);
   const config = loadConfig(environment);

@@ -12,7 +12,7 @@ import { createDatabase } from "../../src/platform/database-admin";
 import { selectRows } from "../../src/platform/rows";
 import { ApiProcess, metricValue, type Answer } from "../support/api-process";
 import { signedDelivery, stripeEvent, stripeId } from "../support/fake-stripe";
-import { StallingProxy } from "../support/stalling-proxy";
+import { PartitionProxy } from "../../scripts/nemesis/proxy";
 import { StandalonePostgres } from "../support/standalone-postgres";
 
 const root = path.resolve(__dirname, "..", "..");
@@ -27,7 +27,7 @@ const webhookSecret = "whsec_partition_test_secret";
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 let postgres: StandalonePostgres;
-let proxy: StallingProxy;
+let proxy: PartitionProxy;
 let api: ApiProcess;
 let directUrl: string;
 let hotCustomer: string;
@@ -38,8 +38,8 @@ beforeAll(async () => {
   await postgres.start();
   directUrl = postgres.urlFor("splice");
   await createDatabase(directUrl);
-  proxy = await StallingProxy.start(postgres.port);
-  api = await ApiProcess.start(proxy.urlFor(directUrl), {
+  proxy = await PartitionProxy.start(postgres.port);
+  api = await ApiProcess.start(throughProxy(directUrl), {
     TX_TIMEOUT_MS: String(txTimeoutMs),
     TX_MAX_WAIT_MS: "1000",
     TX_LOCK_TIMEOUT_MS: "1000",
@@ -56,6 +56,13 @@ beforeAll(async () => {
   hotCustomer = await create(`partition-hot-${process.pid}@example.com`);
   otherCustomer = await create(`partition-other-${process.pid}@example.com`);
 }, testTimeoutMs);
+
+/** The same database, reached through the proxy. */
+function throughProxy(url: string): string {
+  const parsed = new URL(url);
+  parsed.port = String(proxy.port);
+  return parsed.toString();
+}
 
 afterAll(async () => {
   await api?.stop();
@@ -116,7 +123,7 @@ it(
       await release(customerId, reserved.body.data!.reserveCredits.reservation.id);
     }
 
-    proxy.stall();
+    proxy.partition();
     const answers = await Promise.all([
       ...Array.from({ length: queuedReserves }, (_, index) => timed(`reserve ${index + 1} for one customer`, () => reserve(hotCustomer))),
       timed("another customer's read", () => api.graphql(api.customerToken(otherCustomer), "{ me { balance { secondsRemaining } } }")),
@@ -133,7 +140,7 @@ it(
     }
     expect(answers.filter((answer) => answer.name !== "Stripe webhook").map((answer) => answer.code)).toEqual(Array(answers.length - 1).fill("SERVICE_UNAVAILABLE"));
 
-    proxy.resume();
+    proxy.heal();
     const healedAt = Date.now();
     let healMs: number | undefined;
     while (healMs === undefined && Date.now() - healedAt < recoveryGiveUpMs) {
@@ -166,19 +173,19 @@ it(
     const unhandled: unknown[] = [];
     const onUnhandled = (reason: unknown) => unhandled.push(reason);
     process.on("unhandledRejection", onUnhandled);
-    const database = createPrisma(proxy.urlFor(directUrl), { poolSize: 2, acquireTimeoutMs: 1000, timeouts: { statementMs: 1000, queryMs: 1500, idleInTransactionMs: 3000 }, preparedStatements: { enabled: true, namesMax: 10 }, commitWaitMinMs: 100 });
+    const database = createPrisma(throughProxy(directUrl), { poolSize: 2, acquireTimeoutMs: 1000, timeouts: { statementMs: 1000, queryMs: 1500, idleInTransactionMs: 3000 }, preparedStatements: { enabled: true, namesMax: 10 }, commitWaitMinMs: 100 });
     const transactor = new Transactor(database, { maxAttempts: 1, backoffBaseMs: 1, backoffMaxMs: 1, maxWaitMs: 1000, timeoutMs: 300, lockTimeoutMs: 1000, commitWaitMinMs: 100, unavailableRetryAfterSeconds: 1 });
     try {
       // Prisma rolls back at 300 ms from a timer, while the statement waits for its 1.5 s bound.
       const stuck = transactor.once(async (tx) => {
-        proxy.stall();
+        proxy.partition();
         return selectRows(tx, "test.stuck", z.unknown(), Prisma.sql`SELECT 1`);
       });
       await expect(stuck).rejects.toThrow(/database unavailable/);
       await sleep(500);
       expect(unhandled).toEqual([]);
     } finally {
-      proxy.resume();
+      proxy.heal();
       process.off("unhandledRejection", onUnhandled);
       await closeDatabase(database);
     }
