@@ -189,9 +189,10 @@ const environmentSchema = z
     TX_MAX_WAIT_MS: int(100, 60_000).default(2000),
     TX_TIMEOUT_MS: int(100, 60_000).default(5000),
     TX_LOCK_TIMEOUT_MS: int(100, 60_000).default(5000),
-    // A COMMIT sent close to a request's deadline still waits this long for its answer: cut on a
-    // healthy server, its outcome would be unknown to the client.
-    TX_COMMIT_WAIT_MIN_MS: int(10, 60_000).default(500),
+    // A COMMIT sent close to a request's deadline still waits this long for its answer (cut on a
+    // healthy server, its outcome would be unknown to the client), and after a commit the rest
+    // of the request (the reads that fill its answer) has at least this long.
+    TX_COMMIT_WAIT_MIN_MS: int(10, 60_000).default(300),
     UNAVAILABLE_RETRY_AFTER_SECONDS: int(1, 3600).default(2),
 
     SWEEPER_ENABLED: flag.default(true),

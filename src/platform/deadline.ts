@@ -7,18 +7,16 @@
 // statement, a retry's backoff) ends by then, and the request is answered 503 with Retry-After.
 // Commits are treated apart. A COMMIT is not sent at all once the deadline has passed (a 503
 // then means nothing was written), and one sent close to it still waits TX_COMMIT_WAIT_MIN_MS
-// for its answer (cut on a healthy server, its outcome would be unknown). After a commit,
-// nothing of the request is cut (the reads that fill the answer: a 503 then would tell the
-// client a committed write failed, and its retry would apply it twice): those waits, and work
-// outside a request (the sweeper, the outbox, the audit), are bounded by the pool's statement
-// timeouts alone.
+// for its answer (cut on a healthy server, its outcome would be unknown). After a commit the
+// deadline moves to at least that much later, so that the reads that fill the answer are not
+// cut on a server that answers (a 503 then would tell the client a committed write failed)
+// while a frozen one still gets its 503 soon after. Work outside a request (the sweeper, the
+// outbox, the audit) is bounded by the pool's statement timeouts alone.
 import { AsyncLocalStorage } from "node:async_hooks";
 import { ServiceUnavailableError } from "./failures";
 
 interface Deadline {
   atMs: number;
-  /** A write of this request committed: the deadline no longer cuts anything. */
-  committed: boolean;
 }
 
 const deadlines = new AsyncLocalStorage<Deadline>();
@@ -28,19 +26,19 @@ export function withDeadline<T>(budgetMs: number, work: () => T): T {
   const atMs = Date.now() + budgetMs;
   const outer = deadlines.getStore();
   if (outer && outer.atMs <= atMs) return work();
-  return deadlines.run({ atMs, committed: false }, work);
+  return deadlines.run({ atMs }, work);
 }
 
-/** Milliseconds left before the current deadline; undefined outside a request or after its commit. */
+/** Milliseconds left before the current deadline; undefined outside a request. */
 export function remainingMs(): number | undefined {
   const deadline = deadlines.getStore();
-  return deadline === undefined || deadline.committed ? undefined : deadline.atMs - Date.now();
+  return deadline === undefined ? undefined : deadline.atMs - Date.now();
 }
 
-/** The current request committed a write: from now on its waits are not cut by the deadline. */
-export function markCommitted(): void {
+/** The current request committed a write: its deadline is now at least `graceMs` away. */
+export function extendAfterCommit(graceMs: number): void {
   const deadline = deadlines.getStore();
-  if (deadline) deadline.committed = true;
+  if (deadline) deadline.atMs = Math.max(deadline.atMs, Date.now() + graceMs);
 }
 
 /** The database did not answer within the request's deadline: answered 503 like an outage. */

@@ -18,7 +18,7 @@
 import { AsyncLocalStorage } from "node:async_hooks";
 import { PrismaPg } from "@prisma/adapter-pg";
 import pg from "pg";
-import { boundedByDeadline, DeadlineExceededError, markCommitted, timeoutWithinDeadline } from "./deadline";
+import { boundedByDeadline, DeadlineExceededError, extendAfterCommit, timeoutWithinDeadline } from "./deadline";
 import { connectWithinDeadline, sessionSurvived, StatementNames, transactionRunner, type SqlRunner } from "./direct-sql";
 
 interface AdapterQuery {
@@ -77,7 +77,7 @@ const endingStatements = new Set(["COMMIT", "ROLLBACK"]);
  * Gives the connection back exactly once, and tells whether the transaction is still open:
  * closed from the moment its COMMIT or ROLLBACK is sent.
  */
-function releaseExactlyOnce(transaction: AdapterTransaction): { transaction: AdapterTransaction; isOpen: () => boolean; discard: (error: Error) => void } {
+function releaseExactlyOnce(transaction: AdapterTransaction, commitWaitMinMs: number): { transaction: AdapterTransaction; isOpen: () => boolean; discard: (error: Error) => void } {
   let released = false;
   let ending = false;
   const release = (error?: Error) => {
@@ -103,7 +103,7 @@ function releaseExactlyOnce(transaction: AdapterTransaction): { transaction: Ada
       // written (the connection is discarded below, which rolls the transaction back).
       if (statement === "COMMIT") boundedByDeadline(0, "a commit");
       const count = await executeRaw(query);
-      if (statement === "COMMIT") markCommitted();
+      if (statement === "COMMIT") extendAfterCommit(commitWaitMinMs);
       return count;
     } catch (error) {
       // A failed ROLLBACK, or any failure of a statement without PostgreSQL's answer, leaves the
@@ -232,7 +232,7 @@ export function createPgAdapter(settings: PoolSettings): { adapter: PrismaPg; po
     const adapter = await connect();
     const transactional = adapter as unknown as TransactionalAdapter;
     transactional.startTransaction = async (isolationLevel) => {
-      const { transaction, isOpen, discard } = releaseExactlyOnce(await beginTransaction(transactional, pool, isolationLevel));
+      const { transaction, isOpen, discard } = releaseExactlyOnce(await beginTransaction(transactional, pool, isolationLevel), settings.commitWaitMinMs ?? 0);
       const opening = openingTransactions.getStore();
       // The first transaction opened in the context is the one its caller asked for.
       if (opening && !opening.runner) opening.runner = transactionRunner(transaction.client, isOpen, discard, statementSettings);
