@@ -55,10 +55,10 @@ export function databaseSettingsOf(config: Pick<Config, "database" | "transactio
 
 export function createDatabase(url: string, settings: DatabaseSettings, onConnectionError: (error: Error) => void = () => undefined): Database {
   const health = { connectionErrors: 0 };
-  const statementNames = new StatementNames(settings.preparedStatements.enabled, settings.preparedStatements.namesMax);
+  // One naming of statements for the pool and the transactions on it.
+  const statements = { queryTimeoutMs: settings.timeouts.queryMs, names: new StatementNames(settings.preparedStatements.enabled, settings.preparedStatements.namesMax) };
   const { adapter, pool } = createPgAdapter({
     url,
-    statementNames,
     size: settings.poolSize,
     acquireTimeoutMs: settings.acquireTimeoutMs,
     queryTimeoutMs: settings.timeouts.queryMs,
@@ -68,11 +68,11 @@ export function createDatabase(url: string, settings: DatabaseSettings, onConnec
       health.connectionErrors += 1;
       onConnectionError(error);
     },
-  });
+  }, statements);
   // "minimal": no call stack captured on every query to decorate an error message nobody sees
   // (errors are logged and translated, never shown to clients as Prisma words them).
   const client = Object.assign(new PrismaClient({ adapter, errorFormat: "minimal" }), { pool, health });
-  bindRunner(client, poolRunner(pool, { queryTimeoutMs: settings.timeouts.queryMs, names: statementNames }));
+  bindRunner(client, poolRunner(pool, statements));
   return client;
 }
 

@@ -19,7 +19,7 @@ import { AsyncLocalStorage } from "node:async_hooks";
 import { PrismaPg } from "@prisma/adapter-pg";
 import pg from "pg";
 import { boundedByDeadline, DeadlineExceededError, extendAfterCommit, timeoutWithinDeadline } from "./deadline";
-import { connectWithinDeadline, sessionSurvived, StatementNames, transactionRunner, type SqlRunner } from "./direct-sql";
+import { connectWithinDeadline, sessionSurvived, transactionRunner, type SqlRunner, type StatementSettings } from "./direct-sql";
 
 interface AdapterQuery {
   sql: string;
@@ -62,8 +62,6 @@ export interface PoolSettings {
   queryTimeoutMs: number;
   /** The least a COMMIT waits for its answer, whatever the request's deadline leaves (pools that run transactions). */
   commitWaitMinMs?: number;
-  /** Our statements on this pool's connections: named (prepared once per connection) or not. */
-  statementNames?: StatementNames;
   /** An idle connection is closed after this (pg's default: 10 s). */
   idleTimeoutMs?: number;
   /** Server settings for every session (planner choices, the server's own timeouts). */
@@ -223,9 +221,9 @@ export function createPool(settings: PoolSettings): pg.Pool {
   return pool;
 }
 
-export function createPgAdapter(settings: PoolSettings): { adapter: PrismaPg; pool: pg.Pool } {
+/** The adapter over a new pool; `statements` says how our own statements run inside its transactions. */
+export function createPgAdapter(settings: PoolSettings, statements: StatementSettings): { adapter: PrismaPg; pool: pg.Pool } {
   const pool = createPool(settings);
-  const statementSettings = { queryTimeoutMs: settings.queryTimeoutMs, names: settings.statementNames ?? new StatementNames(false, 0) };
   const factory = new PrismaPg(pool);
   const connect = factory.connect.bind(factory);
   factory.connect = async () => {
@@ -235,7 +233,7 @@ export function createPgAdapter(settings: PoolSettings): { adapter: PrismaPg; po
       const { transaction, isOpen, discard } = releaseExactlyOnce(await beginTransaction(transactional, pool, isolationLevel), settings.commitWaitMinMs ?? 0);
       const opening = openingTransactions.getStore();
       // The first transaction opened in the context is the one its caller asked for.
-      if (opening && !opening.runner) opening.runner = transactionRunner(transaction.client, isOpen, discard, statementSettings);
+      if (opening && !opening.runner) opening.runner = transactionRunner(transaction.client, isOpen, discard, statements);
       return transaction;
     };
     return adapter;
